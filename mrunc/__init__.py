@@ -1,0 +1,3 @@
+"""mrunc: an OCI container runtime built as a compiler (config -> plan) and an interpreter (plan -> container)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from mrunc.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The compiler: config.json -> checked config -> ordered ops -> plan (JSON, text, sh, py)."""

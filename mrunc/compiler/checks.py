@@ -1,0 +1,120 @@
+"""Semantic checks the schema cannot express. Each names the field, what is wrong and what is allowed."""
+
+from mrunc.compiler.errors import ConfigError, pointer
+from mrunc.executor.flags import CAPABILITIES, RLIMITS
+
+# Known to the runtime-spec, not honoured by mrunc: rejected by name rather than ignored.
+UNSUPPORTED = {
+    ("process", "ioPriority"): "I/O priority is not supported",
+    ("process", "scheduler"): "scheduler policy is not supported",
+    ("process", "execCPUAffinity"): "exec CPU affinity is not supported",
+    ("linux", "intelRdt"): "Intel RDT is not supported",
+    ("linux", "memoryPolicy"): "NUMA memory policy is not supported",
+    ("linux", "personality"): "personality is not supported",
+    ("linux", "netDevices"): "moving network devices into the container is not supported yet",
+}
+
+# sysctl prefixes and the namespace that makes them safe to set (as runc validates).
+NAMESPACED_SYSCTLS = (
+    ("kernel.msgmax", "ipc"), ("kernel.msgmnb", "ipc"), ("kernel.msgmni", "ipc"), ("kernel.sem", "ipc"),
+    ("kernel.shmall", "ipc"), ("kernel.shmmax", "ipc"), ("kernel.shmmni", "ipc"),
+    ("kernel.shm_rmid_forced", "ipc"), ("fs.mqueue.", "ipc"), ("net.", "network"),
+    ("kernel.hostname", "uts"), ("kernel.domainname", "uts"),
+)
+
+
+def check(config: dict) -> None:
+    for (section, key), why in UNSUPPORTED.items():
+        if key in config.get(section, {}):
+            raise ConfigError(pointer(section, key), f"{why} by mrunc; remove it")
+    linux = config.get("linux", {})
+    namespaces = _check_namespaces(linux)
+    _check_process(config.get("process"))
+    _check_mounts(config, namespaces)
+    _check_ids(linux, namespaces)
+    _check_sysctl(linux, namespaces)
+    if "hostname" in config and config["hostname"] and "uts" not in namespaces:
+        raise ConfigError("/hostname", "setting a hostname needs a new uts namespace in /linux/namespaces")
+    if "timeOffsets" in linux and namespaces.get("time", "x") is not None:
+        raise ConfigError("/linux/timeOffsets", "needs a new (not joined) time namespace in /linux/namespaces")
+    seccomp = linux.get("seccomp", {})
+    if "listenerPath" in seccomp or any(r["action"] == "SCMP_ACT_NOTIFY" for r in seccomp.get("syscalls", [])):
+        raise ConfigError("/linux/seccomp",
+                          "seccomp user notification (SCMP_ACT_NOTIFY, listenerPath) is not supported")
+
+
+def _check_namespaces(linux: dict) -> dict[str, str | None]:
+    """Namespace type -> path (None: create a new one). Duplicates are an error."""
+    found: dict[str, str | None] = {}
+    for i, ns in enumerate(linux.get("namespaces", [])):
+        if ns["type"] in found:
+            raise ConfigError(pointer("linux", "namespaces", i, "type"),
+                              f"namespace {ns['type']!r} is listed twice; each type may appear once")
+        found[ns["type"]] = ns.get("path") or None
+    return found
+
+
+def _check_process(process: dict | None) -> None:
+    if process is None:
+        raise ConfigError("/process", "missing; a container needs a process to run (config.md: REQUIRED for start)")
+    if not process.get("args"):
+        raise ConfigError("/process/args", "missing or empty; allowed: at least the program to run")
+    for kind, names in process.get("capabilities", {}).items():
+        for i, name in enumerate(names):
+            if name not in CAPABILITIES:
+                raise ConfigError(pointer("process", "capabilities", kind, i),
+                                  f"unknown capability {name!r}; allowed: {', '.join(CAPABILITIES)}")
+    seen = set()
+    for i, limit in enumerate(process.get("rlimits", [])):
+        where = pointer("process", "rlimits", i)
+        if limit["type"] not in RLIMITS:
+            raise ConfigError(where + "/type", f"unknown rlimit {limit['type']!r}; allowed: {', '.join(RLIMITS)}")
+        if limit["type"] in seen:
+            raise ConfigError(where + "/type", f"{limit['type']} is set twice; each rlimit may appear once")
+        seen.add(limit["type"])
+        if limit["soft"] > limit["hard"]:
+            raise ConfigError(where + "/soft", f"soft limit {limit['soft']} is above hard limit {limit['hard']}")
+
+
+def _check_mounts(config: dict, namespaces: dict) -> None:
+    for i, m in enumerate(config.get("mounts", [])):
+        dest = m["destination"]
+        if not dest.startswith("/"):
+            raise ConfigError(pointer("mounts", i, "destination"),
+                              f"got {dest!r}; allowed: an absolute path inside the container")
+        if ".." in dest.split("/"):
+            raise ConfigError(pointer("mounts", i, "destination"), f"got {dest!r}; allowed: a path without '..'")
+    if "mount" not in namespaces:
+        needs = [k for k in ("mounts",) if config.get(k)]
+        needs += [k for k in ("maskedPaths", "readonlyPaths", "devices") if config.get("linux", {}).get(k)]
+        if config["root"].get("readonly"):
+            needs.append("root.readonly")
+        if needs:
+            raise ConfigError("/linux/namespaces",
+                              f"{', '.join(needs)} need a mount namespace; without one mrunc only chroots "
+                              "(it never mounts in the host's namespace)")
+    elif namespaces["mount"] is not None:
+        raise ConfigError("/linux/namespaces", "joining a mount namespace by path is not supported; "
+                          "mrunc builds the rootfs in a new one")
+
+
+def _check_ids(linux: dict, namespaces: dict) -> None:
+    maps = [k for k in ("uidMappings", "gidMappings") if linux.get(k)]
+    if maps and "user" not in namespaces:
+        raise ConfigError(pointer("linux", maps[0]), "id mappings need a user namespace in /linux/namespaces")
+    if "user" in namespaces and namespaces["user"] is None and len(maps) != 2:
+        raise ConfigError("/linux/uidMappings", "a new user namespace needs both uidMappings and gidMappings")
+    if "user" in namespaces and namespaces["user"] is not None and maps:
+        raise ConfigError(pointer("linux", maps[0]), "a joined user namespace already has its mappings")
+
+
+def _check_sysctl(linux: dict, namespaces: dict) -> None:
+    for key in linux.get("sysctl", {}):
+        where = pointer("linux", "sysctl", key)
+        ns = next((ns for prefix, ns in NAMESPACED_SYSCTLS if key == prefix or
+                   (prefix.endswith(".") and key.startswith(prefix))), None)
+        if ns is None:
+            raise ConfigError(where, "not a namespaced sysctl; setting it would change the host. Allowed: "
+                              "kernel.{msg*,sem,shm*}, fs.mqueue.*, net.*, kernel.hostname/domainname")
+        if ns not in namespaces:
+            raise ConfigError(where, f"needs a {ns} namespace in /linux/namespaces")

@@ -1,0 +1,45 @@
+"""config.json -> plan: load, validate, check, lower in order, and serialize deterministically."""
+
+import hashlib
+import json
+import os
+
+from mrunc import __version__
+from mrunc.compiler import checks, load, order
+from mrunc.executor.host import fingerprint
+from mrunc.executor.plan import FORMAT
+
+
+def compile_config(config_path: str, container_id: str | None = None, host: dict | None = None) -> dict:
+    """Compile a bundle's config. Raises ConfigError/ConfigErrors on bad input, OSError if unreadable."""
+    with open(config_path, "rb") as f:
+        raw = f.read()
+    return compile_bytes(raw, os.path.dirname(os.path.abspath(config_path)), container_id, host)
+
+
+def compile_bytes(raw: bytes, bundle: str, container_id: str | None = None, host: dict | None = None) -> dict:
+    config = load.parse(raw)
+    load.validate(config)
+    checks.check(config)
+    assert isinstance(config, dict)
+    digest = hashlib.sha256(raw).hexdigest()
+    host = host or fingerprint()
+    rootfs = os.path.normpath(os.path.join(bundle, config["root"]["path"]))
+    emit = order.lower(config, rootfs, bundle, host, f"/mrunc/{container_id or digest[:12]}")
+    return {
+        "format": FORMAT,
+        "mrunc_version": __version__,
+        "config_sha256": digest,
+        "bundle": bundle,
+        "host": host,
+        "notes": emit.notes,
+        "ops": emit.ops,
+    }
+
+
+def dumps(plan: dict) -> str:
+    """JSON with one op per line, so plans diff line by line; byte-identical for equal plans."""
+    head = {k: v for k, v in plan.items() if k != "ops"}
+    lines = json.dumps(head, indent=1)[:-2] + ',\n "ops": [\n'
+    lines += ",\n".join("  " + json.dumps(o, separators=(",", ": ")) for o in plan["ops"])
+    return lines + "\n ]\n}\n"

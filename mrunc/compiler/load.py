@@ -1,0 +1,59 @@
+"""Read config.json and validate it against mrunc's trimmed OCI schema (schemas/config.schema.json)."""
+
+import json
+from importlib import resources
+
+import jsonschema
+
+from mrunc.compiler.errors import ConfigError, ConfigErrors, pointer
+
+MAX_ERRORS = 20
+
+
+def schema() -> dict:
+    return json.loads(resources.files("mrunc.schemas").joinpath("config.schema.json").read_text())
+
+
+def parse(raw: bytes) -> object:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError("/", f"not UTF-8 text (byte {e.start})") from None
+    if "\x00" in text:
+        raise ConfigError("/", f"contains a NUL byte at offset {text.index(chr(0))}; JSON text may not")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ConfigError("/", "nested too deeply to be a config") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError("/", f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+
+
+def validate(config: object) -> None:
+    """Raise ConfigErrors listing every schema violation, each with its pointer and what is allowed."""
+    validator = jsonschema.Draft4Validator(schema())
+    found = sorted(validator.iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    if found:
+        raise ConfigErrors([_explain(e) for e in found[:MAX_ERRORS]])
+
+
+def _explain(error: jsonschema.ValidationError) -> ConfigError:
+    where = pointer(*error.absolute_path)
+    got = json.dumps(error.instance)
+    if len(got) > 60:
+        got = got[:57] + "..."
+    allowed = {
+        "type": lambda v: f"allowed: {v if isinstance(v, str) else ' or '.join(v)}",
+        "enum": lambda v: "allowed: " + ", ".join(json.dumps(x) for x in v),
+        "pattern": lambda v: f"allowed: strings matching {v}",
+        "minimum": lambda v: f"allowed: at least {v}",
+        "maximum": lambda v: f"allowed: at most {v}",
+        "required": lambda v: f"required: {', '.join(v)}",
+        "maxItems": lambda v: f"allowed: at most {v} items",
+        "minItems": lambda v: f"allowed: at least {v} items",
+        "minLength": lambda v: f"allowed: at least {v} characters",
+        "additionalProperties": lambda v: "allowed: no other properties",
+    }.get(error.validator, lambda v: f"{error.validator}: {v}")(error.validator_value)
+    if error.validator == "required":
+        return ConfigError(where, f"{error.message}; {allowed}")
+    return ConfigError(where, f"got {got}; {allowed}")

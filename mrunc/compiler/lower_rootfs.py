@@ -1,0 +1,156 @@
+"""The container's filesystem: rootfs, mounts in listed order, /dev, masked and read-only paths.
+
+Mount options are lowered by table, as runc does: each option either sets or clears a flag, is a
+propagation change (its own mount call), or is passed to the filesystem as data.
+"""
+
+from mrunc.compiler.emit import Emitter
+from mrunc.compiler.errors import ConfigError, pointer
+
+# option -> (flag, set?)
+FLAG_OPTIONS = {
+    "defaults": (None, True),
+    "ro": ("MS_RDONLY", True), "rw": ("MS_RDONLY", False),
+    "nosuid": ("MS_NOSUID", True), "suid": ("MS_NOSUID", False),
+    "nodev": ("MS_NODEV", True), "dev": ("MS_NODEV", False),
+    "noexec": ("MS_NOEXEC", True), "exec": ("MS_NOEXEC", False),
+    "sync": ("MS_SYNCHRONOUS", True), "async": ("MS_SYNCHRONOUS", False),
+    "dirsync": ("MS_DIRSYNC", True),
+    "remount": ("MS_REMOUNT", True),
+    "mand": ("MS_MANDLOCK", True), "nomand": ("MS_MANDLOCK", False),
+    "noatime": ("MS_NOATIME", True), "atime": ("MS_NOATIME", False),
+    "nodiratime": ("MS_NODIRATIME", True), "diratime": ("MS_NODIRATIME", False),
+    "relatime": ("MS_RELATIME", True), "norelatime": ("MS_RELATIME", False),
+    "strictatime": ("MS_STRICTATIME", True), "nostrictatime": ("MS_STRICTATIME", False),
+    "lazytime": ("MS_LAZYTIME", True), "nolazytime": ("MS_LAZYTIME", False),
+    "nosymfollow": ("MS_NOSYMFOLLOW", True), "symfollow": ("MS_NOSYMFOLLOW", False),
+}
+BIND_OPTIONS = {"bind": ["MS_BIND"], "rbind": ["MS_BIND", "MS_REC"]}
+PROPAGATION_OPTIONS = {
+    "private": ["MS_PRIVATE"], "rprivate": ["MS_PRIVATE", "MS_REC"],
+    "shared": ["MS_SHARED"], "rshared": ["MS_SHARED", "MS_REC"],
+    "slave": ["MS_SLAVE"], "rslave": ["MS_SLAVE", "MS_REC"],
+    "unbindable": ["MS_UNBINDABLE"], "runbindable": ["MS_UNBINDABLE", "MS_REC"],
+}
+UNSUPPORTED_OPTIONS = {"tmpcopyup", "idmap", "ridmap", "copy-symlink", "src-nofollow", "dst-nofollow"}
+ROOT_PROPAGATION = {"": ["MS_PRIVATE", "MS_REC"], "private": ["MS_PRIVATE", "MS_REC"],
+                    "slave": ["MS_SLAVE", "MS_REC"], "shared": ["MS_SHARED", "MS_REC"],
+                    "unbindable": ["MS_UNBINDABLE", "MS_REC"]}
+
+# Nodes every container gets (runc's and crun's defaults), and the /dev symlinks.
+DEFAULT_DEVICES = (("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/tty", 5, 0),
+                   ("/dev/urandom", 1, 9), ("/dev/random", 1, 8))
+DEV_SYMLINKS = (("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
+                ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"), ("pts/ptmx", "/dev/ptmx"))
+
+
+def parse_options(options: list[str], where: str) -> tuple[list[str], list[str], list[list[str]], list[str]]:
+    """-> (flags to set, bind flags, propagation changes, filesystem data)."""
+    flags: set[str] = set()
+    bind: list[str] = []
+    propagation: list[list[str]] = []
+    data: list[str] = []
+    for i, option in enumerate(options):
+        if option in FLAG_OPTIONS:
+            flag, on = FLAG_OPTIONS[option]
+            if flag and on:
+                flags.add(flag)
+            elif flag:
+                flags.discard(flag)
+        elif option in BIND_OPTIONS:
+            bind = BIND_OPTIONS[option]
+        elif option in PROPAGATION_OPTIONS:
+            propagation.append(PROPAGATION_OPTIONS[option])
+        elif option in UNSUPPORTED_OPTIONS:
+            raise ConfigError(f"{where}/options/{i}", f"mount option {option!r} is not supported by mrunc")
+        else:
+            data.append(option)
+    return sorted(flags), bind, propagation, data
+
+
+def lower_root(emit: Emitter, rootfs: str, propagation: str) -> None:
+    """Make / private (or as rootfsPropagation says) so nothing we mount leaks to the host, then bind the
+    rootfs onto itself: pivot_root needs the new root to be a mount point."""
+    emit("mount", "init", "/linux/rootfsPropagation", source=None, target="/", fstype=None,
+         flags=ROOT_PROPAGATION[propagation], data=None, root=None, create=None)
+    emit("mount", "init", "/root/path", source=rootfs, target=rootfs, fstype=None, flags=["MS_BIND", "MS_REC"],
+         data=None, root=None, create=None)
+
+
+def lower_mounts(emit: Emitter, config: dict, rootfs: str, bundle: str, cgroup_dirs: dict[str, str]) -> None:
+    """Every mount in listed order (config.md: 'MUST mount entries in the listed order')."""
+    for i, m in enumerate(config.get("mounts", [])):
+        where = pointer("mounts", i)
+        flags, bind, propagation, data = parse_options(m.get("options", []), where)
+        kind = m.get("type") or ("bind" if bind else "")
+        if kind == "bind" and not bind:
+            bind = ["MS_BIND"]
+        if kind in ("cgroup", "cgroup2"):
+            _lower_cgroup_mount(emit, m["destination"], flags, rootfs, cgroup_dirs, where)
+        elif bind:
+            source = m.get("source", "")
+            if not source:
+                raise ConfigError(where + "/source", "a bind mount needs a source path")
+            if not source.startswith("/"):
+                source = f"{bundle}/{source}"
+            _bind(emit, source, m["destination"], bind, flags, rootfs, where, create=None)
+        else:
+            if not kind:
+                raise ConfigError(where + "/type", "missing; allowed: a filesystem type, or a bind option")
+            emit("mount", "init", where, source=m.get("source") or kind, target=m["destination"], fstype=kind,
+                 flags=flags, data=",".join(data) or None, root=rootfs, create="dir")
+        for change in propagation:
+            emit("mount", "init", where, source=None, target=m["destination"], fstype=None, flags=change,
+                 data=None, root=rootfs, create=None)
+
+
+def _bind(emit: Emitter, source: str, target: str, bind: list[str], flags: list[str], rootfs: str,
+          where: str, create: str | None) -> None:
+    """A bind mount ignores other flags, so ro/nosuid/... take a second, remounting call."""
+    emit("mount", "init", where, source=source, target=target, fstype=None, flags=bind, data=None,
+         root=rootfs, create=create or "auto")
+    if flags:
+        emit("remount", "init", where, target=target, flags=["MS_BIND", "MS_REMOUNT", *flags], root=rootfs)
+
+
+def _lower_cgroup_mount(emit: Emitter, dest: str, flags: list[str], rootfs: str, cgroup_dirs: dict[str, str],
+                        where: str) -> None:
+    """Show the container its own cgroup: on v1 a tmpfs with a bind of each controller's container
+    directory (as runc does), on v2 a bind of the container's directory."""
+    if "" in cgroup_dirs:
+        _bind(emit, cgroup_dirs[""], dest, ["MS_BIND", "MS_REC"], flags, rootfs, where, create="dir")
+        return
+    tmpfs_flags = sorted(set(flags) - {"MS_RDONLY"})
+    emit("mount", "init", where, source="tmpfs", target=dest, fstype="tmpfs", flags=tmpfs_flags,
+         data="mode=755", root=rootfs, create="dir")
+    for ctrl, d in cgroup_dirs.items():
+        _bind(emit, d, f"{dest}/{ctrl}", ["MS_BIND", "MS_REC"], flags, rootfs, where, create="dir")
+    if "MS_RDONLY" in flags:
+        emit("remount", "init", where, target=dest, flags=["MS_REMOUNT", *flags], root=rootfs)
+
+
+def lower_devices(emit: Emitter, linux: dict, rootfs: str, in_userns: bool) -> None:
+    """Default nodes, linux.devices, /dev symlinks. In a user namespace mknod is not allowed, so host
+    nodes are bind-mounted onto empty files instead (as runc does)."""
+    nodes = [(path, "c", major, minor, 0o666, 0, 0, "/linux/devices") for path, major, minor in DEFAULT_DEVICES]
+    listed = {d["path"] for d in linux.get("devices", [])}
+    nodes = [n for n in nodes if n[0] not in listed]
+    for i, d in enumerate(linux.get("devices", [])):
+        nodes.append((d["path"], d["type"], d.get("major", 0), d.get("minor", 0), d.get("fileMode", 0o666),
+                      d.get("uid", 0), d.get("gid", 0), pointer("linux", "devices", i)))
+    for path, kind, major, minor, mode, uid, gid, src in nodes:
+        if in_userns:
+            _bind(emit, path, path, ["MS_BIND"], [], rootfs, src, create="file")
+        else:
+            emit("mknod", "init", src, root=rootfs, path=path, type=kind, major=major, minor=minor, mode=mode,
+                 uid=uid, gid=gid)
+    for target, link in DEV_SYMLINKS:
+        emit("symlink", "init", "/linux/devices", root=rootfs, target=target, link=link)
+
+
+def lower_paths(emit: Emitter, linux: dict) -> None:
+    """Read-only paths, then masked paths (after pivot_root, as runc and youki do)."""
+    for i, path in enumerate(linux.get("readonlyPaths", [])):
+        emit("readonly_path", "init", pointer("linux", "readonlyPaths", i), path=path)
+    for i, path in enumerate(linux.get("maskedPaths", [])):
+        emit("mask_path", "init", pointer("linux", "maskedPaths", i), path=path)

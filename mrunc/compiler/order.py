@@ -1,0 +1,94 @@
+"""The order of operations, in one place. Each step says why it stands where it does.
+
+runc, crun and youki agree on this order (design.md); where they differ the choice is written here.
+"""
+
+from mrunc.compiler import lower_cgroups, lower_process, lower_rootfs
+from mrunc.compiler.emit import Emitter
+
+
+def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: str) -> Emitter:
+    emit = Emitter()
+    linux = config.get("linux", {})
+    process = config["process"]
+    ns = lower_process.namespaces(linux)
+
+    # 1. cgroup first, written by runtime before any process exists; child joins it before creating
+    #    namespaces, so every process of the container is accounted from the start and a new cgroup
+    #    namespace is rooted at the container's cgroup (crun: CLONE_INTO_CGROUP; runc: after start).
+    cgroup_path = lower_cgroups.cgroup_path(linux, cgroup_default)
+    cgroup_dirs = lower_cgroups.lower(emit, linux, host, cgroup_path)
+    emit("fork", "runtime", "/")
+    emit("cgroup_enter", "child", "/linux/cgroupsPath", dirs=cgroup_dirs)
+
+    # 2. Namespaces: joins, then a new user namespace whose maps the parent writes while child waits
+    #    (only a process outside it may), then the rest, owned by that user namespace.
+    lower_process.lower_namespaces(emit, linux)
+
+    # 3. Fork again: a new pid namespace takes effect for children only; init is its pid 1.
+    emit("fork_init", "child", "/linux/namespaces")
+    if "network" in ns and ns["network"] is None:
+        emit("loopback_up", "init", "/linux/namespaces")
+
+    # 4. rootfs: / private (nothing leaks to the host), rootfs bound onto itself, mounts in listed
+    #    order (config.md), then /dev nodes and symlinks (they may live on a tmpfs mounted at /dev).
+    #    Without a mount namespace mrunc never mounts: it only chroots (checks.py rejects mounts then).
+    cgroup_by_ctrl = lower_cgroups.dirs(host, cgroup_path)
+    if "mount" in ns:
+        lower_rootfs.lower_root(emit, rootfs, linux.get("rootfsPropagation", ""))
+        lower_rootfs.lower_mounts(emit, config, rootfs, bundle, cgroup_by_ctrl)
+        lower_rootfs.lower_devices(emit, linux, rootfs, in_userns="user" in ns)
+        # 5. (hooks: prestart/createRuntime/createContainer go here, after mounts, before pivot_root.)
+        # 6. pivot_root; then the read-only root, names, sysctls (before /proc/sys turns read-only),
+        #    read-only and masked paths, as runc's init does after pivot.
+        emit("pivot_root", "init", "/root/path", root=rootfs)
+        if config["root"].get("readonly"):
+            emit("remount", "init", "/root/readonly", target="/",
+                 flags=["MS_BIND", "MS_REMOUNT", "MS_RDONLY", "MS_REC"], root=None)
+    else:
+        emit("chroot", "init", "/root/path", root=rootfs)
+    if config.get("hostname"):
+        emit("sethostname", "init", "/hostname", name=config["hostname"])
+    if config.get("domainname"):
+        emit("setdomainname", "init", "/domainname", name=config["domainname"])
+    for key, value in sorted(linux.get("sysctl", {}).items()):
+        emit("sysctl", "init", f"/linux/sysctl/{key}", key=key, value=value)
+    lower_rootfs.lower_paths(emit, linux)
+
+    # rlimits (runc sets them from the parent with prlimit, crun before clone, youki after the user
+    # namespace): here init sets them, while it still holds its capabilities.
+    lower_process.lower_limits(emit, process)
+
+    # 7. chdir before the id change (root may enter dirs the user cannot) and again after it
+    #    (the user may enter dirs root cannot, e.g. root-squashed NFS); only the second must succeed.
+    cwd = process.get("cwd", "/")
+    emit("chdir", "init", "/process/cwd", path=cwd, must=False)
+
+    # 8. seccomp before the capability drop when no_new_privs is off: loading it then needs
+    #    CAP_SYS_ADMIN. With no_new_privs it goes last, so the filter sees as few of our syscalls as can be.
+    seccomp = linux.get("seccomp")
+    nnp = process.get("noNewPrivileges", False)
+    if seccomp and not nnp:
+        _seccomp(emit, seccomp)
+
+    # 9. Bounding set -> keep-caps -> setgroups/setresgid/setresuid -> capset -> ambient -> no_new_privs.
+    lower_process.lower_credentials(emit, process)
+    emit("chdir", "init", "/process/cwd", path=cwd, must=True)
+    if "umask" in process.get("user", {}):
+        emit("umask", "init", "/process/user/umask", mask=process["user"]["umask"])
+    if nnp:
+        emit("no_new_privs", "init", "/process/noNewPrivileges")
+
+    # 10. No fd of ours may reach the user process (CVE-2024-21626): all above stdio become
+    #     close-on-exec. Then seccomp (with no_new_privs), then execve, which is always last.
+    emit("close_fds", "init", "/process", preserve=0)
+    if seccomp and nnp:
+        _seccomp(emit, seccomp)
+    emit("execve", "init", "/process/args", args=process["args"], env=process.get("env", []))
+    return emit
+
+
+def _seccomp(emit: Emitter, seccomp: dict) -> None:
+    from mrunc.compiler.lower_seccomp import compile_filter
+
+    emit("seccomp_load", "init", "/linux/seccomp", **compile_filter(seccomp))

@@ -1,0 +1,48 @@
+"""Renderings of a plan: the text listing people read (one op per line, like pickletools or re.DEBUG),
+and shell and Python scripts for reviewers (jinja2 templates in mrunc/templates)."""
+
+import json
+
+from mrunc.executor.run import describe_args
+
+
+def _short_args(o: dict) -> str:
+    args = dict(o["args"])
+    if o["op"] == "seccomp_load":
+        args["bpf"] = f"<{len(args['bpf']) * 3 // 4 // 8} insns>"
+        args["pfc"] = "<below>"
+    return describe_args(args)
+
+
+def text(plan: dict, failed: int | None = None) -> str:
+    """The listing; `failed` marks an op with `-->` as dis does."""
+    host = plan["host"]
+    lines = [f"mrunc plan {plan['format']} (mrunc {plan['mrunc_version']}) "
+             f"config sha256:{plan['config_sha256'][:16]} host {host['arch']} cgroup {host['cgroup']}"]
+    lines += [f"note: {n}" for n in plan.get("notes", [])]
+    width = max(len(o["op"]) for o in plan["ops"])
+    for i, o in enumerate(plan["ops"]):
+        mark = "-->" if i == failed else "   "
+        lines.append(f"{mark}{i:4} {o['proc']:<7} {o['op']:<{width}}  {_short_args(o)}  # {o['src']}")
+    for i, o in enumerate(plan["ops"]):
+        if o["op"] == "seccomp_load":
+            lines.append(f"\nseccomp filter of op {i} (libseccomp pseudo-filter code):")
+            lines.append(o["args"]["pfc"].rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def script(plan: dict, kind: str) -> str:
+    """kind: 'sh' or 'py'."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("mrunc", "templates"), keep_trailing_newline=True,
+                             trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    env.filters["json"] = lambda v: json.dumps(v)
+    env.filters["sh"] = _sh_quote
+    return env.get_template(f"plan.{kind}.j2").render(plan=plan, describe=_short_args)
+
+
+def _sh_quote(value: object) -> str:
+    import shlex
+
+    return shlex.quote(value if isinstance(value, str) else json.dumps(value))

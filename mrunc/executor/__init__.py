@@ -1,0 +1,1 @@
+"""The interpreter: replays a plan op by op. Standard library only (see design.md, exec-path budget)."""

@@ -1,0 +1,88 @@
+"""cgroup ops. The compiler decided v1 or v2 and which files; these only make dirs and write files."""
+
+import os
+import time
+
+from mrunc.executor.optable import Context, op
+
+
+@op("cgroup_mkdir", "runtime", "dir")
+def cgroup_mkdir(ctx: Context, dir: str) -> None:
+    """Create a cgroup directory and any missing parents; those it made are removed after the container."""
+    missing = []
+    path = dir
+    while not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for path in reversed(missing):
+        os.mkdir(path)
+        remove = _remove_cgroup if path == dir else _remove_if_unused
+        ctx.undo.append((f"rmdir {path}", lambda p=path, remove=remove: remove(p)))
+
+
+def _remove_if_unused(path: str) -> None:
+    """A parent we created: remove it unless another container's cgroup lives there now."""
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def _remove_cgroup(path: str) -> None:
+    """Kill what is left in the cgroup (a container without its own pid namespace), then rmdir it."""
+    for _ in range(100):
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            for pid in _procs(path):
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.01)
+    os.rmdir(path)
+
+
+def _procs(path: str) -> list[int]:
+    try:
+        with open(os.path.join(path, "cgroup.procs")) as f:
+            return [int(line) for line in f if line.strip()]
+    except OSError:
+        return []
+
+
+@op("cgroup_copy_parent", "runtime", "dir", "file")
+def cgroup_copy_parent(ctx: Context, dir: str, file: str) -> None:
+    """Fill an empty v1 cpuset file (and its empty ancestors') from the nearest ancestor that has a value:
+    a new cpuset takes no tasks until cpus and mems are set."""
+    empty = []
+    path = dir
+    while not (value := _read(os.path.join(path, file))):
+        empty.append(path)
+        path = os.path.dirname(path)
+    for path in reversed(empty):
+        with open(os.path.join(path, file), "w") as f:
+            f.write(value)
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read().strip()
+
+
+@op("cgroup_write", "runtime", "dir", "file", "value")
+def cgroup_write(ctx: Context, dir: str, file: str, value: str) -> None:
+    """Write one cgroup control file."""
+    with open(os.path.join(dir, file), "w") as f:
+        f.write(value)
+
+
+@op("cgroup_enter", "child", "dirs")
+def cgroup_enter(ctx: Context, dirs: list[str]) -> None:
+    """Move this process into the cgroup(s) before any namespace is created; its children follow."""
+    for d in dirs:
+        with open(os.path.join(d, "cgroup.procs"), "w") as f:
+            f.write("0")

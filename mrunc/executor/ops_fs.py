@@ -1,0 +1,215 @@
+"""Filesystem ops: mounts, device nodes, symlinks, pivot_root, masked and read-only paths, sysctls, names.
+
+Paths inside the rootfs are resolved with openat2(RESOLVE_IN_ROOT) and mounted through /proc/self/fd, so a
+symlink in the rootfs (even one swapped in during setup) cannot send a mount outside it (CVE-2021-30465).
+"""
+
+import os
+import stat
+
+from mrunc.executor import libc
+from mrunc.executor.flags import MOUNT_FLAGS, UMOUNT_FLAGS, mask
+from mrunc.executor.optable import Context, op
+
+# Flags a remount must carry over or the kernel refuses it in a user namespace (they are locked).
+_STATVFS_KEPT = MOUNT_FLAGS["MS_NOSUID"] | MOUNT_FLAGS["MS_NODEV"] | MOUNT_FLAGS["MS_NOEXEC"]
+_STATVFS_ATIME = {1024: "MS_NOATIME", 2048: "MS_NODIRATIME", 4096: "MS_RELATIME"}
+
+
+def _open_root(root: str) -> int:
+    return os.open(root, libc.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def _open_in_root(root: str, path: str, create: str | None = None) -> int:
+    """O_PATH fd of `path` resolved inside `root`; with `create` ("dir" or "file") make what is missing."""
+    root_fd = _open_root(root)
+    try:
+        try:
+            return libc.open_in_root(root_fd, path)
+        except FileNotFoundError:
+            if not create:
+                raise
+        parts = [p for p in path.split("/") if p]
+        parent = os.dup(root_fd)
+        try:
+            for i, name in enumerate(parts):
+                last = i == len(parts) - 1
+                try:
+                    fd = libc.open_in_root(parent, name)
+                except FileNotFoundError:
+                    if last and create == "file":
+                        os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=parent))
+                    else:
+                        os.mkdir(name, 0o755, dir_fd=parent)
+                    fd = libc.open_in_root(parent, name)
+                os.close(parent)
+                parent = fd
+            return os.dup(parent)
+        finally:
+            os.close(parent)
+    finally:
+        os.close(root_fd)
+
+
+def _parent_in_root(root: str, path: str) -> tuple[int, str]:
+    """fd of the directory holding `path` inside root (created if missing), and the last name."""
+    head, name = os.path.split(path.rstrip("/"))
+    return _open_in_root(root, head or "/", create="dir"), name
+
+
+@op("mount", "init", "source", "target", "fstype", "flags", "data", "root", "create")
+def mount(ctx: Context, source: str | None, target: str, fstype: str | None, flags: list[str],
+          data: str | None, root: str | None, create: str | None) -> None:
+    """mount(2); with `root`, target is a path inside root, resolved safely; `create`: dir, file or auto."""
+    value = mask(flags, MOUNT_FLAGS)
+    if create == "auto":  # a bind mount point takes the kind of its source
+        create = "dir" if os.path.isdir(source or "") else "file"
+    if root is None:
+        libc.mount(source, target, fstype, value, data)
+        return
+    fd = _open_in_root(root, target, create)
+    try:
+        libc.mount(source, f"/proc/self/fd/{fd}", fstype, value, data)
+    finally:
+        os.close(fd)
+
+
+def _locked_flags(path: str) -> int:
+    """The mount flags a remount of `path` must keep (nosuid, nodev, noexec and the atime mode)."""
+    current = os.statvfs(path).f_flag
+    kept = current & _STATVFS_KEPT
+    for bit, name in _STATVFS_ATIME.items():
+        if current & bit:
+            kept |= MOUNT_FLAGS[name]
+    return kept
+
+
+@op("remount", "init", "target", "flags", "root")
+def remount(ctx: Context, target: str, flags: list[str], root: str | None) -> None:
+    """mount(MS_REMOUNT) keeping the flags the kernel locks (nosuid, nodev, noexec, atime) on the mount."""
+    fd = _open_in_root(root, target) if root else os.open(target, libc.O_PATH | os.O_CLOEXEC)
+    try:
+        path = f"/proc/self/fd/{fd}"
+        libc.mount(None, path, None, mask(flags, MOUNT_FLAGS) | _locked_flags(path), None)
+    finally:
+        os.close(fd)
+
+
+@op("mknod", "init", "root", "path", "type", "major", "minor", "mode", "uid", "gid")
+def mknod(ctx: Context, root: str, path: str, type: str, major: int, minor: int, mode: int,
+          uid: int, gid: int) -> None:
+    """Create a device node inside root, then chown and chmod it (mknod is subject to umask)."""
+    kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[type]
+    parent, name = _parent_in_root(root, path)
+    try:
+        try:
+            os.unlink(name, dir_fd=parent)
+        except FileNotFoundError:
+            pass
+        os.mknod(name, kind | (mode & 0o7777), os.makedev(major, minor), dir_fd=parent)
+        os.chown(name, uid, gid, dir_fd=parent, follow_symlinks=False)
+        os.chmod(name, mode & 0o7777, dir_fd=parent)
+    finally:
+        os.close(parent)
+
+
+@op("symlink", "init", "root", "target", "link")
+def symlink(ctx: Context, root: str, target: str, link: str) -> None:
+    """Create a symlink inside root; an existing entry is left alone, as runc does."""
+    parent, name = _parent_in_root(root, link)
+    try:
+        os.symlink(target, name, dir_fd=parent)
+    except FileExistsError:
+        pass
+    finally:
+        os.close(parent)
+
+
+@op("pivot_root", "init", "root")
+def pivot_root(ctx: Context, root: str) -> None:
+    """pivot_root(".", "."), then make the old root a slave and detach it, so no host mount stays reachable."""
+    new_root = os.open(root, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fchdir(new_root)
+        libc.pivot_root(".", ".")
+        os.fchdir(old_root)
+        libc.mount(None, ".", None, mask(["MS_SLAVE", "MS_REC"], MOUNT_FLAGS), None)
+        libc.umount2(".", UMOUNT_FLAGS["MNT_DETACH"])
+        os.chdir("/")
+    finally:
+        os.close(new_root)
+        os.close(old_root)
+
+
+@op("chroot", "init", "root")
+def chroot(ctx: Context, root: str) -> None:
+    """chroot into root: only for a container without a mount namespace, where pivot_root would move the host's."""
+    os.chroot(root)
+    os.chdir("/")
+
+
+def _is_dev_null(fd: int) -> bool:
+    st = os.fstat(fd)
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3)
+
+
+@op("mask_path", "init", "path")
+def mask_path(ctx: Context, path: str) -> None:
+    """Hide a path: bind /dev/null over a file, a read-only empty tmpfs over a directory; absent is fine.
+
+    /dev/null is checked to be the real 1:3 character device first, so a rootfs that made it a symlink or
+    another node cannot turn the mask into a bind of something else (CVE-2025-31133).
+    """
+    try:
+        target = os.open(path, libc.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return
+    try:
+        proc_target = f"/proc/self/fd/{target}"
+        if stat.S_ISDIR(os.fstat(target).st_mode):
+            libc.mount("tmpfs", proc_target, "tmpfs", mask(["MS_RDONLY"], MOUNT_FLAGS), "size=0k")
+            return
+        null = os.open("/dev/null", libc.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW)
+        try:
+            if not _is_dev_null(null):
+                raise OSError(1, "/dev/null is not the 1:3 character device; refusing to mask with it", path)
+            libc.mount(f"/proc/self/fd/{null}", proc_target, None, MOUNT_FLAGS["MS_BIND"], None)
+        finally:
+            os.close(null)
+    finally:
+        os.close(target)
+
+
+@op("readonly_path", "init", "path")
+def readonly_path(ctx: Context, path: str) -> None:
+    """Make a path read-only: bind it onto itself, then remount the bind read-only; absent is fine."""
+    try:
+        fd = os.open(path, libc.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return
+    try:
+        target = f"/proc/self/fd/{fd}"
+        libc.mount(target, target, None, mask(["MS_BIND", "MS_REC"], MOUNT_FLAGS), None)
+    finally:
+        os.close(fd)
+    remount(ctx, path, ["MS_BIND", "MS_REMOUNT", "MS_RDONLY", "MS_REC"], None)
+
+
+@op("sysctl", "init", "key", "value")
+def sysctl(ctx: Context, key: str, value: str) -> None:
+    """Write /proc/sys/KEY (dots become slashes)."""
+    with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+        f.write(value)
+
+
+@op("sethostname", "init", "name")
+def sethostname(ctx: Context, name: str) -> None:
+    """sethostname(2) in the container's uts namespace."""
+    libc.sethostname(name)
+
+
+@op("setdomainname", "init", "name")
+def setdomainname(ctx: Context, name: str) -> None:
+    """setdomainname(2) in the container's uts namespace."""
+    libc.setdomainname(name)

@@ -1,0 +1,61 @@
+"""Namespace ops: create, join, map ids, offset clocks."""
+
+import os
+
+from mrunc.executor import libc
+from mrunc.executor.flags import CLONE_FLAGS, NAMESPACE_FLAGS, mask
+from mrunc.executor.optable import Context, op, protocol_op
+
+protocol_op("fork", "runtime", "fork the child process; from here runtime and child take turns (run.py)")
+protocol_op("fork_init", "child", "fork init, the container's pid 1; child reports its pid and exits")
+
+
+@op("setns", "child", "type", "path")
+def setns(ctx: Context, type: str, path: str) -> None:
+    """Join an existing namespace by path (setns(2))."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        libc.setns(fd, CLONE_FLAGS[NAMESPACE_FLAGS[type]])
+    finally:
+        os.close(fd)
+
+
+@op("unshare", "child", "flags")
+def unshare(ctx: Context, flags: list[str]) -> None:
+    """Create new namespaces for this process (unshare(2)); a new pid/time namespace applies to its children."""
+    libc.unshare(mask(flags, CLONE_FLAGS))
+
+
+@op("write_id_map", "runtime", "file", "content")
+def write_id_map(ctx: Context, file: str, content: str) -> None:
+    """Write /proc/CHILD/{setgroups,uid_map,gid_map}: the parent maps ids while the child waits."""
+    with open(f"/proc/{ctx.child_pid}/{file}", "w") as f:
+        f.write(content)
+
+
+@op("become_ns_root", "child")
+def become_ns_root(ctx: Context) -> None:
+    """setresgid/setresuid(0) in the new user namespace, so the rest of setup runs as its root."""
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+
+
+@op("set_time_offsets", "child", "content")
+def set_time_offsets(ctx: Context, content: str) -> None:
+    """Write /proc/self/timens_offsets; must happen before the first process enters the time namespace."""
+    with open("/proc/self/timens_offsets", "w") as f:
+        f.write(content)
+
+
+@op("loopback_up", "init")
+def loopback_up(ctx: Context) -> None:
+    """Bring `lo` up in a new network namespace (ioctl SIOCSIFFLAGS), as runc does for a new netns."""
+    import fcntl
+    import socket
+    import struct
+
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        request = struct.pack("16sH22x", b"lo", 0)
+        flags = struct.unpack("16sH22x", fcntl.ioctl(s, siocgifflags, request))[1]
+        fcntl.ioctl(s, siocsifflags, struct.pack("16sH22x", b"lo", flags | iff_up))

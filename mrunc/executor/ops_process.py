@@ -1,0 +1,119 @@
+"""Process ops: working dir, rlimits, ids, capabilities, no_new_privs, seccomp, fds, execve."""
+
+import base64
+import os
+import resource
+
+from mrunc.executor import libc
+from mrunc.executor.flags import CAPABILITIES, RLIMITS, mask
+from mrunc.executor.optable import Context, op
+
+CLOSE_RANGE_CLOEXEC = 4
+
+
+@op("chdir", "init", "path", "must")
+def chdir(ctx: Context, path: str, must: bool) -> None:
+    """chdir(2). Tried once before the id change (as root) and once after, where it must succeed."""
+    try:
+        os.chdir(path)
+    except OSError:
+        if must:
+            raise
+
+
+@op("setrlimit", "init", "type", "soft", "hard")
+def setrlimit(ctx: Context, type: str, soft: int, hard: int) -> None:
+    """setrlimit(2) on the container's init; its children inherit it."""
+    resource.setrlimit(RLIMITS[type], (soft, hard))
+
+
+@op("oom_score_adj", "init", "value")
+def oom_score_adj(ctx: Context, value: int) -> None:
+    """Write /proc/self/oom_score_adj."""
+    with open("/proc/self/oom_score_adj", "w") as f:
+        f.write(str(value))
+
+
+@op("umask", "init", "mask")
+def umask(ctx: Context, mask: int) -> None:
+    """umask(2) for the user process."""
+    os.umask(mask)
+
+
+@op("drop_bounding", "init", "keep")
+def drop_bounding(ctx: Context, keep: list[str]) -> None:
+    """prctl(PR_CAPBSET_DROP) every capability the kernel knows except `keep`."""
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        last = int(f.read())
+    kept = {CAPABILITIES[name] for name in keep}
+    for cap in range(last + 1):
+        if cap not in kept:
+            libc.prctl(libc.PR_CAPBSET_DROP, cap)
+
+
+@op("keep_caps", "init")
+def keep_caps(ctx: Context) -> None:
+    """prctl(PR_SET_KEEPCAPS, 1): keep permitted capabilities across the uid change that follows."""
+    libc.prctl(libc.PR_SET_KEEPCAPS, 1)
+
+
+@op("set_ids", "init", "uid", "gid", "additional_gids")
+def set_ids(ctx: Context, uid: int, gid: int, additional_gids: list[int]) -> None:
+    """setgroups, setresgid, setresuid: groups and gid first, while we still may."""
+    os.setgroups(additional_gids)
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+
+
+@op("capset", "init", "effective", "permitted", "inheritable")
+def capset(ctx: Context, effective: list[str], permitted: list[str], inheritable: list[str]) -> None:
+    """capset(2): the effective, permitted and inheritable sets of the user process."""
+    libc.capset(_cap_bits(effective), _cap_bits(permitted), _cap_bits(inheritable))
+
+
+def _cap_bits(names: list[str]) -> int:
+    return sum(1 << CAPABILITIES[name] for name in set(names))
+
+
+@op("ambient_raise", "init", "caps")
+def ambient_raise(ctx: Context, caps: list[str]) -> None:
+    """prctl(PR_CAP_AMBIENT_RAISE) each capability (it must be permitted and inheritable already)."""
+    for name in caps:
+        libc.prctl(libc.PR_CAP_AMBIENT, libc.PR_CAP_AMBIENT_RAISE, CAPABILITIES[name])
+
+
+@op("no_new_privs", "init")
+def no_new_privs(ctx: Context) -> None:
+    """prctl(PR_SET_NO_NEW_PRIVS, 1): execve can no longer grant privileges (setuid bits, file caps)."""
+    libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
+
+
+@op("seccomp_load", "init", "bpf", "flags", "pfc")
+def seccomp_load(ctx: Context, bpf: str, flags: list[str], pfc: str) -> None:
+    """seccomp(SECCOMP_SET_MODE_FILTER) with the BPF the compiler made; `pfc` is its readable form."""
+    libc.seccomp_set_filter(base64.b64decode(bpf), mask(flags, libc.SECCOMP_FILTER_FLAGS))
+
+
+@op("close_fds", "init", "preserve")
+def close_fds(ctx: Context, preserve: int) -> None:
+    """Mark every fd above stdio and the preserved ones close-on-exec, so none leaks into the container."""
+    libc.close_range(3 + preserve, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC)
+
+
+def _lookup(name: str, env: list[str]) -> str:
+    """Find the program as execvp would, but with the container's PATH."""
+    if "/" in name:
+        return name
+    path = next((e[5:] for e in env if e.startswith("PATH=")), "/usr/local/bin:/usr/bin:/bin")
+    for directory in path.split(":"):
+        candidate = os.path.join(directory or ".", name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise FileNotFoundError(2, f"executable file not found in $PATH ({path})", name)
+
+
+@op("execve", "init", "args", "env")
+def execve(ctx: Context, args: list[str], env: list[str]) -> None:
+    """execve(2) the user process. Nothing follows it in a plan."""
+    environ = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+    os.execve(_lookup(args[0], env), args, environ)

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Install what mrunc and its tests need, from scratch: Debian packages, then a virtualenv with mrunc.
+# Idempotent; run as root. Usage: scripts/setup.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+packages=(busybox-static libseccomp2 util-linux iproute2)
+missing=()
+for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/pip install -q --disable-pip-version-check -e '.[test]'

@@ -1,0 +1,129 @@
+"""Shared fixtures: a busybox rootfs, bundles, running mrunc, and the check that a test left the host as it
+found it (mounts, cgroups, processes, state dirs).
+
+Every container test runs mrunc inside `unshare -m --propagation private`, so even a bug that mounted in
+the runtime's own namespace could not reach the host's mount table.
+"""
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE = REPO.parent / "shared" / "reference"
+if not REFERENCE.exists():
+    REFERENCE = Path("/work/shared/reference")
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+TEST_CGROUP_PARENT = "mrunc-test"
+
+
+def base_config(args: list[str]) -> dict:
+    """A small, real config: the runc spec's shape, no terminal, our command."""
+    config = json.loads((REFERENCE / "configs" / "runc-spec.json").read_text())
+    config["process"]["terminal"] = False
+    config["process"]["args"] = args
+    return config
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs(tmp_path_factory) -> Path:
+    """A busybox-static rootfs, made once; bundles hard-link its files."""
+    root = tmp_path_factory.mktemp("busybox") / "rootfs"
+    for d in ("bin", "proc", "sys", "dev", "etc", "tmp", "root", "home/user"):
+        (root / d).mkdir(parents=True)
+    shutil.copy2(BUSYBOX, root / "bin" / "busybox")
+    subprocess.run([str(root / "bin" / "busybox"), "--install", "-s", str(root / "bin")], check=True)
+    for link in (root / "bin").iterdir():  # --install links to the absolute busybox path: make them relative
+        if link.is_symlink():
+            link.unlink()
+            link.symlink_to("busybox")
+    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n")
+    (root / "etc" / "group").write_text("root:x:0:\nuser:x:1000:\n")
+    (root / "tmp").chmod(0o1777)
+    return root
+
+
+class Bundle:
+    def __init__(self, path: Path, state_root: Path, cgroup: str) -> None:
+        self.path = path
+        self.state_root = state_root
+        self.cgroup = cgroup
+        self.id = cgroup.rsplit("/", 1)[-1]
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.json"
+
+    def write(self, config: dict) -> Path:
+        config = copy.deepcopy(config)
+        config["root"]["path"] = "rootfs"
+        config.setdefault("linux", {}).setdefault("cgroupsPath", self.cgroup)
+        self.config_path.write_text(json.dumps(config, indent=1))
+        return self.config_path
+
+
+def mrunc(*args: str, input: str | None = None, timeout: float = 60, private_mounts: bool = True,
+          **kwargs) -> subprocess.CompletedProcess:
+    """Run the mrunc CLI from this checkout, as root, in a private mount namespace."""
+    command = [sys.executable, "-m", "mrunc", *args]
+    if private_mounts:
+        command = ["unshare", "-m", "--propagation", "private", *command]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run(command, input=input, capture_output=True, text=True, timeout=timeout, env=env,
+                          **kwargs)
+
+
+@pytest.fixture
+def bundle(tmp_path, busybox_rootfs) -> Bundle:
+    root = tmp_path / "bundle" / "rootfs"
+    shutil.copytree(busybox_rootfs, root, symlinks=True, copy_function=os.link)
+    return Bundle(tmp_path / "bundle", tmp_path / "state", f"/{TEST_CGROUP_PARENT}/t{uuid.uuid4().hex[:10]}")
+
+
+def run_config(bundle: Bundle, config: dict, *extra: str, **kwargs) -> subprocess.CompletedProcess:
+    """Compile and run a config through `mrunc run`; returns the finished process."""
+    bundle.write(config)
+    return mrunc("--root", str(bundle.state_root), "run", "--bundle", str(bundle.path), *extra, bundle.id, **kwargs)
+
+
+def _host_snapshot() -> dict:
+    mounts = {" ".join(line.split()[3:5]) for line in Path("/proc/self/mountinfo").read_text().splitlines()}
+    cgroups = {str(p) for p in Path("/sys/fs/cgroup").glob(f"*/{TEST_CGROUP_PARENT}/*")}
+    cgroups |= {str(p) for p in Path("/sys/fs/cgroup").glob("*/mrunc/*")}
+    procs = set()
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if b"-m\0mrunc\0" in (p / "cmdline").read_bytes() and int(p.name) != os.getpid():
+                    procs.add(p.name)
+            except OSError:
+                pass
+    return {"mounts": mounts, "cgroups": cgroups, "procs": procs}
+
+
+@pytest.fixture(autouse=True)
+def host_left_untouched():
+    """Fail a test that leaves mounts, cgroups or mrunc processes behind."""
+    before = _host_snapshot()
+    yield
+    after = _host_snapshot()
+    leaks = {k: sorted(after[k] - before[k]) for k in after if after[k] - before[k]}
+    if leaks:
+        pytest.fail(f"test left these on the host: {leaks}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def remove_test_cgroup_parent():
+    yield
+    for parent in Path("/sys/fs/cgroup").glob(f"*/{TEST_CGROUP_PARENT}"):
+        try:
+            parent.rmdir()
+        except OSError:
+            pass
