@@ -72,7 +72,8 @@ def test_pids_limit_is_enforced(bundle, limit):
 
 def test_memory_limit_is_written_and_enforced(bundle):
     # dd reads 64 MiB into one buffer: more than the limit, so the OOM killer ends it.
-    script = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; dd if=/dev/zero of=/dev/null bs=64M count=1 && echo survived"
+    script = ("cat /sys/fs/cgroup/memory/memory.limit_in_bytes;"
+              "dd if=/dev/zero of=/dev/null bs=64M count=1 && echo survived")
     config = base_config(["sh", "-c", script])
     config["linux"]["resources"]["memory"] = {"limit": 16 * 1024 * 1024, "swap": 16 * 1024 * 1024}
     result = run_config(bundle, config)
