@@ -1,0 +1,34 @@
+"""What several commands share: error output, compiling with a readable error, running a plan."""
+
+import sys
+
+
+def fail(message: str, status: int = 1) -> int:
+    print(f"mrunc: {message}", file=sys.stderr)
+    return status
+
+
+def compile_or_error(config_path: str, container_id: str | None = None) -> dict | str:
+    """The plan, or the error text naming the field."""
+    from mrunc.compiler.compile import compile_config
+    from mrunc.compiler.errors import ConfigError, ConfigErrors
+
+    try:
+        return compile_config(config_path, container_id)
+    except (ConfigError, ConfigErrors) as e:
+        return f"{config_path}: invalid config:\n  " + str(e).replace("\n", "\n  ")
+    except OSError as e:
+        return f"{config_path}: {e.strerror}"
+
+
+def execute(plan: dict, trace: bool) -> int:
+    """Run a checked plan in the foreground; errors become one line on stderr and status 1."""
+    from mrunc.executor.run import OpFailed
+    from mrunc.executor.run import execute as run_plan
+
+    try:
+        return run_plan(plan, trace)
+    except OpFailed as e:
+        return fail(str(e))
+    except OSError as e:
+        return fail(f"{e.strerror}: {e.filename}" if e.filename else str(e))
