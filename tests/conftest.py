@@ -21,7 +21,7 @@ REFERENCE = REPO.parent / "shared" / "reference"
 if not REFERENCE.exists():
     REFERENCE = Path("/work/shared/reference")
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
-TEST_CGROUP_PARENT = "mrunc-test"
+TEST_CGROUP_PARENT = f"mrunc-test-{os.getpid()}"  # one per test session: sessions may run side by side
 
 
 def base_config(args: list[str]) -> dict:
@@ -93,27 +93,34 @@ def run_config(bundle: Bundle, config: dict, *extra: str, **kwargs) -> subproces
     return mrunc("--root", str(bundle.state_root), "run", "--bundle", str(bundle.path), *extra, bundle.id, **kwargs)
 
 
-def _host_snapshot() -> dict:
-    mounts = {" ".join(line.split()[3:5]) for line in Path("/proc/self/mountinfo").read_text().splitlines()}
+def _host_snapshot(session_tmp: str) -> dict:
+    """What this test session could leak: mounts under its tmp dir or named mrunc, its cgroups, and
+    mrunc processes started from its tmp dir (other sessions running side by side are not ours)."""
+    mounts = set()
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4]
+        if session_tmp in point or "mrunc" in point:
+            mounts.add(point)
     cgroups = {str(p) for p in Path("/sys/fs/cgroup").glob(f"*/{TEST_CGROUP_PARENT}/*")}
-    cgroups |= {str(p) for p in Path("/sys/fs/cgroup").glob("*/mrunc/*")}
     procs = set()
     for p in Path("/proc").iterdir():
         if p.name.isdigit():
             try:
-                if b"-m\0mrunc\0" in (p / "cmdline").read_bytes() and int(p.name) != os.getpid():
-                    procs.add(p.name)
+                cmdline = (p / "cmdline").read_bytes()
             except OSError:
-                pass
+                continue
+            if b"mrunc" in cmdline and session_tmp.encode() in cmdline:
+                procs.add(p.name)
     return {"mounts": mounts, "cgroups": cgroups, "procs": procs}
 
 
 @pytest.fixture(autouse=True)
-def host_left_untouched():
+def host_left_untouched(tmp_path_factory):
     """Fail a test that leaves mounts, cgroups or mrunc processes behind."""
-    before = _host_snapshot()
+    session_tmp = str(tmp_path_factory.getbasetemp())
+    before = _host_snapshot(session_tmp)
     yield
-    after = _host_snapshot()
+    after = _host_snapshot(session_tmp)
     leaks = {k: sorted(after[k] - before[k]) for k in after if after[k] - before[k]}
     if leaks:
         pytest.fail(f"test left these on the host: {leaks}")
