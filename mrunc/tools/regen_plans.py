@@ -1,0 +1,77 @@
+"""Regenerate the golden plans in plans/: `python -m mrunc.tools.regen_plans` (from the repository root).
+
+Each golden is one config compiled with a fixed host fingerprint and a fixed bundle path, so the result
+depends on the compiler only, never on the machine. For each case, plans/NAME.json is the plan and
+plans/NAME.txt its listing; tests/test_golden.py fails when the compiler's output drifts from them.
+With `--check` nothing is written: it lists the goldens that differ and exits 1 if any do.
+"""
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from mrunc.compiler import render
+from mrunc.compiler.compile import compile_bytes, dumps
+
+REPO = Path(__file__).resolve().parents[2]
+PLANS = REPO / "plans"
+REFERENCE = next((p for p in (REPO.parent / "shared" / "reference", Path("/work/shared/reference")) if p.exists()),
+                 Path("/work/shared/reference"))
+OCI_GOOD = "oci-runtime-spec-v1.3.0/test/config/good"
+
+# A hybrid host like the developers' machine (v1 controllers), and a pure cgroup2 host.
+HOST_V1 = {"arch": "x86_64", "cgroup": "v1",
+           "controllers": ["blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids"]}
+HOST_V2 = {"arch": "x86_64", "cgroup": "v2", "controllers": ["cpu", "cpuset", "io", "memory", "pids"]}
+
+
+@dataclass(frozen=True)
+class Golden:
+    name: str
+    config: Path
+    host: dict
+
+    @property
+    def bundle(self) -> str:
+        return f"/var/lib/mrunc-golden/{self.name}"
+
+
+GOLDENS = (
+    Golden("runc-spec", REFERENCE / "configs" / "runc-spec.json", HOST_V1),
+    Golden("runc-spec-rootless", REFERENCE / "configs" / "runc-spec-rootless.json", HOST_V1),
+    Golden("podman-run-netns", REFERENCE / "configs" / "podman-run-netns.json", HOST_V1),
+    Golden("podman-run-tty", REFERENCE / "configs" / "podman-run-tty.json", HOST_V1),
+    Golden("hardened", PLANS / "configs" / "hardened.json", HOST_V1),
+    Golden("hardened-cgroup2", PLANS / "configs" / "hardened.json", HOST_V2),
+    Golden("oci-minimal-for-start", REFERENCE / OCI_GOOD / "minimal-for-start.json", HOST_V1),
+    Golden("oci-spec-example", REFERENCE / OCI_GOOD / "spec-example.json", HOST_V1),
+)
+
+
+def render_golden(golden: Golden) -> dict[str, str]:
+    """File name in plans/ -> its expected content."""
+    plan = compile_bytes(golden.config.read_bytes(), golden.bundle, golden.name, golden.host)
+    return {f"{golden.name}.json": dumps(plan), f"{golden.name}.txt": render.text(plan)}
+
+
+def expected() -> dict[str, str]:
+    return {name: text for golden in GOLDENS for name, text in render_golden(golden).items()}
+
+
+def main(argv: list[str]) -> int:
+    check = "--check" in argv
+    stale = []
+    for name, text in expected().items():
+        path = PLANS / name
+        if path.exists() and path.read_text() == text:
+            continue
+        stale.append(name)
+        if not check:
+            path.write_text(text)
+    verb = "differ" if check else "rewritten"
+    print(f"{len(stale)} golden file(s) {verb}" + "".join(f"\n  plans/{n}" for n in stale))
+    return 1 if check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
