@@ -8,13 +8,14 @@ def fail(message: str, status: int = 1) -> int:
     return status
 
 
-def compile_or_error(config_path: str, container_id: str | None = None) -> dict | str:
+def compile_or_error(config_path: str, container_id: str | None = None,
+                     console_socket: str | None = None) -> dict | str:
     """The plan, or the error text naming the field."""
     from mrunc.compiler.compile import compile_config
     from mrunc.compiler.errors import ConfigError, ConfigErrors
 
     try:
-        return compile_config(config_path, container_id)
+        return compile_config(config_path, container_id, console_socket=console_socket)
     except (ConfigError, ConfigErrors) as e:
         return f"{config_path}: invalid config:\n  " + str(e).replace("\n", "\n  ")
     except OSError as e:

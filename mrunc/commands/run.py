@@ -10,9 +10,10 @@ def main(options, args: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="mrunc run")
     parser.add_argument("--bundle", "-b", default=".")
     parser.add_argument("--trace", action="store_true")
+    parser.add_argument("--console-socket")
     parser.add_argument("id")
     opts = parser.parse_args(args)
-    plan = compile_or_error(os.path.join(opts.bundle, "config.json"), opts.id)
+    plan = compile_or_error(os.path.join(opts.bundle, "config.json"), opts.id, opts.console_socket)
     if isinstance(plan, str):
         return fail(plan)
     state = os.path.join(options.root, opts.id)

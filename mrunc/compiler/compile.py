@@ -10,14 +10,17 @@ from mrunc.executor.host import fingerprint
 from mrunc.executor.plan import FORMAT
 
 
-def compile_config(config_path: str, container_id: str | None = None, host: dict | None = None) -> dict:
-    """Compile a bundle's config. Raises ConfigError/ConfigErrors on bad input, OSError if unreadable."""
+def compile_config(config_path: str, container_id: str | None = None, host: dict | None = None,
+                   console_socket: str | None = None) -> dict:
+    """Compile a bundle's config. Raises ConfigError/ConfigErrors on bad input, OSError if unreadable.
+    With process.terminal, the pty master goes to `console_socket`, or with none mrunc relays it."""
     with open(config_path, "rb") as f:
         raw = f.read()
-    return compile_bytes(raw, os.path.dirname(os.path.abspath(config_path)), container_id, host)
+    return compile_bytes(raw, os.path.dirname(os.path.abspath(config_path)), container_id, host, console_socket)
 
 
-def compile_bytes(raw: bytes, bundle: str, container_id: str | None = None, host: dict | None = None) -> dict:
+def compile_bytes(raw: bytes, bundle: str, container_id: str | None = None, host: dict | None = None,
+                  console_socket: str | None = None) -> dict:
     config = load.parse(raw)
     load.validate(config)
     checks.check(config)
@@ -25,7 +28,7 @@ def compile_bytes(raw: bytes, bundle: str, container_id: str | None = None, host
     digest = hashlib.sha256(raw).hexdigest()
     host = host or fingerprint()
     rootfs = os.path.normpath(os.path.join(bundle, config["root"]["path"]))
-    emit = order.lower(config, rootfs, bundle, host, f"/mrunc/{container_id or digest[:12]}")
+    emit = order.lower(config, rootfs, bundle, host, f"/mrunc/{container_id or digest[:12]}", console_socket)
     return {
         "format": FORMAT,
         "mrunc_version": __version__,

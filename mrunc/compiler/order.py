@@ -3,11 +3,12 @@
 runc, crun and youki agree on this order (design.md); where they differ the choice is written here.
 """
 
-from mrunc.compiler import lower_cgroups, lower_process, lower_rootfs
+from mrunc.compiler import lower_cgroups, lower_process, lower_rootfs, lower_terminal
 from mrunc.compiler.emit import Emitter
 
 
-def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: str) -> Emitter:
+def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: str,
+          console_socket: str | None = None) -> Emitter:
     emit = Emitter()
     linux = config.get("linux", {})
     process = config["process"]
@@ -42,11 +43,15 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
         # 6. pivot_root; then the read-only root, names, sysctls (before /proc/sys turns read-only),
         #    read-only and masked paths, as runc's init does after pivot.
         emit("pivot_root", "init", "/root/path", root=rootfs)
+        # The pty comes from the container's own /dev/ptmx, so after pivot_root; before the read-only
+        # remount, since /dev/console is bound over (runc's setupConsole sits at the same point).
+        lower_terminal.lower(emit, process, console_socket, mount_ns=True)
         if config["root"].get("readonly"):
             emit("remount", "init", "/root/readonly", target="/",
                  flags=["MS_BIND", "MS_REMOUNT", "MS_RDONLY", "MS_REC"], root=None)
     else:
         emit("chroot", "init", "/root/path", root=rootfs)
+        lower_terminal.lower(emit, process, console_socket, mount_ns=False)
     if config.get("hostname"):
         emit("sethostname", "init", "/hostname", name=config["hostname"])
     if config.get("domainname"):

@@ -21,6 +21,10 @@ class Context:
     child_pid: int = 0
     init_pid: int = 0
     undo: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
+    sync: Any = None  # child and init: the channel to runtime (run.py)
+    pty_master: int = -1  # the terminal's master, in init until sent to runtime (ops_tty.py)
+    pty_slave: int = -1
+    pty_name: str = ""
 
 
 OpFunc = Callable[..., None]

@@ -9,7 +9,8 @@ time. Control passes over a socketpair (close-on-exec) with one-line messages:
     runs ops N.. ───── "go M" ─────▶ ops M.. (unshare, set_time_offsets)
                                      `fork_init` ──fork()─────────────▶ (new pid namespace: pid 1)
                    ◀─── "pid P" ──── exits 0                           ops (mounts, pivot_root, ids, caps)
-                   ◀─── "at K" ──────────────────────────────────────── (hooks, later: runtime ops)
+                   ◀─── "pty NAME" + master fd (SCM_RIGHTS) ─────────── (process.terminal: pty_send_master)
+                   ◀─── "at K" ──────────────────────────────────────── (hooks, pty_forward: runtime ops)
                    ───── "go L" ───────────────────────────────────────▶ ops L..
                    ◀─── EOF ─────────────────────────────────────────── execve closed its end of the socket
     waits for P (child subreaper), forwards signals, then undoes its host changes (cgroups).
@@ -80,13 +81,19 @@ class _Channel:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buffer = b""
+        self.fds: list[int] = []  # fds that came with messages (SCM_RIGHTS), oldest first
 
-    def send(self, line: str) -> None:
-        self.sock.sendall(line.replace("\n", " ").encode() + b"\n")
+    def send(self, line: str, fd: int | None = None) -> None:
+        data = line.replace("\n", " ").encode() + b"\n"
+        if fd is None:
+            self.sock.sendall(data)
+        else:
+            socket.send_fds(self.sock, [data], [fd])
 
     def recv(self) -> str | None:
         while b"\n" not in self.buffer:
-            chunk = self.sock.recv(4096)
+            chunk, fds, _, _ = socket.recv_fds(self.sock, 4096, 4, socket.MSG_CMSG_CLOEXEC)
+            self.fds += fds
             if not chunk:
                 return None
             self.buffer += chunk
@@ -133,6 +140,8 @@ def _start_container(plan: dict, ctx: Context, fork_index: int, trace: bool) -> 
             kind, _, rest = message.partition(" ")
             if kind == "pid":
                 ctx.init_pid = int(rest)
+            elif kind == "pty":
+                ctx.pty_master, ctx.pty_name = channel.fds.pop(0), rest
             elif kind == "at":
                 i = int(rest)
                 while ops[i]["proc"] == "runtime":
@@ -150,7 +159,7 @@ def _start_container(plan: dict, ctx: Context, fork_index: int, trace: bool) -> 
 
 def _container_side(ops: list[dict], start: int, channel: _Channel, trace: bool) -> None:
     """Child and then init: run our ops, yield to runtime for its ops, never return."""
-    ctx = Context()
+    ctx = Context(sync=channel)
     i = start
     try:
         for sig in FORWARDED_SIGNALS:
