@@ -1,0 +1,131 @@
+"""Real containers: every namespace kind, created or joined by path, checked from inside the container."""
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import base_config, run_config
+from tests.reference import reference_config
+
+NETNS_DIR = Path("/run/netns")
+
+
+def _host_ns(kind: str) -> str:
+    return os.readlink(f"/proc/self/ns/{kind}")
+
+
+@pytest.fixture
+def named_netns():
+    """A network namespace made with `ip netns add`, deleted after the test (with /run/netns if we made it)."""
+    had_dir = NETNS_DIR.exists()
+    name = f"cov-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        yield NETNS_DIR / name
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=True)
+        if not had_dir:  # ip made /run/netns a mount point; undo it unless another netns now lives there
+            subprocess.run(["umount", str(NETNS_DIR)], capture_output=True)
+            try:
+                NETNS_DIR.rmdir()
+            except OSError:
+                pass
+
+
+def test_new_namespaces_differ_from_the_hosts(bundle):
+    kinds = ("uts", "ipc", "net", "mnt", "pid", "cgroup", "time")
+    config = base_config(["sh", "-c", "for k in " + " ".join(kinds) + "; do readlink /proc/self/ns/$k; done"])
+    config["linux"]["namespaces"] += [{"type": "cgroup"}, {"type": "time"}]
+    result = run_config(bundle, config)
+    assert result.returncode == 0, result.stderr
+    inside = result.stdout.split()
+    assert len(inside) == len(kinds)
+    for kind, link in zip(kinds, inside, strict=True):
+        assert link.startswith(f"{kind}:[") and link != _host_ns(kind), kind
+
+
+def test_hostname_domainname_and_pid_1(bundle):
+    config = base_config(["sh", "-c", "hostname; cat /proc/sys/kernel/domainname; echo $$; ps -o pid= | wc -l"])
+    config["hostname"] = "cov-host"
+    config["domainname"] = "cov.example"
+    result = run_config(bundle, config)
+    # pid 1 is the shell; the pid namespace holds only it and the two commands of the pipeline
+    assert result.stdout.split() == ["cov-host", "cov.example", "1", "3"], result.stderr
+
+
+def test_network_namespace_has_only_loopback_and_it_is_up(bundle):
+    result = run_config(bundle, base_config(["sh", "-c", "ls /sys/class/net; cat /sys/class/net/lo/operstate"]))
+    # `lo` reports "unknown" when up (it has no carrier), "down" otherwise
+    assert result.stdout.split() == ["lo", "unknown"], result.stderr
+
+
+def test_cgroup_namespace_is_rooted_at_the_containers_cgroup(bundle):
+    config = base_config(["cat", "/proc/self/cgroup"])
+    config["linux"]["namespaces"].append({"type": "cgroup"})
+    result = run_config(bundle, config)
+    lines = result.stdout.splitlines()
+    assert lines, result.stderr
+    memory = next(line for line in lines if ":memory:" in line)
+    assert memory.endswith(":memory:/"), lines
+    # from the host the same process sits in the test's cgroup, so the namespace really hides the path
+    assert bundle.cgroup != "/"
+
+
+def test_time_namespace_offsets_are_visible(bundle):
+    day = 86400
+    config = base_config(["sh", "-c", "cat /proc/self/timens_offsets; cut -d. -f1 /proc/uptime"])
+    config["linux"]["namespaces"].append({"type": "time"})
+    config["linux"]["timeOffsets"] = {"boottime": {"secs": 1000 * day}, "monotonic": {"secs": 7 * day}}
+    result = run_config(bundle, config)
+    lines = result.stdout.splitlines()
+    offsets = [line.split() for line in lines[:2]]
+    assert offsets == [["monotonic", str(7 * day), "0"], ["boottime", str(1000 * day), "0"]], result.stderr
+    host_uptime = float(Path("/proc/uptime").read_text().split()[0])
+    assert int(lines[2]) >= 1000 * day + int(host_uptime) - 1, lines
+
+
+def test_network_namespace_joined_by_path_is_shared(bundle, named_netns):
+    config = base_config(["readlink", "/proc/self/ns/net"])
+    config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"] if ns["type"] != "network"]
+    config["linux"]["namespaces"].append({"type": "network", "path": str(named_netns)})
+    result = run_config(bundle, config)
+    expected = f"net:[{os.stat(named_netns).st_ino}]"
+    assert result.stdout.strip() == expected, result.stderr
+    assert expected != _host_ns("net")
+
+
+def test_user_namespace_maps_ids_and_binds_default_devices(bundle):
+    """runc's rootless spec: user namespace, single-id maps, default /dev nodes bind-mounted from the host."""
+    script = ("cat /proc/self/uid_map /proc/self/gid_map; id -u; stat -c '%n %t:%T' /dev/null /dev/zero;"
+              "echo x > /dev/null && echo null-writable; grep ' /dev/null ' /proc/self/mountinfo | wc -l")
+    config = reference_config("runc-spec-rootless.json", ["sh", "-c", script])
+    result = run_config(bundle, config)
+    assert result.returncode == 0, result.stderr
+    lines = [line.split() for line in result.stdout.splitlines()]
+    assert lines[0] == lines[1] == ["0", "0", "1"]  # the spec maps container root to the caller (root here)
+    assert lines[2] == ["0"]
+    assert lines[3] == ["/dev/null", "1:3"] and lines[4] == ["/dev/zero", "1:5"]
+    assert lines[5] == ["null-writable"]
+    assert lines[6] == ["1"]  # a bind mount, not a node made with mknod
+
+
+def test_user_namespace_maps_a_shifted_range(bundle):
+    """Container root stays host root (the bundle is under a 0700 dir), container ids 1.. map to 100001..:
+    a file the host gave uid/gid 101000 belongs to user 1000 inside, an unmapped owner shows as nobody."""
+    for name, owner in (("mapped", 101000), ("unmapped", 50)):
+        path = bundle.path / "rootfs" / "etc" / name
+        path.write_text("")
+        os.chown(path, owner, owner)
+    script = "cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g; stat -c '%u:%g' /etc/mapped /etc/unmapped"
+    config = reference_config("runc-spec-rootless.json", ["sh", "-c", script])
+    config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    for key in ("uidMappings", "gidMappings"):
+        config["linux"][key] = [{"containerID": 0, "hostID": 0, "size": 1},
+                                {"containerID": 1, "hostID": 100001, "size": 65535}]
+    result = run_config(bundle, config)
+    lines = [line.split() for line in result.stdout.splitlines()]
+    maps = [["0", "0", "1"], ["1", "100001", "65535"]]
+    assert lines == maps + maps + [["1000"], ["1000"], ["1000:1000"], ["65534:65534"]], result.stderr
