@@ -20,7 +20,7 @@ USAGE = """usage: mrunc [--root DIR] COMMAND ...
 
 commands:
   compile CONFIG [-o PLAN] [--format json|text|sh|py]   validate and lower a config into a plan
-  exec PLAN [--trace]                                   run a plan in the foreground
+  exec PLAN [--trace] [--force]                         run a plan in the foreground (--force: even if stale)
   run --bundle DIR ID                                   compile DIR/config.json and run it
   --version
 """

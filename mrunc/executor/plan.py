@@ -1,6 +1,10 @@
-"""Load a plan and check it before anything runs: version, fields, known ops, who runs what, host facts."""
+"""Load a plan and check it before anything runs: version, fields, known ops, who runs what, and that it is
+fresh: compiled for this host, from the config.json its bundle holds now."""
 
+import hashlib
 import json
+import os
+import sys
 
 from mrunc.executor.host import fingerprint
 from mrunc.executor.ops import OPS, PROCESSES
@@ -14,7 +18,8 @@ class PlanError(Exception):
     """A plan the executor refuses to run; the message says which field and why."""
 
 
-def load(path: str) -> dict:
+def load(path: str, force: bool = False) -> dict:
+    """A checked plan. `force` runs a stale plan anyway, saying loudly on stderr why it is stale."""
     try:
         with open(path, "rb") as f:
             plan = json.loads(f.read())
@@ -22,11 +27,11 @@ def load(path: str) -> dict:
         raise PlanError(f"{path}: cannot read plan: {e.strerror}") from None
     except ValueError as e:
         raise PlanError(f"{path}: not a JSON plan: {e}") from None
-    check(plan)
+    check(plan, force=force, plan_path=path)
     return plan
 
 
-def check(plan: object, host: dict[str, str] | None = None) -> None:
+def check(plan: object, host: dict[str, str] | None = None, force: bool = False, plan_path: str = "PLAN") -> None:
     if not isinstance(plan, dict):
         raise PlanError("plan: expected a JSON object")
     if plan.get("format") != FORMAT:
@@ -34,10 +39,10 @@ def check(plan: object, host: dict[str, str] | None = None) -> None:
     for name in PLAN_FIELDS:
         if name not in plan:
             raise PlanError(f"/{name}: missing")
-    host = host or fingerprint()
-    if plan["host"] != host:
-        raise PlanError(
-            f"/host: plan was compiled for {plan['host']}, this host is {host}; recompile it here")
+    for problem in staleness(plan, host or fingerprint(), plan_path):
+        if not force:
+            raise PlanError(problem + "; or pass --force to run it anyway")
+        print(f"mrunc: WARNING: --force: running a stale plan: {problem}", file=sys.stderr)
     ops = plan["ops"]
     if not isinstance(ops, list) or not ops:
         raise PlanError("/ops: expected a non-empty list of ops")
@@ -78,3 +83,29 @@ def _check_sequence(ops: list[dict]) -> None:
             phase = "init"
     if ops[-1]["op"] != "execve" or phase != "init":
         raise PlanError("/ops: a plan must fork, fork_init, and end with execve")
+
+
+def staleness(plan: dict, host: dict, plan_path: str = "PLAN") -> list[str]:
+    """Why this plan no longer describes what would run here: another host, or a bundle config changed since."""
+    bundle = plan.get("bundle")
+    config = os.path.join(bundle, "config.json") if isinstance(bundle, str) else None
+    recompile = f"recompile it: mrunc compile {config or 'CONFIG'} -o {plan_path}"
+    problems = []
+    if plan["host"] != host:
+        differ = ", ".join(f"{k} {plan['host'].get(k)!r} (plan) vs {host.get(k)!r} (here)" for k in sorted(host)
+                           if not isinstance(plan["host"], dict) or plan["host"].get(k) != host[k])
+        problems.append(f"/host: the plan was compiled for another host: {differ or plan['host']}; {recompile} here")
+    digest = config_digest(config) if config else None
+    if digest and digest != plan["config_sha256"]:
+        problems.append(f"/config_sha256: {config} changed since the plan was compiled (plan: sha256:"
+                        f"{str(plan['config_sha256'])[:16]}, file now: sha256:{digest[:16]}); {recompile}")
+    return problems
+
+
+def config_digest(path: str) -> str | None:
+    """sha256 of the bundle's config.json as it is now; None when the bundle is not at hand."""
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return None
