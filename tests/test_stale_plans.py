@@ -48,7 +48,7 @@ def test_plan_for_another_host_is_refused_naming_the_fact(bundle):
     result = mrunc("exec", plan_path)
     assert result.returncode == 1 and result.stdout == ""
     assert "/host: the plan was compiled for another host: arch 'aarch64' (plan) vs" in result.stderr
-    assert "recompile it: mrunc compile" in result.stderr
+    assert "recompile it here: mrunc compile" in result.stderr
 
 
 def test_plan_without_its_bundle_at_hand_still_runs(bundle):

@@ -89,16 +89,16 @@ def staleness(plan: dict, host: dict, plan_path: str = "PLAN") -> list[str]:
     """Why this plan no longer describes what would run here: another host, or a bundle config changed since."""
     bundle = plan.get("bundle")
     config = os.path.join(bundle, "config.json") if isinstance(bundle, str) else None
-    recompile = f"recompile it: mrunc compile {config or 'CONFIG'} -o {plan_path}"
+    command = f"mrunc compile {config or 'CONFIG'} -o {plan_path}"
     problems = []
     if plan["host"] != host:
         differ = ", ".join(f"{k} {plan['host'].get(k)!r} (plan) vs {host.get(k)!r} (here)" for k in sorted(host)
                            if not isinstance(plan["host"], dict) or plan["host"].get(k) != host[k])
-        problems.append(f"/host: the plan was compiled for another host: {differ or plan['host']}; {recompile} here")
+        problems.append(f"/host: the plan was compiled for another host: {differ or plan['host']}; recompile it here: {command}")
     digest = config_digest(config) if config else None
     if digest and digest != plan["config_sha256"]:
         problems.append(f"/config_sha256: {config} changed since the plan was compiled (plan: sha256:"
-                        f"{str(plan['config_sha256'])[:16]}, file now: sha256:{digest[:16]}); {recompile}")
+                        f"{str(plan['config_sha256'])[:16]}, file now: sha256:{digest[:16]}); recompile it: {command}")
     return problems
 
 
