@@ -92,9 +92,11 @@ def staleness(plan: dict, host: dict, plan_path: str = "PLAN") -> list[str]:
     command = f"mrunc compile {config or 'CONFIG'} -o {plan_path}"
     problems = []
     if plan["host"] != host:
-        differ = ", ".join(f"{k} {plan['host'].get(k)!r} (plan) vs {host.get(k)!r} (here)" for k in sorted(host)
-                           if not isinstance(plan["host"], dict) or plan["host"].get(k) != host[k])
-        problems.append(f"/host: the plan was compiled for another host: {differ or plan['host']}; recompile it here: {command}")
+        was = plan["host"] if isinstance(plan["host"], dict) else {}
+        differ = ", ".join(f"{k} {was.get(k)!r} (plan) vs {v!r} (here)"
+                           for k, v in sorted(host.items()) if was.get(k) != v)
+        problems.append(f"/host: the plan was compiled for another host: {differ or plan['host']}; "
+                        f"recompile it here: {command}")
     digest = config_digest(config) if config else None
     if digest and digest != plan["config_sha256"]:
         problems.append(f"/config_sha256: {config} changed since the plan was compiled (plan: sha256:"
