@@ -7,13 +7,15 @@ import sys
 from dataclasses import dataclass
 from importlib import import_module
 
-from mrunc import __version__
+from mrunc import SPEC_VERSION, __version__
 
 # command -> module in mrunc.commands with `main(options: GlobalOptions, args: list[str]) -> int`
 COMMANDS = {
     "compile": "compile",
     "exec": "exec_plan",
+    "features": "features",
     "run": "run",
+    "spec": "spec",
 }
 
 USAGE = """usage: mrunc [--root DIR] COMMAND ...
@@ -22,6 +24,8 @@ commands:
   compile CONFIG [-o PLAN] [--format json|text|sh|py]   validate and lower a config into a plan
   exec PLAN [--trace] [--force]                         run a plan in the foreground (--force: even if stale)
   run --bundle DIR ID                                   compile DIR/config.json and run it
+  features                                              what this runtime supports (runtime-spec features.md)
+  spec [--rootless] [--bundle DIR]                      write a default config.json, like `runc spec`
   --version
 """
 
@@ -57,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     if args[0] in ("--version", "-v", "version"):
         from mrunc.executor.plan import FORMAT
 
-        print(f"mrunc version {__version__}\nspec: 1.3.0\nplan: {FORMAT}")
+        print(f"mrunc version {__version__}\nspec: {SPEC_VERSION}\nplan: {FORMAT}")
         return 0
     module = COMMANDS.get(args[0])
     if module is None:
