@@ -4,8 +4,6 @@
 """
 
 import sys
-from dataclasses import dataclass
-from importlib import import_module
 
 from mrunc import SPEC_VERSION, __version__
 
@@ -30,8 +28,9 @@ commands:
 """
 
 
-@dataclass
 class GlobalOptions:
+    """Defaults as class attributes; not a dataclass, which would put inspect and re on exec's start-up."""
+
     root: str = "/run/mrunc"
 
 
@@ -66,4 +65,4 @@ def main(argv: list[str] | None = None) -> int:
     module = COMMANDS.get(args[0])
     if module is None:
         return _fail(f"unknown command {args[0]!r}\n{USAGE}", 2)
-    return import_module(f"mrunc.commands.{module}").main(options, args[1:])
+    return __import__(f"mrunc.commands.{module}", fromlist=["main"]).main(options, args[1:])

@@ -1,7 +1,6 @@
 """Host facts a plan depends on. The compiler records them; the executor checks them before running."""
 
 import os
-import platform
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 V1_CONTROLLERS = ("blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "hugetlb", "memory", "misc",
@@ -20,4 +19,4 @@ def fingerprint() -> dict:
             controllers = sorted(f.read().split())
     else:
         controllers = [c for c in V1_CONTROLLERS if os.path.isdir(f"{CGROUP_ROOT}/{c}")]
-    return {"arch": platform.machine(), "cgroup": layout, "controllers": controllers}
+    return {"arch": os.uname().machine, "cgroup": layout, "controllers": controllers}

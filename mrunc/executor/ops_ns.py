@@ -50,12 +50,15 @@ def set_time_offsets(ctx: Context, content: str) -> None:
 @op("loopback_up", "init")
 def loopback_up(ctx: Context) -> None:
     """Bring `lo` up in a new network namespace (ioctl SIOCSIFFLAGS), as runc does for a new netns."""
+    import _socket  # not `socket`: it imports enum
     import fcntl
-    import socket
     import struct
 
     siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
         request = struct.pack("16sH22x", b"lo", 0)
-        flags = struct.unpack("16sH22x", fcntl.ioctl(s, siocgifflags, request))[1]
-        fcntl.ioctl(s, siocsifflags, struct.pack("16sH22x", b"lo", flags | iff_up))
+        flags = struct.unpack("16sH22x", fcntl.ioctl(s.fileno(), siocgifflags, request))[1]
+        fcntl.ioctl(s.fileno(), siocsifflags, struct.pack("16sH22x", b"lo", flags | iff_up))
+    finally:
+        s.close()

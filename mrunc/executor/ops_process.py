@@ -1,6 +1,6 @@
 """Process ops: working dir, rlimits, ids, capabilities, no_new_privs, seccomp, fds, execve."""
 
-import base64
+import binascii
 import os
 import resource
 
@@ -91,7 +91,7 @@ def no_new_privs(ctx: Context) -> None:
 @op("seccomp_load", "init", "bpf", "flags", "pfc")
 def seccomp_load(ctx: Context, bpf: str, flags: list[str], pfc: str) -> None:
     """seccomp(SECCOMP_SET_MODE_FILTER) with the BPF the compiler made; `pfc` is its readable form."""
-    libc.seccomp_set_filter(base64.b64decode(bpf), mask(flags, libc.SECCOMP_FILTER_FLAGS))
+    libc.seccomp_set_filter(binascii.a2b_base64(bpf), mask(flags, libc.SECCOMP_FILTER_FLAGS))
 
 
 @op("close_fds", "init", "preserve")

@@ -7,36 +7,49 @@ Processes (see executor/run.py for how they hand control to each other):
   init     pid 1 of the container; builds the rootfs, drops privileges, execs the user process
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from __future__ import annotations
+
+# Plain classes, no dataclasses or typing: this module is on the exec path, and those imports (inspect, re,
+# enum) cost more than the whole op loop. Type names are only for checkers.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    OpFunc = Callable[..., None]
 
 PROCESSES = ("runtime", "child", "init")
 
 
-@dataclass
 class Context:
     """What ops share within one process: pids learnt along the way and the host changes to undo."""
 
     child_pid: int = 0
     init_pid: int = 0
-    undo: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
     sync: Any = None  # child and init: the channel to runtime (run.py)
     pty_master: int = -1  # the terminal's master, in init until sent to runtime (ops_tty.py)
     pty_slave: int = -1
     pty_name: str = ""
 
+    def __init__(self, **fields: Any) -> None:
+        self.undo: list[tuple[str, Callable[[], None]]] = []
+        for name, value in fields.items():
+            if not hasattr(Context, name):
+                raise TypeError(f"Context has no field {name!r}")
+            setattr(self, name, value)
 
-OpFunc = Callable[..., None]
 
-
-@dataclass(frozen=True)
 class Op:
-    name: str
-    procs: tuple[str, ...]
-    args: tuple[str, ...]
-    run: OpFunc | None  # None: a protocol op the interpreter itself carries out (fork, fork_init)
-    doc: str
+    """One entry of the op table; `run` is None for a protocol op the interpreter itself carries out."""
+
+    __slots__ = ("name", "procs", "args", "run", "doc")
+
+    def __init__(self, name: str, procs: tuple[str, ...], args: tuple[str, ...], run: OpFunc | None,
+                 doc: str) -> None:
+        self.name, self.procs, self.args, self.run, self.doc = name, procs, args, run, doc
+
+    def __repr__(self) -> str:
+        return f"Op({self.name!r}, procs={self.procs}, args={self.args})"
 
 
 OPS: dict[str, Op] = {}
@@ -56,5 +69,3 @@ def op(name: str, procs: str, *args: str) -> Callable[[OpFunc | None], OpFunc | 
 def protocol_op(name: str, procs: str, doc: str) -> None:
     OPS[name] = Op(name, tuple(procs.split()), (), None, doc)
 
-
-Args = dict[str, Any]
