@@ -14,6 +14,8 @@ UNSUPPORTED = {
     ("linux", "netDevices"): "moving network devices into the container is not supported yet",
 }
 
+CAPABILITY_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
+
 # sysctl prefixes and the namespace that makes them safe to set (as runc validates).
 NAMESPACED_SYSCTLS = (
     ("kernel.msgmax", "ipc"), ("kernel.msgmnb", "ipc"), ("kernel.msgmni", "ipc"), ("kernel.sem", "ipc"),
@@ -59,8 +61,9 @@ def _check_process(process: dict | None) -> None:
         raise ConfigError("/process", "missing; a container needs a process to run (config.md: REQUIRED for start)")
     if not process.get("args"):
         raise ConfigError("/process/args", "missing or empty; allowed: at least the program to run")
-    for kind, names in process.get("capabilities", {}).items():
-        for i, name in enumerate(names):
+    caps = process.get("capabilities", {})
+    for kind in CAPABILITY_SETS:  # other keys are unknown to the spec, so ignored
+        for i, name in enumerate(caps.get(kind, [])):
             if name not in CAPABILITIES:
                 raise ConfigError(pointer("process", "capabilities", kind, i),
                                   f"unknown capability {name!r}; allowed: {', '.join(CAPABILITIES)}")
