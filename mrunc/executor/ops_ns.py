@@ -1,6 +1,13 @@
-"""Namespace ops: create, join, map ids, offset clocks."""
+"""Namespace ops: create, join, map ids, offset clocks.
 
+Imports stay at the top, never inside an op: after fork the process may be a user namespace's root that
+cannot read the host's stdlib (e.g. under /root), or may have pivoted away from it.
+"""
+
+import _socket  # not `socket`: it imports enum
+import fcntl
 import os
+import struct
 
 from mrunc.executor import libc
 from mrunc.executor.flags import CLONE_FLAGS, NAMESPACE_FLAGS, mask
@@ -50,10 +57,6 @@ def set_time_offsets(ctx: Context, content: str) -> None:
 @op("loopback_up", "init")
 def loopback_up(ctx: Context) -> None:
     """Bring `lo` up in a new network namespace (ioctl SIOCSIFFLAGS), as runc does for a new netns."""
-    import _socket  # not `socket`: it imports enum
-    import fcntl
-    import struct
-
     siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
     s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
     try:
