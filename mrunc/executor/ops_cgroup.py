@@ -8,14 +8,35 @@ from mrunc.executor.optable import Context, op
 
 @op("cgroup_mkdir", "runtime", "dir")
 def cgroup_mkdir(ctx: Context, dir: str) -> None:
-    """Create a cgroup directory and any missing parents; those it made are removed after the container."""
+    """Create a cgroup directory and any missing parents; those it made are removed after the container.
+
+    Containers started side by side share parents: one may create a parent we saw missing (not ours to
+    remove), or remove one it made just before our mkdir in it (we make it again)."""
+    for _ in range(_PARENT_RACE_RETRIES):
+        try:
+            _mkdirs(ctx, dir)
+            return
+        except FileNotFoundError:
+            continue
+    _mkdirs(ctx, dir)
+
+
+_PARENT_RACE_RETRIES = 20
+
+
+def _mkdirs(ctx: Context, dir: str) -> None:
     missing = []
     path = dir
     while not os.path.isdir(path):
         missing.append(path)
         path = os.path.dirname(path)
     for path in reversed(missing):
-        os.mkdir(path)
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            if path == dir:
+                raise
+            continue
         remove = _remove_cgroup if path == dir else _remove_if_unused
         ctx.undo.append((f"rmdir {path}", lambda p=path, remove=remove: remove(p)))
 
