@@ -47,7 +47,7 @@ class OpFailed(Exception):
 def describe_args(args: dict) -> str:
     parts = []
     for key, value in args.items():
-        text = value if isinstance(value, str) else repr(value)
+        text = value if isinstance(value, str) and "\n" not in value else repr(value)  # a report is one line
         if len(text) > 60:
             text = text[:57] + "..."
         parts.append(f"{key}={text}")
