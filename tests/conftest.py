@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -70,12 +71,12 @@ class Bundle:
 
 
 def mrunc(*args: str, input: str | None = None, timeout: float = 60, private_mounts: bool = True,
-          **kwargs) -> subprocess.CompletedProcess:
-    """Run the mrunc CLI from this checkout, as root, in a private mount namespace."""
+          env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """Run the mrunc CLI from this checkout, as root, in a private mount namespace; `env` adds variables."""
     command = [sys.executable, "-m", "mrunc", *args]
     if private_mounts:
         command = ["unshare", "-m", "--propagation", "private", *command]
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ, **(env or {}), PYTHONPATH=str(REPO))
     return subprocess.run(command, input=input, capture_output=True, text=True, timeout=timeout, env=env,
                           **kwargs)
 
@@ -85,6 +86,16 @@ def bundle(tmp_path, busybox_rootfs) -> Bundle:
     root = tmp_path / "bundle" / "rootfs"
     shutil.copytree(busybox_rootfs, root, symlinks=True, copy_function=os.link)
     return Bundle(tmp_path / "bundle", tmp_path / "state", f"/{TEST_CGROUP_PARENT}/t{uuid.uuid4().hex[:10]}")
+
+
+@pytest.fixture
+def userns_bundle(busybox_rootfs) -> Bundle:
+    """A bundle a user namespace's root (an unprivileged host uid) can reach: pytest's tmp dirs are 0700."""
+    top = Path(tempfile.mkdtemp(prefix="mrunc-userns-"))
+    top.chmod(0o711)
+    shutil.copytree(busybox_rootfs, top / "bundle" / "rootfs", symlinks=True, copy_function=os.link)
+    yield Bundle(top / "bundle", top / "state", f"/{TEST_CGROUP_PARENT}/u{uuid.uuid4().hex[:10]}")
+    shutil.rmtree(top)
 
 
 def run_config(bundle: Bundle, config: dict, *extra: str, **kwargs) -> subprocess.CompletedProcess:
@@ -101,7 +112,7 @@ def _host_snapshot(session_tmp: str) -> dict:
         point = line.split()[4]
         if session_tmp in point or "mrunc" in point:
             mounts.add(point)
-    cgroups = {str(p) for p in Path("/sys/fs/cgroup").glob(f"*/{TEST_CGROUP_PARENT}/*")}
+    cgroups = {str(p) for p in Path("/sys/fs/cgroup").glob(f"*/{TEST_CGROUP_PARENT}/*") if p.is_dir()}
     procs = set()
     for p in Path("/proc").iterdir():
         if p.name.isdigit():
