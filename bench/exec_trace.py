@@ -1,0 +1,49 @@
+"""Where `mrunc exec` spends its time: the import list (-X importtime) and a wall-clock trace of the op loop."""
+
+import subprocess
+import time
+
+
+def import_times(launcher: list[str], plan: str) -> tuple[float, list[tuple[str, float]]]:
+    """(total ms of all imports, [(module, self ms)] slowest first) for one `mrunc exec PLAN`."""
+    command = [launcher[0], "-X", "importtime", *launcher[1:], "exec", plan]
+    stderr = subprocess.run(command, capture_output=True, text=True, check=True).stderr
+    rows = []
+    for line in stderr.splitlines():
+        if line.startswith("import time:") and "self [us]" not in line:
+            self_us, _, name = (part.strip() for part in line[len("import time:"):].split("|"))
+            rows.append((name, int(self_us) / 1000))
+    return sum(ms for _, ms in rows), sorted(rows, key=lambda row: -row[1])
+
+
+def op_trace(launcher: list[str], plan: str) -> list[tuple[str, float]]:
+    """[(step, ms)]: `mrunc exec --trace` prints each op as it starts; the gap to the next line is its cost.
+    The first step is start-up (interpreter, imports, plan check); the last is execve until mrunc exits."""
+    start = time.perf_counter()
+    process = subprocess.Popen([*launcher, "exec", "--trace", plan], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    stamps = []
+    assert process.stderr
+    for line in process.stderr:
+        stamps.append((time.perf_counter(), line))
+    process.wait()
+    end = time.perf_counter()
+    steps = [("start-up: interpreter, imports, plan load and check", (stamps[0][0] - start) * 1000)]
+    for (t, line), (t_next, _) in zip(stamps, stamps[1:] + [(end, "")], strict=True):
+        steps.append((_op_label(line), (t_next - t) * 1000))
+    return steps
+
+
+def _op_label(line: str) -> str:
+    """'mrunc: op 3/92 [init] mount source=...' -> '[init] mount'."""
+    words = line.split()
+    return " ".join(words[3:5]) if len(words) >= 5 and words[1] == "op" else line.strip()[:40]
+
+
+def by_step(steps: list[tuple[str, float]]) -> list[tuple[str, int, float]]:
+    """[(step, count, total ms)] slowest first: ops of one kind added up."""
+    totals: dict[str, list[float]] = {}
+    for label, ms in steps:
+        totals.setdefault(label, []).append(ms)
+    return sorted(((label, len(v), sum(v)) for label, v in totals.items()), key=lambda row: -row[2])
+

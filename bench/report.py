@@ -1,0 +1,190 @@
+"""docs/benchmarks.md: host facts, the start-up tables, paired ratios against the targets, growth, profile."""
+
+import base64
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from measure import Sample, paired_ratios, quantiles
+
+EXEC = "mrunc exec PLAN"
+TARGETS = (("runc run", 0.8), ("crun run", 1.3))
+PODMAN_TARGET_MS = 150
+
+
+@dataclass
+class Workload:
+    name: str
+    samples: dict[str, list[Sample]]
+    rss_kb: dict[str, list[int]]
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class GrowthRow:
+    size: int
+    compile: list[Sample]
+    exec: list[Sample]
+    facts: dict
+
+
+@dataclass
+class Profile:
+    import_total_ms: float
+    imports: list[tuple[str, float]]
+    steps: list[tuple[str, int, float]]
+
+
+def loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _first_line(argv: list[str]) -> str:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True).stdout
+        return out.splitlines()[0] if out else "?"
+    except OSError:
+        return "not installed"
+
+
+def host_facts(repo: Path, environment: str) -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "?")
+    memory = next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                  if line.startswith("MemTotal"))
+    commit = subprocess.run(["git", "-C", str(repo), "describe", "--always", "--dirty"], capture_output=True,
+                            text=True).stdout.strip() or "?"
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "kernel": f"Linux {platform.release()} {platform.machine()}",
+        "cpu": f"{cpu}, {os.cpu_count()} cores, {int(memory) // 1024} MiB",
+        "versions": [f"mrunc {commit}", f"Python {platform.python_version()}", _first_line(["runc", "--version"]),
+                     _first_line(["crun", "--version"]), _first_line(["busybox"])],
+        "environment": environment,
+        "load_before": loadavg(),
+    }
+
+
+def plan_facts(plan_path: Path) -> dict:
+    plan = json.loads(plan_path.read_text())
+    bpf = sum(len(base64.b64decode(o["args"]["bpf"])) // 8 for o in plan["ops"] if o["op"] == "seccomp_load")
+    return {"ops": len(plan["ops"]), "bytes": plan_path.stat().st_size, "bpf": bpf}
+
+
+def _ms(values: list[float]) -> str:
+    low, median, high = quantiles(values)
+    return f"{median:.1f} | {low:.1f}–{high:.1f}"
+
+
+def _startup_table(w: Workload) -> list[str]:
+    lines = ["| contender | wall ms (median) | wall p10–p90 | CPU ms (user+sys) | peak RSS MiB |",
+             "|---|---:|---:|---:|---:|"]
+    for name, samples in w.samples.items():
+        cpu = statistics.median(s.cpu_ms for s in samples)
+        rss = statistics.median(w.rss_kb[name]) / 1024
+        lines.append(f"| `{name}` | {_ms([s.wall_ms for s in samples])} | {cpu:.1f} | {rss:.1f} |")
+    for name, why in w.skipped.items():
+        lines.append(f"| `{name}` | skipped: {why[:120]} | | | |")
+    return lines
+
+
+def _verdict(ok: bool) -> str:
+    return "**met**" if ok else "**missed**"
+
+
+def _targets(workloads: list[Workload]) -> list[str]:
+    lines = ["| workload | ratio (paired, median) | p10–p90 | target | verdict |", "|---|---|---:|---:|---|"]
+    for w in workloads:
+        for other, target in TARGETS:
+            if EXEC not in w.samples or other not in w.samples:
+                lines.append(f"| {w.name} | `{EXEC}` / `{other}` | not measured | ≤ {target} | — |")
+                continue
+            low, median, high = quantiles(paired_ratios(w.samples[EXEC], w.samples[other]))
+            miss = "" if median <= target else f" by {(median / target - 1) * 100:.0f}%"
+            lines.append(f"| {w.name} | `{EXEC}` / `{other}` = {median:.2f} | {low:.2f}–{high:.2f} | ≤ {target} | "
+                         f"{_verdict(median <= target)}{miss} |")
+        if EXEC in w.samples and "runc run" in w.samples:
+            ours = statistics.median(w.rss_kb[EXEC])
+            runc = statistics.median(w.rss_kb["runc run"])
+            lines.append(f"| {w.name} | peak RSS `{EXEC}` {ours / 1024:.1f} MiB vs `runc run` {runc / 1024:.1f} MiB"
+                         f" | | ≤ 1.0 | {_verdict(ours <= runc)} |")
+    return lines
+
+
+def _growth(kind: str, rows: list[GrowthRow]) -> list[str]:
+    lines = [f"| {kind} | compile ms | exec ms | plan ops | plan KiB | BPF instructions |",
+             "|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        compile_ms = statistics.median(s.wall_ms for s in r.compile)
+        exec_ms = statistics.median(s.wall_ms for s in r.exec)
+        lines.append(f"| {r.size} | {compile_ms:.1f} | {exec_ms:.1f} | {r.facts['ops']} | "
+                     f"{r.facts['bytes'] / 1024:.0f} | {r.facts['bpf']} |")
+    lines += ["", f"Marginal cost per one more {kind[:-1]} (difference of medians over difference of sizes):", ""]
+    for step in ("compile", "exec"):
+        slopes = []
+        for a, b in zip(rows, rows[1:], strict=False):
+            ta = statistics.median(s.wall_ms for s in getattr(a, step))
+            tb = statistics.median(s.wall_ms for s in getattr(b, step))
+            slopes.append((a.size, b.size, (tb - ta) / (b.size - a.size)))
+        text = ", ".join(f"{a}→{b}: {slope * 1000:.0f} µs" for a, b, slope in slopes)
+        linear = len(slopes) < 2 or _close(slopes[-1][2], slopes[-2][2])
+        lines.append(f"- {step}: {text} — {'linear' if linear else 'not linear'} "
+                     "(linear = the marginal costs agree within a factor of 1.5)")
+    return lines
+
+
+def _close(a: float, b: float) -> bool:
+    if min(abs(a), abs(b)) < 0.005:  # under 5 µs per item: both are noise around zero
+        return max(abs(a), abs(b)) < 0.05
+    return max(a, b) / min(a, b) <= 1.5 if a > 0 and b > 0 else False
+
+
+def _profile(p: Profile) -> list[str]:
+    lines = [f"Imports of `{EXEC}`: {p.import_total_ms:.1f} ms in all (`python -X importtime`, one run); "
+             "slowest (self time):", "", "| module | ms |", "|---|---:|"]
+    lines += [f"| {name} | {ms:.2f} |" for name, ms in p.imports[:12]]
+    lines += ["", "Wall-clock trace of one `mrunc exec --trace PLAN` (plain workload), ops of one kind added up; "
+              "each op's time runs until the next op starts, in whichever process:", "",
+              "| step | count | ms |", "|---|---:|---:|"]
+    lines += [f"| {label} | {count} | {ms:.1f} |" for label, count, ms in p.steps[:14]]
+    return lines
+
+
+def render(host: dict, args, workloads: list[Workload], mounts: list[GrowthRow], rules: list[GrowthRow],
+           podman: list[Sample] | None, profile: Profile) -> str:
+    out = ["# Benchmarks", "",
+           "Generated by `sudo scripts/bench.sh` (bench/run.py); do not edit by hand.", "",
+           "## Host", "",
+           f"- Date: {host['date']}",
+           f"- {host['kernel']}; {host['cpu']}",
+           f"- Versions: {'; '.join(host['versions'])}",
+           f"- Load average (1/5/15 min) before: {host['load_before']}; after: {host['load_after']}",
+           f"- Environment: every contender ran inside one private mount namespace (`unshare -m --propagation "
+           f"private`); {host['environment']}, because crun 1.8.1 refuses hybrid cgroups. All contenders run the "
+           "same config.json and so do the same cgroup work (cgroupfs, v1 controllers).",
+           f"- Method: {args.runs} rounds after {args.warmup} warm-up rounds; each round runs every contender once, "
+           "starting one further along each round (A B C, B C A, ...). Wall time by `time.perf_counter` around "
+           "`posix_spawn` + `wait4`; CPU (user+sys) from `wait4`, which covers the contender's whole tree (all are "
+           "child subreapers that reap the container). Peak RSS: the largest single process of a run, from "
+           f"{args.rss_runs} more runs each under GNU `time -f %M` (whose own ~1 MiB is the floor).",
+           f"- mrunc runs through `bin/mrunc` with `{os.path.basename(host.get('python', 'python'))} -I -S` "
+           "(no site, no environment); `python -m mrunc` is the plain entry, with site, for comparison.",
+           "- Noise: the machine is shared with other developers' test runs; the p10–p90 spread shows how "
+           "noisy each contender was. Paired ratios compare neighbours in the same round.", ""]
+    for w in workloads:
+        out += [f"## Start-up: busybox `/bin/true`, {w.name} config", ""] + _startup_table(w) + [""]
+    out += ["## Targets", ""] + _targets(workloads) + [""]
+    if podman:
+        median = statistics.median(s.wall_ms for s in podman)
+        out += [f"`mrunc compile` of podman's config (podman-run-netns.json): median {_ms([s.wall_ms for s in podman])}"
+                f" ms (median | p10–p90) over {len(podman)} runs; target ≤ {PODMAN_TARGET_MS} ms: "
+                f"{_verdict(median <= PODMAN_TARGET_MS)}", ""]
+    out += ["## How cost grows", "", "tmpfs mounts added to the plain config:", ""] + _growth("mounts", mounts)
+    out += ["", "seccomp rules (one argument condition each, default allow):", ""] + _growth("rules", rules)
+    out += ["", "## Profile of `mrunc exec`", ""] + _profile(profile) + [""]
+    return "\n".join(out)

@@ -1,0 +1,181 @@
+"""mrunc's start-up benchmark: `mrunc exec PLAN`, `mrunc run`, `runc run` and `crun run` side by side.
+
+Usage (as root): scripts/bench.sh [--runs N] [--output FILE]   (writes docs/benchmarks.md by default)
+
+Every contender runs in one private mount namespace in which /sys/fs/cgroup/unified is unmounted: crun 1.8.1
+refuses this host's hybrid layout otherwise, and all contenders share the environment so the comparison is
+fair. The host's own mounts are not touched.
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import exec_trace  # noqa: E402
+import measure  # noqa: E402
+import report  # noqa: E402
+import workloads  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+PODMAN_CONFIG = Path("/work/shared/reference/configs/podman-run-netns.json")
+IN_NAMESPACE = "MRUNC_BENCH_IN_NAMESPACE"
+UNIFIED = "/sys/fs/cgroup/unified"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="scripts/bench.sh", description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=40, help="measured rounds per workload (default 40)")
+    parser.add_argument("--warmup", type=int, default=3, help="rounds run first and dropped (default 3)")
+    parser.add_argument("--rss-runs", type=int, default=5, help="runs under GNU time for peak RSS (default 5)")
+    parser.add_argument("--growth-runs", type=int, default=9, help="rounds per size in the growth tables")
+    parser.add_argument("--mounts", default="10,100,1000", help="mount counts for the growth table")
+    parser.add_argument("--rules", default="10,100,400", help="seccomp rule counts for the growth table")
+    parser.add_argument("--output", default=str(REPO / "docs" / "benchmarks.md"))
+    parser.add_argument("--workdir", help="scratch directory (default: a new one under $TMPDIR, removed after)")
+    return parser.parse_args(argv)
+
+
+def enter_namespace(argv: list[str]) -> None:
+    """Re-run this script inside `unshare -m --propagation private`, once."""
+    if os.environ.get(IN_NAMESPACE) != "1":
+        os.environ[IN_NAMESPACE] = "1"
+        os.execvp("unshare", ["unshare", "-m", "--propagation", "private", sys.executable, __file__, *argv])
+
+
+def unmount_unified() -> str:
+    if not os.path.ismount(UNIFIED):
+        return f"{UNIFIED} was not mounted"
+    subprocess.run(["umount", UNIFIED], check=True)
+    return f"{UNIFIED} unmounted in the benchmark's private mount namespace (the host keeps it)"
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, work: Path) -> None:
+        self.args = args
+        self.work = work
+        self.launcher = [sys.executable, "-I", "-S", str(REPO / "bin" / "mrunc")]
+        self.logs = work / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.rootfs = work / "rootfs"
+        workloads.make_rootfs(self.rootfs)
+        self.spec = workloads.runc_spec(work / "spec")
+
+    def bundle(self, name: str, config: dict) -> tuple[Path, Path]:
+        """(bundle dir, plan compiled from it)."""
+        bundle = workloads.write_bundle(self.work / "bundles", self.rootfs, name, config)
+        plan = bundle / "plan.json"
+        measure.run_once([*self.launcher, "compile", str(bundle / "config.json"), "-o", str(plan)],
+                         str(self.logs / "compile.log"))
+        return bundle, plan
+
+    def contenders(self, name: str, bundle: Path, plan: Path) -> dict[str, list[str]]:
+        state = self.work / "state"
+        found = {
+            "mrunc exec PLAN": [*self.launcher, "exec", str(plan)],
+            "mrunc run": [*self.launcher, "--root", str(state / "mrunc"), "run", "--bundle", str(bundle), name],
+            "mrunc exec PLAN (python -m mrunc)": [sys.executable, "-m", "mrunc", "exec", str(plan)],
+            "runc run": ["runc", "--root", str(state / "runc"), "run", "--bundle", str(bundle), name],
+            "crun run": ["crun", "--root", str(state / "crun"), "run", "--bundle", str(bundle), name],
+            "python -I -S -c pass (floor)": [sys.executable, "-I", "-S", "-c", "pass"],
+        }
+        return found
+
+    def startup(self, name: str, config: dict) -> report.Workload:
+        bundle, plan = self.bundle(name, config)
+        contenders, skipped = {}, {}
+        for label, argv in self.contenders(name, bundle, plan).items():
+            if not shutil.which(argv[0]):
+                skipped[label] = f"{argv[0]} is not installed"
+                continue
+            try:
+                measure.run_once(argv, str(self.logs / "probe.log"))
+                contenders[label] = argv
+            except measure.RunFailed as e:
+                if label.startswith("mrunc"):
+                    raise
+                skipped[label] = str(e)
+        samples = measure.alternate(contenders, self.args.runs, self.args.warmup, str(self.logs))
+        rss = measure.peak_rss_kb(contenders, self.args.rss_runs, str(self.logs))
+        return report.Workload(name, samples, rss, skipped)
+
+    def growth(self, kind: str, sizes: list[int]) -> list[report.GrowthRow]:
+        rows = []
+        for size in sizes:
+            make = workloads.with_mounts if kind == "mounts" else workloads.with_seccomp_rules
+            name = f"{kind}-{size}"
+            bundle, plan = self.bundle(name, make(self.spec, name, size))
+            contenders = {
+                "compile": [*self.launcher, "compile", str(bundle / "config.json"), "-o", str(bundle / "p2.json")],
+                "exec": [*self.launcher, "exec", str(plan)],
+            }
+            samples = measure.alternate(contenders, self.args.growth_runs, 1, str(self.logs))
+            rows.append(report.GrowthRow(size, samples["compile"], samples["exec"], report.plan_facts(plan)))
+        return rows
+
+    def podman_compile(self) -> list[measure.Sample] | None:
+        if not PODMAN_CONFIG.exists():
+            return None
+        argv = [*self.launcher, "compile", str(PODMAN_CONFIG), "-o", str(self.work / "podman-plan.json")]
+        return measure.alternate({"compile": argv}, self.args.growth_runs, 1, str(self.logs))["compile"]
+
+    def profile(self, plan: Path) -> report.Profile:
+        total, imports = exec_trace.import_times(self.launcher, str(plan))
+        steps = exec_trace.op_trace(self.launcher, str(plan))
+        return report.Profile(total, imports, exec_trace.by_step(steps))
+
+
+def remove_cgroups() -> None:
+    """The benchmark's cgroups; and what crun wrote under the unmounted /sys/fs/cgroup/unified: plain files on
+    the host's /sys/fs/cgroup tmpfs, which would stay there hidden under the host's cgroup2 mount."""
+    for parent in Path("/sys/fs/cgroup").glob(f"*/{workloads.CGROUP_PARENT}"):
+        if str(parent.parent) == UNIFIED and not os.path.ismount(UNIFIED):
+            shutil.rmtree(parent)
+            continue
+        for child in parent.iterdir():
+            if child.is_dir():
+                child.rmdir()
+        parent.rmdir()
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if os.geteuid() != 0:
+        print("bench: run as root (it creates real containers)", file=sys.stderr)
+        return 2
+    enter_namespace(argv)
+    environment = unmount_unified()
+    # Compiled bytecode for every contender (this shell may set PYTHONDONTWRITEBYTECODE), and the checkout
+    # on the path of the `python -m mrunc` contender.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "mrunc")], check=True,
+                   stdout=subprocess.DEVNULL)
+    os.environ["PYTHONPATH"] = str(REPO)
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="mrunc-bench-"))
+    host = report.host_facts(REPO, environment)
+    try:
+        bench = Bench(args, work)
+        plain = bench.startup("plain", workloads.plain(bench.spec, "plain"))
+        hardened = bench.startup("hardened", workloads.hardened(bench.spec, "hardened"))
+        mounts = bench.growth("mounts", [int(n) for n in args.mounts.split(",")])
+        rules = bench.growth("rules", [int(n) for n in args.rules.split(",")])
+        podman = bench.podman_compile()
+        profile = bench.profile(work / "bundles" / "plain" / "plan.json")
+    finally:
+        remove_cgroups()
+        if not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+    host["load_after"] = report.loadavg()
+    text = report.render(host, args, [plain, hardened], mounts, rules, podman, profile)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
