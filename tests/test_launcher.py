@@ -9,7 +9,8 @@ from tests.conftest import REPO, base_config
 LAUNCHER = [sys.executable, "-I", "-S", str(REPO / "bin" / "mrunc")]
 # Never on the exec path: the compile-time packages, and the stdlib modules that exec has no use for.
 NOT_ON_EXEC_PATH = {"site", "jsonschema", "jinja2", "pyseccomp", "json", "argparse", "dataclasses", "typing",
-                    "inspect", "importlib.metadata", "platform", "base64", "mrunc.compiler"}
+                    "inspect", "importlib.metadata", "platform", "base64", "mrunc.compiler", "re", "enum", "socket",
+                    "signal", "selectors", "collections", "hashlib"}
 
 
 def launch(*args: str, private_mounts: bool = False) -> subprocess.CompletedProcess:

@@ -5,10 +5,9 @@ hands the master to runtime over the sync socket, and makes the slave its stdio.
 the master on to the engine's console socket (SCM_RIGHTS, one message, as runc does) or relays it itself.
 """
 
+import _signal as signal  # not `signal`/`socket` at import: they pull in enum, ms of exec's start-up
 import fcntl
 import os
-import signal
-import socket
 import struct
 import sys
 import termios
@@ -81,6 +80,8 @@ def pty_forward(ctx: Context, socket: str) -> None:
 
 
 def _send_fd(path: str, name: str, fd: int) -> None:
+    import socket
+
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.connect(path)
         socket.send_fds(s, [name.encode()], [fd])

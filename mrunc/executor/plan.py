@@ -1,10 +1,14 @@
 """Load a plan and check it before anything runs: version, fields, known ops, who runs what, and that it is
 fresh: compiled for this host, from the config.json its bundle holds now."""
 
-import hashlib
 import os
 import sys
 from _json import make_scanner
+
+try:  # not hashlib: it loads OpenSSL's libcrypto, ms of start-up, to hash a few KiB
+    from _sha256 import sha256 as _sha256
+except ImportError:  # Python 3.12+
+    from _sha2 import sha256 as _sha256
 
 from mrunc.executor.host import fingerprint
 from mrunc.executor.ops import OPS, PROCESSES
@@ -142,6 +146,6 @@ def config_digest(path: str) -> str | None:
     """sha256 of the bundle's config.json as it is now; None when the bundle is not at hand."""
     try:
         with open(path, "rb") as f:
-            return hashlib.sha256(f.read()).hexdigest()
+            return _sha256(f.read()).hexdigest()
     except OSError:
         return None

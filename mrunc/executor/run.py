@@ -22,10 +22,10 @@ Test hook (for the fault tests): MRUNC_FAULT_AT=N makes op N fail with EIO befor
 process runs it, so every failure path of a plan can be exercised. Unset, it costs one integer compare per op.
 """
 
+import _signal as signal  # `signal` and `socket` wrap these in enums: enum alone costs ms at start-up
+import _socket as socket
 import errno as errno_names
 import os
-import signal
-import socket
 import sys
 
 from mrunc.executor import libc
@@ -99,17 +99,27 @@ class _Channel:
         if fd is None:
             self.sock.sendall(data)
         else:
-            socket.send_fds(self.sock, [data], [fd])
+            self.sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))])
 
     def recv(self) -> str | None:
         while b"\n" not in self.buffer:
-            chunk, fds, _, _ = socket.recv_fds(self.sock, 4096, 4, socket.MSG_CMSG_CLOEXEC)
-            self.fds += fds
+            chunk, ancillary, _, _ = self.sock.recvmsg(4096, socket.CMSG_SPACE(4 * 4), socket.MSG_CMSG_CLOEXEC)
+            self.fds += _fds_of(ancillary)
             if not chunk:
                 return None
             self.buffer += chunk
         line, self.buffer = self.buffer.split(b"\n", 1)
         return line.decode()
+
+
+
+def _fds_of(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
+    """The fds an SCM_RIGHTS message carried (what socket.recv_fds returns, without importing socket)."""
+    fds = []
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds += [int.from_bytes(data[i:i + 4], sys.byteorder) for i in range(0, len(data) - len(data) % 4, 4)]
+    return fds
 
 
 def execute(plan: dict, trace: bool = False) -> int:
