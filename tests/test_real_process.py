@@ -117,3 +117,9 @@ def test_oom_score_adj(bundle):
     config["process"]["oomScoreAdj"] = 345
     result = run_config(bundle, config)
     assert result.stdout.strip() == "345", result.stderr
+
+
+def test_umask_defaults_to_0022_whatever_mrunc_was_started_with(bundle):
+    """runc's default: the container must not inherit the umask of the shell that ran the runtime."""
+    result = run_config(bundle, base_config(["sh", "-c", "umask"]), preexec_fn=lambda: os.umask(0o077))
+    assert result.stdout.strip() == "0022", result.stderr

@@ -79,8 +79,10 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
     # 9. Bounding set -> keep-caps -> setgroups/setresgid/setresuid -> capset -> ambient -> no_new_privs.
     lower_process.lower_credentials(emit, process)
     emit("chdir", "init", "/process/cwd", path=cwd, must=True)
-    if "umask" in process.get("user", {}):
-        emit("umask", "init", "/process/user/umask", mask=process["user"]["umask"])
+    # umask always: without one the container would inherit whatever umask mrunc was started with; runc's
+    # default when the config gives none is 0022.
+    user = process.get("user", {})
+    emit("umask", "init", "/process/user/umask" if "umask" in user else "/process/user", mask=user.get("umask", 0o022))
     if nnp:
         emit("no_new_privs", "init", "/process/noNewPrivileges")
 
