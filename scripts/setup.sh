@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
-packages=(busybox-static libseccomp2 util-linux iproute2 runc crun time)
+packages=(busybox-static libseccomp2 util-linux iproute2 runc crun time user-mode-linux)  # user-mode-linux: the cgroup v2 guest
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

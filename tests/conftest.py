@@ -30,6 +30,8 @@ def base_config(args: list[str]) -> dict:
     config = json.loads((REFERENCE / "configs" / "runc-spec.json").read_text())
     config["process"]["terminal"] = False
     config["process"]["args"] = args
+    if os.environ.get("MRUNC_TEST_CONTAINER_ENV"):  # set in the cgroup v2 guest only (tests/guest/init.sh)
+        config["process"]["env"].append(os.environ["MRUNC_TEST_CONTAINER_ENV"])
     return config
 
 
@@ -112,7 +114,8 @@ def _host_snapshot(session_tmp: str) -> dict:
         point = line.split()[4]
         if session_tmp in point or "mrunc" in point:
             mounts.add(point)
-    cgroups = {str(p) for p in Path("/sys/fs/cgroup").glob(f"*/{TEST_CGROUP_PARENT}/*") if p.is_dir()}
+    cgroups = {str(p) for pattern in (f"*/{TEST_CGROUP_PARENT}/*", f"{TEST_CGROUP_PARENT}/*")  # v1, v2
+               for p in Path("/sys/fs/cgroup").glob(pattern) if p.is_dir()}
     procs = set()
     for p in Path("/proc").iterdir():
         if p.name.isdigit():
@@ -140,7 +143,8 @@ def host_left_untouched(tmp_path_factory):
 @pytest.fixture(scope="session", autouse=True)
 def remove_test_cgroup_parent():
     yield
-    for parent in Path("/sys/fs/cgroup").glob(f"*/{TEST_CGROUP_PARENT}"):
+    v2_parent = Path(f"/sys/fs/cgroup/{TEST_CGROUP_PARENT}")
+    for parent in [*Path("/sys/fs/cgroup").glob(f"*/{TEST_CGROUP_PARENT}"), v2_parent]:
         try:
             parent.rmdir()
         except OSError:

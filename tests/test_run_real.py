@@ -2,6 +2,7 @@
 
 import pytest
 
+from mrunc.executor.host import cgroup_layout
 from tests.conftest import base_config, run_config
 
 
@@ -47,7 +48,7 @@ def test_readonly_root_and_masked_paths(bundle):
 
 
 def test_readonly_paths_refuse_writes(bundle):
-    result = run_config(bundle, base_config(["sh", "-c", "echo 1 > /proc/sys/kernel/ns_last_pid && echo wrote"]))
+    result = run_config(bundle, base_config(["sh", "-c", "echo x > /proc/sys/kernel/domainname && echo wrote"]))
     assert "wrote" not in result.stdout
     assert "Read-only file system" in result.stderr
 
@@ -72,7 +73,8 @@ def test_pids_limit_is_enforced(bundle, limit):
 
 def test_memory_limit_is_written_and_enforced(bundle):
     # dd reads 64 MiB into one buffer: more than the limit, so the OOM killer ends it.
-    script = ("cat /sys/fs/cgroup/memory/memory.limit_in_bytes;"
+    limit_file = "memory.max" if cgroup_layout() == "v2" else "memory/memory.limit_in_bytes"
+    script = (f"cat /sys/fs/cgroup/{limit_file};"
               "dd if=/dev/zero of=/dev/null bs=64M count=1 && echo survived")
     config = base_config(["sh", "-c", script])
     config["linux"]["resources"]["memory"] = {"limit": 16 * 1024 * 1024, "swap": 16 * 1024 * 1024}

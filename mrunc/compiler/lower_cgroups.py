@@ -39,13 +39,28 @@ def lower(emit: Emitter, linux: dict, host: dict, path: str) -> list[str]:
             for file in ("cpuset.cpus", "cpuset.mems"):
                 emit("cgroup_copy_parent", "runtime", where, dir=d, file=file)
     resources = linux.get("resources", {})
-    writes = _v2_writes(resources) if host["cgroup"] == "v2" else _v1_writes(resources, emit)
+    if host["cgroup"] == "v2":
+        _enable_controllers(emit, host, path)
+        writes = _v2_writes(resources, host)
+    else:
+        writes = _v1_writes(resources, emit)
     for ctrl, file, value, src in writes:
-        if ctrl not in targets and "" not in targets:
-            emit.note(src, f"the {ctrl} controller is not mounted on this host; not applied")
+        if ctrl and ctrl not in host["controllers"]:
+            emit.note(src, f"the {ctrl} controller is not available on this host; not applied")
             continue
         emit("cgroup_write", "runtime", src, dir=targets.get(ctrl, targets.get("")), file=file, value=value)
     return list(targets.values())
+
+
+def _enable_controllers(emit: Emitter, host: dict, path: str) -> None:
+    """v2: a cgroup has a controller's files only if its parent enabled the controller in
+    cgroup.subtree_control, so every ancestor enables all the host's controllers, top down (as runc does)."""
+    value = " ".join(f"+{ctrl}" for ctrl in host["controllers"])
+    parts = path.strip("/").split("/")[:-1]
+    for depth in range(len(parts) + 1):
+        ancestor = "/".join([ROOT, *parts[:depth]])
+        emit("cgroup_write", "runtime", "/linux/cgroupsPath", dir=ancestor, file="cgroup.subtree_control",
+             value=value)
 
 
 Write = tuple[str, str, str, str]  # controller, file, value, source pointer
@@ -122,31 +137,109 @@ def _v1_devices(rules: list[dict]) -> list[Write]:
     return out
 
 
-def _v2_writes(r: dict) -> list[Write]:
-    out: list[Write] = []
-    mem = r.get("memory", {})
-    if "limit" in mem:
-        out.append(("memory", "memory.max", _max(mem["limit"]), f"{SRC}/memory/limit"))
-    if "reservation" in mem:
-        out.append(("memory", "memory.low", _max(mem["reservation"]), f"{SRC}/memory/reservation"))
-    if "swap" in mem:
-        swap = mem["swap"] - mem.get("limit", 0) if mem["swap"] > 0 and mem.get("limit", 0) > 0 else mem["swap"]
-        out.append(("memory", "memory.swap.max", _max(swap), f"{SRC}/memory/swap"))
+def _v2_writes(r: dict, host: dict) -> list[Write]:
+    out = _v2_memory(r.get("memory", {}))
     if "pids" in r:
         out.append(("pids", "pids.max", _max(r["pids"]["limit"]), f"{SRC}/pids/limit"))
-    cpu = r.get("cpu", {})
-    if "shares" in cpu:
+    out += _v2_cpu(r.get("cpu", {}))
+    out += _v2_io(r.get("blockIO", {}))
+    for i, page in enumerate(r.get("hugepageLimits", [])):
+        out.append(("hugetlb", f"hugetlb.{page['pageSize']}.max", str(page["limit"]), f"{SRC}/hugepageLimits/{i}"))
+    for name, limits in r.get("rdma", {}).items():
+        value = " ".join(f"{k.replace('hca', 'hca_').lower()}={v}" for k, v in sorted(limits.items()))
+        out.append(("rdma", "rdma.max", f"{name} {value}", pointer("linux", "resources", "rdma", name)))
+    if r.get("devices"):
+        out.append(("devices", "", "", f"{SRC}/devices"))  # v2 has no devices files (a BPF program does it)
+    for key in ("classID", "priorities"):
+        if key in r.get("network", {}):
+            out.append(("net_cls" if key == "classID" else "net_prio", "", "", f"{SRC}/network/{key}"))
+    for key, value in sorted(r.get("unified", {}).items()):
+        out.append((_unified_controller(key, value, host), key, value, pointer("linux", "resources", "unified", key)))
+    return out
+
+
+def _v2_memory(mem: dict) -> list[Write]:
+    out: list[Write] = []
+    limit = mem.get("limit", 0)
+    if "limit" in mem:
+        out.append(("memory", "memory.max", _max(limit), f"{SRC}/memory/limit"))
+    if "reservation" in mem:
+        out.append(("memory", "memory.low", _max(mem["reservation"]), f"{SRC}/memory/reservation"))
+    if "swap" in mem or limit == -1:
+        out.append(("memory", "memory.swap.max", _v2_swap(mem.get("swap", 0), limit), f"{SRC}/memory/swap"))
+    return [w for w in out if w[2] != ""]
+
+
+def _v2_swap(swap: int, limit: int) -> str:
+    """OCI's swap is memory+swap (v1's memsw); v2's memory.swap.max is swap alone: the difference.
+    -1 is unlimited; 0 leaves it unset, except that an unlimited memory then means unlimited swap (runc)."""
+    if swap == -1 or (swap == 0 and limit == -1):
+        return "max"
+    if swap == 0:
+        return ""
+    if limit <= 0:
+        raise ConfigError(f"{SRC}/memory/swap", f"got {swap} without a memory limit; allowed: with /linux/resources/"
+                          "memory/limit set (swap is memory+swap), or -1")
+    if swap < limit:
+        raise ConfigError(f"{SRC}/memory/swap", f"got {swap}, less than the memory limit {limit}; allowed: >= the "
+                          "limit (swap is memory+swap), or -1")
+    return str(swap - limit)
+
+
+def _v2_cpu(cpu: dict) -> list[Write]:
+    out: list[Write] = []
+    if cpu.get("shares"):
         weight = 1 + ((cpu["shares"] - 2) * 9999) // 262142 if cpu["shares"] >= 2 else 1
         out.append(("cpu", "cpu.weight", str(weight), f"{SRC}/cpu/shares"))
-    if "quota" in cpu or "period" in cpu:
-        quota = cpu.get("quota", -1)
-        out.append(("cpu", "cpu.max", f"{_max(quota)} {cpu.get('period', 100000)}", f"{SRC}/cpu/quota"))
+    if cpu.get("quota") or cpu.get("period"):
+        value = _max(cpu.get("quota", -1)) + (f" {cpu['period']}" if cpu.get("period") else "")
+        out.append(("cpu", "cpu.max", value, f"{SRC}/cpu/quota" if "quota" in cpu else f"{SRC}/cpu/period"))
+    if "burst" in cpu:
+        out.append(("cpu", "cpu.max.burst", str(cpu["burst"]), f"{SRC}/cpu/burst"))
+    if "idle" in cpu:
+        out.append(("cpu", "cpu.idle", str(cpu["idle"]), f"{SRC}/cpu/idle"))
     for key in ("cpus", "mems"):
         if cpu.get(key):
             out.append(("cpuset", f"cpuset.{key}", cpu[key], f"{SRC}/cpu/{key}"))
-    for key, value in sorted(r.get("unified", {}).items()):
-        out.append((key.split(".")[0], key, value, pointer("linux", "resources", "unified", key)))
+    for key in ("realtimePeriod", "realtimeRuntime"):
+        if key in cpu:
+            out.append(("cpu.rt", "", "", f"{SRC}/cpu/{key}"))  # v2 has no realtime files: a note
     return out
+
+
+def _v2_io(blkio: dict) -> list[Write]:
+    """io.weight (1..10000) from blkio's weight (10..1000), as runc converts it; throttles as io.max lines."""
+    out: list[Write] = []
+    if blkio.get("weight"):
+        weight = 1 + (blkio["weight"] - 10) * 9999 // 990
+        out.append(("io", "io.weight", str(weight), f"{SRC}/blockIO/weight"))
+    for key, name in (("throttleReadBpsDevice", "rbps"), ("throttleWriteBpsDevice", "wbps"),
+                      ("throttleReadIOPSDevice", "riops"), ("throttleWriteIOPSDevice", "wiops")):
+        for i, dev in enumerate(blkio.get(key, [])):
+            out.append(("io", "io.max", f"{dev['major']}:{dev['minor']} {name}={dev['rate']}",
+                        f"{SRC}/blockIO/{key}/{i}"))
+    return out
+
+
+UNIFIED_CGROUP_FILES = ("cgroup.max.depth", "cgroup.max.descendants")
+
+
+def _unified_controller(key: str, value: str, host: dict) -> str:
+    """Check a linux.resources.unified key names one control file of an available controller."""
+    where = pointer("linux", "resources", "unified", key)
+    ctrl, dot, rest = key.partition(".")
+    if "/" in key or ".." in key or not dot or not rest:
+        raise ConfigError(where, f"got key {key!r}; allowed: a control file name like 'memory.high' (no '/')")
+    if ctrl == "cgroup":
+        if key not in UNIFIED_CGROUP_FILES:
+            raise ConfigError(where, f"got {key!r}; allowed cgroup.* files: {', '.join(UNIFIED_CGROUP_FILES)}")
+        return ""
+    if ctrl not in host["controllers"]:
+        raise ConfigError(where, f"the {ctrl} controller is not available on this host; allowed: "
+                          f"{', '.join(host['controllers'])}")
+    if "\n" in value:
+        raise ConfigError(where, "the value has a newline; allowed: one line")
+    return ctrl
 
 
 def _max(value: int) -> str:

@@ -86,7 +86,9 @@ def lower_mounts(emit: Emitter, config: dict, rootfs: str, bundle: str, cgroup_d
         if kind == "bind" and not bind:
             bind = ["MS_BIND"]
         if kind in ("cgroup", "cgroup2"):
-            _lower_cgroup_mount(emit, m["destination"], flags, rootfs, cgroup_dirs, where)
+            namespaces = config.get("linux", {}).get("namespaces", [])
+            cgroupns = any(ns["type"] == "cgroup" and not ns.get("path") for ns in namespaces)
+            _lower_cgroup_mount(emit, m["destination"], flags, rootfs, cgroup_dirs, cgroupns, where)
         elif bind:
             source = m.get("source", "")
             if not source:
@@ -114,9 +116,15 @@ def _bind(emit: Emitter, source: str, target: str, bind: list[str], flags: list[
 
 
 def _lower_cgroup_mount(emit: Emitter, dest: str, flags: list[str], rootfs: str, cgroup_dirs: dict[str, str],
-                        where: str) -> None:
+                        cgroupns: bool, where: str) -> None:
     """Show the container its own cgroup: on v1 a tmpfs with a bind of each controller's container
-    directory (as runc does), on v2 a bind of the container's directory."""
+    directory (as runc does). On v2 a cgroup2 mount, which a new cgroup namespace roots at the container's
+    cgroup; without one it would show the host's whole tree, so then a bind of the container's directory
+    (the view crun gives)."""
+    if "" in cgroup_dirs and cgroupns:
+        emit("mount", "init", where, source="cgroup2", target=dest, fstype="cgroup2", flags=flags, data=None,
+             root=rootfs, create="dir")
+        return
     if "" in cgroup_dirs:
         _bind(emit, cgroup_dirs[""], dest, ["MS_BIND", "MS_REC"], flags, rootfs, where, create="dir")
         return

@@ -1,0 +1,54 @@
+"""The container tests again, inside a user-mode Linux guest whose cgroups are pure v2 (this host's are v1).
+
+One host test per guest test: each passes only if its twin passed in the guest, and shows the guest's
+failure text and console otherwise. The guest boots once per session (tests/guest/uml.py).
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+from tests.guest import uml
+
+# The tests that run in the guest: the host's container tests, and the v2-only ones (skipped on the host).
+GUEST_TESTS = ["tests/test_run_real.py", "tests/test_cgroup_v2.py"]
+GUEST_TIMEOUT = float(os.environ.get("MRUNC_GUEST_TIMEOUT", "300"))
+
+
+def _collect() -> list[str]:
+    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                          *GUEST_TESTS], cwd=REPO, capture_output=True, text=True, timeout=60)
+    ids = [line for line in out.stdout.splitlines() if "::" in line]
+    if not ids:
+        raise RuntimeError(f"collecting the guest tests found none:\n{out.stdout}\n{out.stderr}")
+    return ids
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "guest_test" in metafunc.fixturenames:
+        metafunc.parametrize("guest_test", _collect())
+
+
+@pytest.fixture(scope="session")
+def guest_run(tmp_path_factory) -> uml.GuestRun:
+    why_not = uml.available()
+    if why_not:
+        pytest.fail(f"the cgroup v2 guest cannot boot: {why_not}")
+    return uml.run_pytest(REPO, sys.executable, GUEST_TESTS, tmp_path_factory.mktemp("guest"), GUEST_TIMEOUT)
+
+
+def test_guest_has_a_pure_cgroup2_hierarchy(guest_run):
+    assert "cgroup2 controllers: cpu io memory pids" in guest_run.console, guest_run.console_tail()
+    assert guest_run.status in ("0", "1"), f"guest pytest did not finish\n{guest_run.console_tail()}"
+
+
+def test_passes_in_the_v2_guest(guest_run, guest_test):
+    result = guest_run.results.get(guest_test)
+    if result is None:
+        pytest.fail(f"{guest_test} did not run in the guest\n{guest_run.console_tail()}")
+    if result["outcome"] == "skipped":
+        pytest.skip(f"skipped in the guest: {result['text']}")
+    assert result["outcome"] == "passed", f"in the guest:\n{result['text']}\n{guest_run.console_tail(30)}"
