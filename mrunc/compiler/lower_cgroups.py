@@ -46,7 +46,7 @@ def lower(emit: Emitter, linux: dict, host: dict, path: str) -> list[str]:
         writes = _v1_writes(resources, emit)
     for ctrl, file, value, src in writes:
         if ctrl and ctrl not in host["controllers"]:
-            emit.note(src, f"the {ctrl} controller is not available on this host; not applied")
+            emit.note(src, f"the {ctrl} controller is not mounted on this host; not applied")
             continue
         emit("cgroup_write", "runtime", src, dir=targets.get(ctrl, targets.get("")), file=file, value=value)
     return list(targets.values())
