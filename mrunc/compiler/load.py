@@ -22,11 +22,25 @@ def parse(raw: bytes) -> object:
     if "\x00" in text:
         raise ConfigError("/", f"contains a NUL byte at offset {text.index(chr(0))}; JSON text may not")
     try:
-        return json.loads(text)
+        config = json.loads(text)
+        _refuse_nul(config, ())
     except RecursionError:
         raise ConfigError("/", "nested too deeply to be a config") from None
     except json.JSONDecodeError as e:
         raise ConfigError("/", f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    return config
+
+
+def _refuse_nul(value: object, path: tuple) -> None:
+    """A JSON \\u0000 escape decodes to NUL, which no path, name, argument or environment entry may hold: the
+    kernel would cut the string short there."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ConfigError(pointer(*path), f"got {value!r}; allowed: strings without NUL (\\u0000)")
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and "\x00" in key:
+            raise ConfigError(pointer(*path), f"key {key!r}; allowed: keys without NUL (\\u0000)")
+        _refuse_nul(item, (*path, key))
 
 
 def validate(config: object) -> None:
