@@ -29,7 +29,7 @@ def load(path: str, force: bool = False) -> dict:
             plan = parse_json(f.read())
     except OSError as e:
         raise PlanError(f"{path}: cannot read plan: {e.strerror}") from None
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise PlanError(f"{path}: not a JSON plan: {e}") from None
     check(plan, force=force, plan_path=path)
     return plan
@@ -96,7 +96,7 @@ def _check_op(i: int, o: object) -> None:
     for name in OP_FIELDS:
         if name not in o:
             raise PlanError(f"{where}/{name}: missing")
-    spec = OPS.get(o["op"])
+    spec = OPS.get(o["op"]) if isinstance(o["op"], str) else None
     if spec is None:
         raise PlanError(f"{where}/op: unknown op {o['op']!r}")
     if o["proc"] not in spec.procs:
