@@ -1,17 +1,18 @@
 """Read config.json and validate it against mrunc's trimmed OCI schema (schemas/config.schema.json)."""
 
 import json
-from importlib import resources
+import os
 
-import jsonschema
-
+from mrunc import schemas
 from mrunc.compiler.errors import ConfigError, ConfigErrors, pointer
+from mrunc.compiler.schema_check import Checker, SchemaError
 
 MAX_ERRORS = 20
 
 
 def schema() -> dict:
-    return json.loads(resources.files("mrunc.schemas").joinpath("config.schema.json").read_text())
+    with open(os.path.join(os.path.dirname(schemas.__file__), "config.schema.json")) as f:
+        return json.load(f)
 
 
 def parse(raw: bytes) -> object:
@@ -45,13 +46,12 @@ def _refuse_nul(value: object, path: tuple) -> None:
 
 def validate(config: object) -> None:
     """Raise ConfigErrors listing every schema violation, each with its pointer and what is allowed."""
-    validator = jsonschema.Draft4Validator(schema())
-    found = sorted(validator.iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    found = sorted(Checker(schema()).errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.message))
     if found:
         raise ConfigErrors([_explain(e) for e in found[:MAX_ERRORS]])
 
 
-def _explain(error: jsonschema.ValidationError) -> ConfigError:
+def _explain(error: SchemaError) -> ConfigError:
     where = pointer(*error.absolute_path)
     got = json.dumps(error.instance)
     if len(got) > 60:
