@@ -9,11 +9,14 @@ from mrunc import SPEC_VERSION, __version__
 
 # command -> module in mrunc.commands with `main(options: GlobalOptions, args: list[str]) -> int`
 COMMANDS = {
+    "audit": "audit",
     "compile": "compile",
+    "diff": "diff",
     "exec": "exec_plan",
     "features": "features",
     "run": "run",
     "spec": "spec",
+    "verify": "verify",
 }
 
 USAGE = """usage: mrunc [--root DIR] COMMAND ...
@@ -24,6 +27,9 @@ commands:
   run --bundle DIR ID                                   compile DIR/config.json and run it
   features                                              what this runtime supports (runtime-spec features.md)
   spec [--rootless] [--bundle DIR]                      write a default config.json, like `runc spec`
+  audit CONFIG|PLAN [--profile P] [--format F]          check a plan against baseline/restricted/a profile file
+  diff A B [--format F] [--fail-on raise]               what changes between two plans, by security impact
+  verify PLAN                                           check a plan's structure and invariants without running it
   --version
 """
 

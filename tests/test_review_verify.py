@@ -1,0 +1,137 @@
+"""`mrunc verify PLAN`: structure and invariants without running it. A plan edited by hand to skip a seccomp
+load or a capability drop is caught, and so is a BPF that no longer says what its pseudo-filter text says."""
+
+import base64
+import json
+import struct
+
+import pytest
+
+from mrunc.review.verify import verify
+from tests.conftest import mrunc
+from tests.review_cases import CONFIGS, subject
+
+
+@pytest.fixture
+def compiled(bundle):
+    """The hardened config (seccomp, capability drop, no_new_privs) compiled in a real bundle: (bundle, plan)."""
+    bundle.write(json.loads(CONFIGS["hardened"].read_text()))
+    path = bundle.path / "plan.json"
+    assert mrunc("compile", str(bundle.config_path), "-o", str(path)).returncode == 0
+    return bundle, path
+
+
+def edit(path, change) -> None:
+    plan = json.loads(path.read_text())
+    change(plan)
+    path.write_text(json.dumps(plan))
+
+
+def without(*names: str):
+    def change(plan: dict) -> None:
+        plan["ops"] = [o for o in plan["ops"] if o["op"] not in names]
+
+    return change
+
+
+def test_a_compiled_plan_verifies_against_its_config_and_runs_with_its_filter(compiled):
+    bundle, path = compiled
+    result = mrunc("verify", str(path))
+    assert result.returncode == 0, result.stdout
+    assert "recompiled" in result.stdout and "same ops" in result.stdout
+    edit(path, lambda plan: plan["ops"][-1]["args"].update(args=["grep", "Seccomp:", "/proc/self/status"]))
+    ran = mrunc("exec", str(path))  # what verify vouched for (but the command) really loads its filter
+    assert ran.stdout.split() == ["Seccomp:", "2"], ran.stderr
+
+
+def test_plan_edited_to_skip_the_seccomp_load_is_caught(compiled):
+    _, path = compiled
+    edit(path, without("seccomp_load"))
+    result = mrunc("verify", str(path))
+    assert result.returncode == 1
+    assert "missing seccomp_load [init] (/linux/seccomp): the config asks for it" in result.stdout
+
+
+def test_plan_edited_to_skip_the_capability_drop_is_caught(compiled):
+    _, path = compiled
+    edit(path, without("drop_bounding", "keep_caps", "capset"))
+    result = mrunc("verify", str(path))
+    assert result.returncode == 1
+    for op in ("drop_bounding", "keep_caps", "capset"):
+        assert f"missing {op} [init]" in result.stdout
+
+
+def test_without_the_config_a_partial_capability_drop_is_still_caught():
+    plan = subject("hardened").plan  # its bundle does not exist here
+    without("drop_bounding")(plan)
+    result = verify(plan)
+    assert result.problems == ["/ops: keep_caps, capset without drop_bounding: the capability drop is incomplete"]
+    assert "config not at hand" in result.notes[0]
+
+
+def test_seccomp_loaded_before_no_new_privs_breaks_the_order_rule():
+    plan = subject("hardened").plan
+    ops = plan["ops"]
+    load = next(i for i, o in enumerate(ops) if o["op"] == "seccomp_load")
+    ops.insert(next(i for i, o in enumerate(ops) if o["op"] == "set_ids"), ops.pop(load))
+    assert any("seccomp_load before no_new_privs" in p for p in verify(plan).problems)
+
+
+def flip_first_return(plan: dict, to: int) -> None:
+    op = next(o for o in plan["ops"] if o["op"] == "seccomp_load")
+    raw = bytearray(base64.b64decode(op["args"]["bpf"]))
+    at = next(off for off in range(0, len(raw), 8) if struct.unpack_from("<H", raw, off)[0] == 0x06)
+    struct.pack_into("<I", raw, at + 4, to)
+    op["args"]["bpf"] = base64.b64encode(bytes(raw)).decode()
+
+
+def test_bpf_edited_to_allow_a_denied_syscall_is_caught():
+    plan = subject("hardened").plan
+    flip_first_return(plan, 0x7FFF0000)  # the first return is an ERRNO rule: make it ALLOW
+    problems = verify(plan).problems
+    assert problems and all(p.startswith("/ops/") and "/args/bpf: " in p for p in problems)
+    assert any("the pfc says ERRNO" in p for p in problems), problems
+
+
+def test_pfc_edited_to_hide_a_rule_is_caught():
+    plan = subject("hardened").plan
+    op = next(o for o in plan["ops"] if o["op"] == "seccomp_load")
+    op["args"]["pfc"] = op["args"]["pfc"].replace("action ERRNO(97);", "action ALLOW;")
+    assert any("the BPF returns 0x50061, the pfc says ALLOW" in p for p in verify(plan).problems)
+
+
+@pytest.mark.parametrize(("bpf", "problem"), [
+    (base64.b64encode(b"\x06\x00\x00\x00\x00\x00\xff").decode(), "7 bytes is not a whole number of 8-byte"),
+    (base64.b64encode(struct.pack("<HBBI", 0x20, 0, 0, 64)).decode(), "outside struct seccomp_data"),
+    (base64.b64encode(struct.pack("<HBBI", 0x15, 5, 0, 0) + struct.pack("<HBBI", 6, 0, 0, 0)).decode(),
+     "jumps past the end"),
+    ("not base64!", "not base64"),
+])
+def test_bpf_that_does_not_decode_is_caught(bpf, problem):
+    plan = subject("hardened").plan
+    next(o for o in plan["ops"] if o["op"] == "seccomp_load")["args"]["bpf"] = bpf
+    assert any(problem in p for p in verify(plan).problems), verify(plan).problems
+
+
+def test_execve_not_last_is_a_structure_error_and_unreadable_plans_exit_2(tmp_path):
+    plan = subject("hardened").plan
+    plan["ops"].append(plan["ops"].pop(-2))
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    result = mrunc("verify", str(path))
+    assert result.returncode == 1 and "end with execve" in result.stdout
+    path.write_text("{")
+    assert mrunc("verify", str(path)).returncode == 2
+    assert mrunc("verify", str(tmp_path / "missing.json")).returncode == 2
+
+
+def test_stale_plan_is_a_problem(compiled):
+    bundle, path = compiled
+    bundle.config_path.write_text(bundle.config_path.read_text() + " ")
+    result = mrunc("verify", str(path))
+    assert result.returncode == 1 and "/config_sha256: " in result.stdout and "changed since" in result.stdout
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_every_golden_config_compiles_to_a_plan_that_verifies(name):
+    assert verify(subject(name).plan).problems == []
