@@ -40,7 +40,8 @@ def check(config: dict) -> None:
     if "timeOffsets" in linux and namespaces.get("time", "x") is not None:
         raise ConfigError("/linux/timeOffsets", "needs a new (not joined) time namespace in /linux/namespaces")
     seccomp = linux.get("seccomp", {})
-    if "listenerPath" in seccomp or any(r["action"] == "SCMP_ACT_NOTIFY" for r in seccomp.get("syscalls", [])):
+    actions = [seccomp.get("defaultAction")] + [r["action"] for r in seccomp.get("syscalls", [])]
+    if "listenerPath" in seccomp or "SCMP_ACT_NOTIFY" in actions:
         raise ConfigError("/linux/seccomp",
                           "seccomp user notification (SCMP_ACT_NOTIFY, listenerPath) is not supported")
 
