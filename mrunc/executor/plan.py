@@ -70,6 +70,16 @@ def parse_json(raw: bytes) -> object:
 
 
 def check(plan: object, host: dict[str, str] | None = None, force: bool = False, plan_path: str = "PLAN") -> None:
+    check_structure(plan)
+    assert isinstance(plan, dict)
+    for problem in staleness(plan, host or fingerprint(), plan_path):
+        if not force:
+            raise PlanError(problem + "; or pass --force to run it anyway")
+        print(f"mrunc: WARNING: --force: running a stale plan: {problem}", file=sys.stderr)
+
+
+def check_structure(plan: object) -> None:
+    """The plan alone: its format and fields, known ops with their fields, each run by the right process, in order."""
     if not isinstance(plan, dict):
         raise PlanError("plan: expected a JSON object")
     if plan.get("format") != FORMAT:
@@ -77,10 +87,6 @@ def check(plan: object, host: dict[str, str] | None = None, force: bool = False,
     for name in PLAN_FIELDS:
         if name not in plan:
             raise PlanError(f"/{name}: missing")
-    for problem in staleness(plan, host or fingerprint(), plan_path):
-        if not force:
-            raise PlanError(problem + "; or pass --force to run it anyway")
-        print(f"mrunc: WARNING: --force: running a stale plan: {problem}", file=sys.stderr)
     ops = plan["ops"]
     if not isinstance(ops, list) or not ops:
         raise PlanError("/ops: expected a non-empty list of ops")
