@@ -13,9 +13,19 @@ CLOSE_RANGE_CLOEXEC = 4
 
 @op("chdir", "init", "path", "must")
 def chdir(ctx: Context, path: str, must: bool) -> None:
-    """chdir(2). Tried once before the id change (as root) and once after, where it must succeed."""
+    """fchdir(2) to `path` resolved inside our root, never through a magic link: `/proc/self/fd/N` naming a
+    leaked host fd would put the user process outside the container (CVE-2024-21626). Tried once before the
+    id change (as root) and once after, where it must succeed."""
     try:
-        os.chdir(path)
+        root = os.open("/", libc.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fd = libc.open_in_root(root, path, libc.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        finally:
+            os.close(root)
+        try:
+            os.fchdir(fd)
+        finally:
+            os.close(fd)
     except OSError:
         if must:
             raise
