@@ -1,5 +1,6 @@
 """Where `mrunc exec` spends its time: the import list (-X importtime) and a wall-clock trace of the op loop."""
 
+import statistics
 import subprocess
 import time
 
@@ -40,10 +41,17 @@ def _op_label(line: str) -> str:
     return " ".join(words[3:5]) if len(words) >= 5 and words[1] == "op" else line.strip()[:40]
 
 
-def by_step(steps: list[tuple[str, float]]) -> list[tuple[str, int, float]]:
-    """[(step, count, total ms)] slowest first: ops of one kind added up."""
-    totals: dict[str, list[float]] = {}
-    for label, ms in steps:
-        totals.setdefault(label, []).append(ms)
-    return sorted(((label, len(v), sum(v)) for label, v in totals.items()), key=lambda row: -row[2])
+def by_step(traces: list[list[tuple[str, float]]]) -> list[tuple[str, int, float]]:
+    """[(step, count, ms)] slowest first: ops of one kind added up within a run, then the median over runs."""
+    per_run: dict[str, list[float]] = {}
+    counts: dict[str, int] = {}
+    for steps in traces:
+        totals: dict[str, float] = {}
+        for label, ms in steps:
+            totals[label] = totals.get(label, 0.0) + ms
+        for label, ms in totals.items():
+            per_run.setdefault(label, []).append(ms)
+        counts = {label: sum(1 for step, _ in steps if step == label) for label in totals}
+    rows = [(label, counts.get(label, 0), statistics.median(v)) for label, v in per_run.items()]
+    return sorted(rows, key=lambda row: -row[2])
 

@@ -38,6 +38,7 @@ class Profile:
     import_total_ms: float
     imports: list[tuple[str, float]]
     steps: list[tuple[str, int, float]]
+    traces: int
 
 
 def loadavg() -> str:
@@ -148,10 +149,38 @@ def _profile(p: Profile) -> list[str]:
     lines = [f"Imports of `{EXEC}`: {p.import_total_ms:.1f} ms in all (`python -X importtime`, one run); "
              "slowest (self time):", "", "| module | ms |", "|---|---:|"]
     lines += [f"| {name} | {ms:.2f} |" for name, ms in p.imports[:12]]
-    lines += ["", "Wall-clock trace of one `mrunc exec --trace PLAN` (plain workload), ops of one kind added up; "
-              "each op's time runs until the next op starts, in whichever process:", "",
+    lines += ["", f"Wall-clock trace of `mrunc exec --trace PLAN` (plain workload), median of {p.traces} runs; ops "
+              "of one kind added up; each op's time runs until the next op starts, in whichever process:", "",
               "| step | count | ms |", "|---|---:|---:|"]
     lines += [f"| {label} | {count} | {ms:.1f} |" for label, count, ms in p.steps[:14]]
+    return lines
+
+
+FLOOR = "python -I -S -c pass (floor)"
+
+
+def _floor(workloads: list[Workload], p: Profile) -> list[str]:
+    """Why the targets can or cannot be met: the part of mrunc's time no change to mrunc can remove."""
+    plain = workloads[0].samples
+    if EXEC not in plain or FLOOR not in plain:
+        return []
+    step = {label: ms for label, _, ms in p.steps}
+    python = statistics.median(s.wall_ms for s in plain[FLOOR])
+    join = step.get("[child] cgroup_enter", 0.0)
+    startup = step.get("start-up: interpreter, imports, plan load and check", 0.0)
+    lines = [f"- Interpreter: `python -I -S -c pass` takes {python:.1f} ms (median, plain rounds) before mrunc runs "
+             "a line of its own.",
+             f"- Start-up in the trace (spawn, interpreter, imports, plan load and check): {startup:.1f} ms; the "
+             "imports of `mrunc exec` are the standard library only, the largest being ctypes (a few ms: it "
+             "defines its C types in Python at import).",
+             f"- Joining the v1 cgroups (`cgroup_enter`): {join:.1f} ms, nearly all of it the first write to a "
+             "`cgroup.procs`, which waits for an RCU grace period (the cgroup threadgroup lock); runc and crun "
+             "pay the same wait (strace: 7–9 ms at their first `cgroup.procs` write on this host)."]
+    for other, target in TARGETS:
+        if other in plain:
+            theirs = statistics.median(s.wall_ms for s in plain[other])
+            lines.append(f"- Plain workload: {target} × `{other}` = {target * theirs:.1f} ms, while the interpreter "
+                         f"and the cgroup join alone come to {python + join:.1f} ms.")
     return lines
 
 
@@ -184,7 +213,12 @@ def render(host: dict, args, workloads: list[Workload], mounts: list[GrowthRow],
         out += [f"`mrunc compile` of podman's config (podman-run-netns.json): median {_ms([s.wall_ms for s in podman])}"
                 f" ms (median | p10–p90) over {len(podman)} runs; target ≤ {PODMAN_TARGET_MS} ms: "
                 f"{_verdict(median <= PODMAN_TARGET_MS)}", ""]
-    out += ["## How cost grows", "", "tmpfs mounts added to the plain config:", ""] + _growth("mounts", mounts)
+    out += ["## The floor", ""] + _floor(workloads, profile) + [""]
+    out += ["## How cost grows", "",
+            "Totals include a fixed start-up (interpreter and imports; for compile also pyseccomp, whose import runs "
+            "`ldconfig -p` twice through ctypes.util.find_library), so they are not proportional to size; the "
+            "marginal cost of one more item is what should stay constant.", "",
+            "tmpfs mounts added to the plain config:", ""] + _growth("mounts", mounts)
     out += ["", "seccomp rules (one argument condition each, default allow):", ""] + _growth("rules", rules)
     out += ["", "## Profile of `mrunc exec`", ""] + _profile(profile) + [""]
     return "\n".join(out)

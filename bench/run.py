@@ -126,8 +126,8 @@ class Bench:
 
     def profile(self, plan: Path) -> report.Profile:
         total, imports = exec_trace.import_times(self.launcher, str(plan))
-        steps = exec_trace.op_trace(self.launcher, str(plan))
-        return report.Profile(total, imports, exec_trace.by_step(steps))
+        traces = [exec_trace.op_trace(self.launcher, str(plan)) for _ in range(max(3, self.args.growth_runs))]
+        return report.Profile(total, imports, exec_trace.by_step(traces), len(traces))
 
 
 def remove_cgroups() -> None:
