@@ -4,6 +4,7 @@ Paths inside the rootfs are resolved with openat2(RESOLVE_IN_ROOT) and mounted t
 symlink in the rootfs (even one swapped in during setup) cannot send a mount outside it (CVE-2021-30465).
 """
 
+import errno
 import os
 import stat
 
@@ -37,10 +38,7 @@ def _open_in_root(root: str, path: str, create: str | None = None) -> int:
                 try:
                     fd = libc.open_in_root(parent, name)
                 except FileNotFoundError:
-                    if last and create == "file":
-                        os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=parent))
-                    else:
-                        os.mkdir(name, 0o755, dir_fd=parent)
+                    _create(parent, name, "file" if last and create == "file" else "dir", path)
                     fd = libc.open_in_root(parent, name)
                 os.close(parent)
                 parent = fd
@@ -49,6 +47,19 @@ def _open_in_root(root: str, path: str, create: str | None = None) -> int:
             os.close(parent)
     finally:
         os.close(root_fd)
+
+
+def _create(parent: int, name: str, kind: str, path: str) -> None:
+    """Make a missing file or dir. Never through a symlink: one left dangling by the rootfs would create its
+    target on the host (O_EXCL and mkdir do not follow the last component)."""
+    try:
+        if kind == "file":
+            os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=parent))
+        else:
+            os.mkdir(name, 0o755, dir_fd=parent)
+    except FileExistsError:
+        raise OSError(errno.EEXIST, f"{name!r} is a symlink to nothing inside the rootfs; not creating through it",
+                      path) from None
 
 
 def _parent_in_root(root: str, path: str) -> tuple[int, str]:
