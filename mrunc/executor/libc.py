@@ -36,8 +36,12 @@ SECCOMP_FILTER_FLAGS = {
 }
 
 O_PATH = 0o10000000
+RESOLVE_NO_XDEV = 0x01
 RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
+PROC_SUPER_MAGIC = 0x9FA0
+PROC_ROOT_INO = 1
 
 
 def _check(result: int, what: str = "") -> int:
@@ -125,8 +129,19 @@ class _OpenHow(ctypes.Structure):
 
 def open_in_root(root_fd: int, path: str, flags: int = O_PATH | os.O_CLOEXEC) -> int:
     """openat2(RESOLVE_IN_ROOT): every symlink, `..` and absolute link stays inside root_fd (CVE-2021-30465)."""
-    how = _OpenHow(flags, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
-    return _check(_syscall(SYS_OPENAT2, root_fd, _b(path), ctypes.byref(how), ctypes.sizeof(how)), path)
+    return openat2(root_fd, path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+
+
+def openat2(dir_fd: int, path: str, flags: int, resolve: int) -> int:
+    how = _OpenHow(flags, 0, resolve)
+    return _check(_syscall(SYS_OPENAT2, dir_fd, _b(path), ctypes.byref(how), ctypes.sizeof(how)), path)
+
+
+def fstatfs_type(fd: int) -> int:
+    """f_type of fstatfs(2): which filesystem holds fd (the first field of struct statfs)."""
+    buffer = ctypes.create_string_buffer(120)
+    _check(_libc.fstatfs(fd, buffer))
+    return ctypes.c_long.from_buffer(buffer).value
 
 
 def close_range(first: int, last: int, flags: int) -> None:

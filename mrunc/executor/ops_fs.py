@@ -207,11 +207,25 @@ def readonly_path(ctx: Context, path: str) -> None:
     remount(ctx, path, ["MS_BIND", "MS_REMOUNT", "MS_RDONLY", "MS_REC"], None)
 
 
+def write_proc(path: str, value: str) -> None:
+    """Write /proc/PATH, failing closed unless /proc is the root of a procfs mount and PATH stays on it: a
+    symlink at /proc or a mount over a part of it would redirect the write (CVE-2025-52881)."""
+    proc = os.open("/proc", libc.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if libc.fstatfs_type(proc) != libc.PROC_SUPER_MAGIC or os.fstat(proc).st_ino != libc.PROC_ROOT_INO:
+            raise OSError(errno.EXDEV, "/proc is not the root of a procfs mount; refusing to write there", path)
+        resolve = libc.RESOLVE_BENEATH | libc.RESOLVE_NO_XDEV | libc.RESOLVE_NO_MAGICLINKS
+        fd = libc.openat2(proc, path, os.O_WRONLY | os.O_CLOEXEC, resolve)
+    finally:
+        os.close(proc)
+    with open(fd, "w") as f:
+        f.write(value)
+
+
 @op("sysctl", "init", "key", "value")
 def sysctl(ctx: Context, key: str, value: str) -> None:
-    """Write /proc/sys/KEY (dots become slashes)."""
-    with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
-        f.write(value)
+    """Write /proc/sys/KEY (dots become slashes), only to the procfs file itself (write_proc)."""
+    write_proc("sys/" + key.replace(".", "/"), value)
 
 
 @op("sethostname", "init", "name")

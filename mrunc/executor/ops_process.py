@@ -1,11 +1,13 @@
 """Process ops: working dir, rlimits, ids, capabilities, no_new_privs, seccomp, fds, execve."""
 
 import binascii
+import errno
 import os
 import resource
 
 from mrunc.executor import libc
 from mrunc.executor.flags import CAPABILITIES, RLIMITS, mask
+from mrunc.executor.ops_fs import write_proc
 from mrunc.executor.optable import Context, op
 
 CLOSE_RANGE_CLOEXEC = 4
@@ -39,9 +41,8 @@ def setrlimit(ctx: Context, type: str, soft: int, hard: int) -> None:
 
 @op("oom_score_adj", "init", "value")
 def oom_score_adj(ctx: Context, value: int) -> None:
-    """Write /proc/self/oom_score_adj."""
-    with open("/proc/self/oom_score_adj", "w") as f:
-        f.write(str(value))
+    """Write /proc/self/oom_score_adj, only to the procfs file itself (ops_fs.write_proc)."""
+    write_proc("self/oom_score_adj", str(value))
 
 
 @op("umask", "init", "mask")
@@ -52,13 +53,17 @@ def umask(ctx: Context, mask: int) -> None:
 
 @op("drop_bounding", "init", "keep")
 def drop_bounding(ctx: Context, keep: list[str]) -> None:
-    """prctl(PR_CAPBSET_DROP) every capability the kernel knows except `keep`."""
-    with open("/proc/sys/kernel/cap_last_cap") as f:
-        last = int(f.read())
+    """prctl(PR_CAPBSET_DROP) every capability the kernel knows except `keep`. The kernel's last capability is
+    where the drop answers EINVAL, not what /proc/sys/kernel/cap_last_cap says: the rootfs may fake that."""
     kept = {CAPABILITIES[name] for name in keep}
-    for cap in range(last + 1):
+    for cap in range(64):
         if cap not in kept:
-            libc.prctl(libc.PR_CAPBSET_DROP, cap)
+            try:
+                libc.prctl(libc.PR_CAPBSET_DROP, cap)
+            except OSError as e:
+                if e.errno != errno.EINVAL:
+                    raise
+                return
 
 
 @op("keep_caps", "init")
