@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
-packages=(busybox-static libseccomp2 util-linux iproute2 runc crun time user-mode-linux)  # user-mode-linux: the cgroup v2 guest
+packages=(busybox-static libseccomp2 util-linux iproute2 runc crun time user-mode-linux  # user-mode-linux: the cgroup v2 guest
+          gcc libc6-dev libcap2-bin)  # the escape tests build static binaries and set file capabilities
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

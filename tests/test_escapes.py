@@ -2,14 +2,26 @@
 unprotected setup (a plan with the protecting op removed, or the kernel primitive done by hand in a private
 mount namespace), so the protected run cannot pass by accident."""
 
+import contextlib
+import errno
 import json
 import os
+import shutil
+import signal
+import stat
 import subprocess
 import sys
+import threading
+from pathlib import Path
+
+import pytest
 
 from tests.conftest import REPO, base_config, mrunc
+from tests.hardened import HOST_ID, hardened_config
 
 SECRET = "host-secret-7f3a"
+RACE_RUNS = int(os.environ.get("MRUNC_RACE_RUNS", "8"))
+C_SOURCES = Path(__file__).parent / "c"
 
 
 def _compile(bundle, config: dict, without: str | None = None) -> str:
@@ -71,3 +83,230 @@ def test_a_cwd_through_proc_self_fd_cannot_reach_the_host(bundle, tmp_path):
     assert SECRET in unprotected.stdout, unprotected.stderr
     assert protected.returncode == 1 and SECRET not in protected.stdout
     assert f"chdir (/process/cwd): path=/proc/self/fd/{fd} must=True: ELOOP" in protected.stderr
+
+
+# seccomp on every x86 ABI; no_new_privs against setuid; the bounding set against file capabilities.
+
+SECCOMP = {
+    "defaultAction": "SCMP_ACT_ALLOW",
+    "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+    "syscalls": [
+        {"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 77},
+        {"names": ["getpgid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 78,
+         "args": [{"index": 0, "value": 4242, "op": "SCMP_CMP_EQ"}]},
+    ],
+}
+
+
+@pytest.fixture(scope="session")
+def tools(tmp_path_factory) -> Path:
+    """The C programs in tests/c, built static (the busybox rootfs has no libc)."""
+    out = tmp_path_factory.mktemp("tools")
+    for source in C_SOURCES.glob("*.c"):
+        subprocess.run(["gcc", "-static", "-O1", "-o", str(out / source.stem), str(source)], check=True)
+    return out
+
+
+def _install(tools: Path, bundle, name: str, mode: int = 0o755) -> None:
+    target = bundle.path / "rootfs" / name
+    shutil.copy(tools / name, target)  # a copy, not the session's hard link: modes and xattrs are ours
+    target.chmod(mode)
+
+
+def _fields(stdout: str) -> dict[str, str]:
+    return dict(line.split() for line in stdout.splitlines())
+
+
+def _results(stdout: str) -> dict[str, int]:
+    return {key: int(value) for key, value in _fields(stdout).items()}
+
+
+def test_seccomp_denies_on_every_x86_abi_with_errno_and_argument_filters(bundle, tools):
+    _install(tools, bundle, "abi")
+    config = base_config(["/abi"])
+    config["linux"]["seccomp"] = SECCOMP
+    unprotected = mrunc("exec", _compile(bundle, config, without="seccomp_load"))
+    protected = mrunc("exec", _compile(bundle, config))
+    assert unprotected.returncode == 0 and protected.returncode == 0, protected.stderr
+    before, after = _results(unprotected.stdout), _results(protected.stdout)
+    assert before["x86_64-getpid"] > 0 and before["i386-getpid"] > 0
+    assert before["x86_64-getpgid-4242"] == before["i386-getpgid-4242"] == -errno.ESRCH
+    assert after["x86_64-getpid"] == after["i386-getpid"] == -77
+    assert after["x32-getpid"] < 0  # this kernel has no x32 ABI (-ENOSYS) unless the filter answers first
+    assert after["x86_64-getpgid-4242"] == after["i386-getpgid-4242"] == -78
+    assert after["x86_64-getpgid-0"] >= 0 and after["i386-getpgid-0"] >= 0  # the filter matches 4242 only
+
+
+def test_an_abi_the_profile_does_not_list_is_killed_not_let_through(bundle, tools):
+    _install(tools, bundle, "abi")
+    config = base_config(["/abi"])
+    config["linux"]["seccomp"] = dict(SECCOMP, architectures=["SCMP_ARCH_X86_64"])
+    result = mrunc("exec", _compile(bundle, config))
+    assert result.stdout.splitlines() == ["x86_64-getpid -77"]  # the i386 call never returned
+    assert result.returncode == 128 + signal.SIGSYS
+
+
+def test_no_new_privileges_stops_a_setuid_binary(bundle, tools):
+    _install(tools, bundle, "creds", 0o4755)
+    config = base_config(["/creds"])
+    config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    config["process"]["noNewPrivileges"] = False
+    unprotected = mrunc("exec", _compile(bundle, config))
+    config["process"]["noNewPrivileges"] = True
+    protected = mrunc("exec", _compile(bundle, config))
+    assert _fields(unprotected.stdout)["euid"] == "0", unprotected.stderr
+    assert _fields(protected.stdout)["euid"] == "1000", protected.stderr
+
+
+def test_a_dropped_capability_is_not_regained_through_file_capabilities(bundle, tools):
+    _install(tools, bundle, "creds")
+    subprocess.run(["setcap", "cap_net_raw+ep", str(bundle.path / "rootfs" / "creds")], check=True)
+    net_raw = 1 << 13
+    config = base_config(["/creds"])
+    config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    config["process"]["noNewPrivileges"] = False
+    config["process"]["capabilities"]["bounding"].append("CAP_NET_RAW")
+    unprotected = mrunc("exec", _compile(bundle, config))
+    config["process"]["capabilities"]["bounding"].remove("CAP_NET_RAW")
+    protected = mrunc("exec", _compile(bundle, config))
+    assert int(_fields(unprotected.stdout)["capeff"], 16) & net_raw, unprotected.stderr
+    # The kernel refuses to exec a capability-aware binary it cannot grant, or runs it without the capability.
+    assert "EPERM" in protected.stderr or not int(_fields(protected.stdout)["capeff"], 16) & net_raw
+
+
+# CVE-2021-30465 class: a mount destination through a symlink that points out of the rootfs.
+
+def _outside_link(bundle, tmp_path, link: str) -> Path:
+    """An empty host dir, and a symlink at `link` in the rootfs pointing at its absolute path."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (bundle.path / "rootfs" / link.lstrip("/")).symlink_to(outside / "target")
+    return outside
+
+
+def test_a_mount_through_a_symlink_lands_inside_the_rootfs(bundle, tmp_path):
+    outside = _outside_link(bundle, tmp_path, "/evil")
+    rootfs = bundle.path / "rootfs"
+    (outside / "target").mkdir()
+    naive = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                            f"mount -t tmpfs tmpfs {rootfs}/evil && touch {rootfs}/evil/marker && ls {outside}/target"],
+                           capture_output=True, text=True)
+    assert naive.stdout.split() == ["marker"], naive.stderr  # the kernel follows it out of the rootfs
+    (rootfs / str(outside / "target").lstrip("/")).mkdir(parents=True)  # where it points, inside the rootfs
+    config = base_config(["sh", "-c", f"touch /evil/x && grep -c ' {outside}/target .* tmpfs ' /proc/self/mountinfo"])
+    config["mounts"].append({"destination": "/evil", "type": "tmpfs", "source": "tmpfs"})
+    result = mrunc("exec", _compile(bundle, config))
+    assert result.returncode == 0 and result.stdout == "1\n", result.stderr
+    assert list((outside / "target").iterdir()) == []
+
+
+def test_a_mount_point_is_never_created_through_a_dangling_symlink(bundle, tmp_path):
+    outside = _outside_link(bundle, tmp_path, "/etc/hosts")
+    naive = subprocess.run(["touch", str(bundle.path / "rootfs" / "etc" / "hosts")])
+    assert naive.returncode == 0 and (outside / "target").exists()  # creating through it lands on the host
+    (outside / "target").unlink()
+    config = base_config(["true"])
+    config["mounts"].append({"destination": "/etc/hosts", "source": "/etc/hostname", "options": ["bind", "ro"]})
+    result = mrunc("exec", _compile(bundle, config))
+    assert result.returncode == 1
+    assert "EEXIST ('hosts' is a symlink to nothing inside the rootfs; not creating through it" in result.stderr
+    assert list(outside.iterdir()) == []
+
+
+def test_a_symlink_swapped_in_during_setup_never_sends_a_mount_out(bundle, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    volume = bundle.path / "rootfs" / "vol"
+    volume.mkdir()
+    config = base_config(["sh", "-c", "touch /vol/target/marker"])
+    config["mounts"].append({"destination": "/vol/target", "type": "tmpfs", "source": "tmpfs"})
+    plan = _compile(bundle, config)
+    stop = threading.Event()
+
+    def swap() -> None:  # what a second container sharing /vol would do (CVE-2021-30465)
+        target = volume / "target"
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                target.unlink() if target.is_symlink() else target.rmdir()
+            with contextlib.suppress(OSError):
+                target.symlink_to(outside)
+
+    swapper = threading.Thread(target=swap)
+    swapper.start()
+    try:
+        results = [mrunc("exec", plan) for _ in range(RACE_RUNS)]
+    finally:
+        stop.set()
+        swapper.join()
+    assert list(outside.iterdir()) == []
+    for result in results:
+        assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result.stderr
+
+
+# CVE-2025-52565/52881 class: procfs writes redirected by a mount over /proc/sys, or by a /proc symlink.
+
+def test_a_sysctl_write_redirected_by_a_mount_fails_closed(bundle, tmp_path):
+    decoy = tmp_path / "decoy"
+    decoy.write_text("untouched\n")
+    naive = subprocess.run(["unshare", "-m", "-i", "--propagation", "private", "sh", "-c",
+                            f"mount --bind {decoy} /proc/sys/kernel/shmmax && echo 123456 > /proc/sys/kernel/shmmax"])
+    assert naive.returncode == 0 and decoy.read_text() == "123456\n"  # a plain write follows the mount
+    decoy.write_text("untouched\n")
+    config = base_config(["true"])
+    config["mounts"].append({"destination": "/proc/sys/kernel/shmmax", "source": str(decoy), "options": ["bind"]})
+    config["linux"]["sysctl"] = {"kernel.shmmax": "123456"}
+    result = mrunc("exec", _compile(bundle, config))
+    assert result.returncode == 1 and "sysctl (/linux/sysctl/kernel.shmmax)" in result.stderr
+    assert "EXDEV" in result.stderr, result.stderr
+    assert decoy.read_text() == "untouched\n"
+
+
+def test_a_proc_symlink_cannot_fake_procfs(bundle):
+    rootfs = bundle.path / "rootfs"
+    (rootfs / "proc").rmdir()
+    fake = rootfs / "fakeproc" / "sys" / "kernel"
+    fake.mkdir(parents=True)
+    (fake / "cap_last_cap").write_text("0\n")  # a runtime that believed it would keep every capability
+    (fake / "shmmax").write_text("untouched\n")
+    (rootfs / "proc").symlink_to("fakeproc")
+    config = base_config(["grep", "CapBnd", "/proc/self/status"])
+    config["mounts"] = [m for m in config["mounts"] if m["destination"] not in ("/proc", "/sys", "/sys/fs/cgroup")]
+    config["linux"]["maskedPaths"] = config["linux"]["readonlyPaths"] = []
+    config["linux"]["sysctl"] = {"kernel.shmmax": "123456"}
+    config["root"]["readonly"] = False  # its remount would already fail on the fake /proc
+    result = mrunc("exec", _compile(bundle, config))
+    assert result.returncode == 1 and "sysctl (/linux/sysctl/kernel.shmmax)" in result.stderr, result.stderr
+    assert (fake / "shmmax").read_text() == "untouched\n"
+    del config["linux"]["sysctl"]
+    config["process"]["args"] = ["sh", "-c", "grep CapBnd /fakeproc/../proc/self/status || echo no procfs"]
+    result = mrunc("exec", _compile(bundle, config))
+    assert result.returncode == 0, result.stderr  # the bounding set was dropped without reading the fake
+
+
+# CVE-2025-31133 class: masking with a /dev/null that is not the null device.
+
+@pytest.mark.parametrize("userns", [False, True], ids=["root", "userns"])
+@pytest.mark.parametrize("kind", ["symlink", "regular-file", "zero-device"])
+def test_masking_fails_closed_when_dev_null_is_not_the_null_device(request, kind, userns, tmp_path):
+    bundle = request.getfixturevalue("userns_bundle" if userns else "bundle")
+    dev = bundle.path / "rootfs" / "dev"
+    null = dev / "null"
+    for sub in ("pts", "shm", "mqueue"):
+        (dev / sub).mkdir()
+    if userns:  # the user namespace's root may then create the device files
+        for path in (dev, *dev.iterdir()):
+            os.chown(path, HOST_ID, HOST_ID)
+    if kind == "symlink":
+        null.symlink_to("/proc/sys/kernel/core_pattern")  # masking with it would expose a host-wide file
+    elif kind == "regular-file":
+        null.write_text("not null")
+    else:
+        os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 5))
+    config = hardened_config(["stat", "-c", "%t:%T", "/proc/keys"], uid=0) if userns else \
+        base_config(["stat", "-c", "%t:%T", "/proc/keys"])
+    config["mounts"] = [m for m in config["mounts"] if m["destination"] != "/dev"]  # the rootfs's own /dev
+    result = mrunc("exec", _compile(bundle, config))
+    if result.returncode == 0:
+        assert result.stdout == "1:3\n"  # /proc/keys is masked by the real null device
+    else:
+        assert "mask_path (/linux/maskedPaths/" in result.stderr and "not the 1:3 character device" in result.stderr
