@@ -108,3 +108,18 @@ def test_existing_pointer_trims_to_the_nearest_present_field():
     assert existing_pointer(config, "/linux/seccomp/defaultAction") == "/linux"
     assert existing_pointer(config, "/process/user") == "/"
     assert existing_pointer(None, "/process/user") == "/process/user"
+
+
+def test_read_only_engine_socket_stays_critical(tmp_path):
+    """A read-only bind does not stop connect(2) on a socket: the engine's API is as open as read-write."""
+    config = json.loads(CONFIGS["hardened"].read_text())
+    config["mounts"].append({"destination": "/var/run/docker.sock", "type": "bind", "source": "/var/run/docker.sock",
+                             "options": ["bind", "ro"]})
+    report = json.loads(mrunc("audit", write(tmp_path, config), "--format", "json").stdout)
+    assert [(f["control"], f["severity"]) for f in report["findings"]] == [("host-path.sensitive", "critical")]
+
+
+def write(tmp_path, config: dict) -> str:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return str(path)

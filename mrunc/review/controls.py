@@ -35,7 +35,7 @@ HOST_PATHS: tuple[tuple[Callable[[str], bool], str, str], ...] = (
     (lambda p: _under(p, "/sys"), "critical", "the host's /sys: kernel and device settings"),
     (lambda p: _under(p, "/dev"), "critical", "the host's device nodes"),
     (lambda p: _under(p, "/etc"), "high", "the host's configuration: users, sudoers, services"),
-    (lambda p: p in ("/run", "/var/run") or p.endswith(".sock"), "high", "host service sockets"),
+    (lambda p: p in ("/run", "/var/run") or _socket(p), "high", "host service sockets"),
     (lambda p: _under(p, "/boot"), "high", "the host's kernels and boot loader"),
 )
 HOST_NAMESPACE_RISK = {
@@ -66,6 +66,10 @@ class Control:
     title: str
     why: str
     check: Callable[[Model], Iterator[Hit]]
+
+
+def _socket(path: str) -> bool:
+    return path in ENGINE_SOCKETS or path.endswith(".sock")
 
 
 def _under(path: str, top: str) -> bool:
@@ -181,7 +185,7 @@ def _host_paths(sensitive: bool) -> Callable[[Model], Iterator[Hit]]:
                 yield Hit(f.src, f.ops, f"{mode} bind of host {source} at {f.key.split(' ')[1]}")
                 continue
             severity, what = HOST_PATHS[rank][1:]
-            if read_only:
+            if read_only and not _socket(source):  # connect(2) needs no write access to the mount
                 severity = SEVERITIES[SEVERITIES.index(severity) + 1]
             yield Hit(f.src, f.ops, f"{mode} bind of host {source} at {f.key.split(' ')[1]}: {what}", severity, rank)
 
