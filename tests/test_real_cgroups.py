@@ -4,7 +4,10 @@ The runc spec mounts the container's own cgroups at /sys/fs/cgroup, so the conta
 Memory and pids enforcement are also checked in test_run_real.py.
 """
 
-from tests.conftest import base_config, run_config
+import os
+from pathlib import Path
+
+from tests.conftest import TEST_CGROUP_PARENT, base_config, run_config
 
 CG = "/sys/fs/cgroup"
 
@@ -47,3 +50,49 @@ def test_denied_device_cannot_be_opened(bundle):
     assert result.stdout.splitlines() == ["read-ok", "/dev/cov-fuse", "/dev/cov-loop"], result.stderr
     errors = result.stderr.splitlines()
     assert len(errors) == 2 and all("Operation not permitted" in e for e in errors), errors
+
+
+def test_blkio_weight_and_throttle_are_written(bundle):
+    """The weight goes to CFQ's or BFQ's file, whichever the host's I/O scheduler offers (this host: BFQ's)."""
+    major, minor = _root_disk()
+    weight_file = next(f for f in ("blkio.weight", "blkio.bfq.weight") if _in_child_cgroup(f"blkio/{f}"))
+    config = base_config(["cat", f"{CG}/blkio/{weight_file}", f"{CG}/blkio/blkio.throttle.read_bps_device"])
+    config["linux"]["resources"]["blockIO"] = {
+        "weight": 300, "throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}]}
+    result = run_config(bundle, config)
+    assert result.returncode == 0, result.stderr
+    assert "300" in result.stdout.splitlines()[0]
+    assert f"{major}:{minor} 1048576" in result.stdout
+
+
+def test_blkio_device_weight_the_disk_cannot_take_is_a_named_error(bundle):
+    """Per-device weights need BFQ on that disk; here it runs mq-deadline, so the kernel refuses, as under runc."""
+    major, minor = _root_disk()
+    if "[bfq]" in Path(f"/sys/dev/block/{major}:{minor}/queue/scheduler").read_text():
+        return  # the disk takes device weights: nothing to refuse (the weight test covers the files)
+    config = base_config(["true"])
+    config["linux"]["resources"]["blockIO"] = {"weightDevice": [{"major": major, "minor": minor, "weight": 500}]}
+    result = run_config(bundle, config)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "[runtime] cgroup_write_first (/linux/resources/blockIO/weightDevice/0)" in result.stderr
+    assert "ENOTSUP" in result.stderr
+
+
+def _root_disk() -> tuple[int, int]:
+    """major, minor of the whole disk under / (per-device rules need a disk, not a partition)."""
+    dev = os.stat("/").st_dev
+    disk = Path(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}").resolve()
+    if (disk / "partition").exists():
+        disk = disk.parent
+    major, minor = (disk / "dev").read_text().split(":")
+    return int(major), int(minor)
+
+
+def _in_child_cgroup(file: str) -> bool:
+    """Whether a new cgroup here offers the file (the root cgroup lacks the weight files)."""
+    probe = Path(CG) / file.split("/")[0] / f"{TEST_CGROUP_PARENT}-probe"
+    probe.mkdir()
+    try:
+        return (probe / file.split("/")[1]).exists()
+    finally:
+        probe.rmdir()

@@ -48,7 +48,11 @@ def lower(emit: Emitter, linux: dict, host: dict, path: str) -> list[str]:
         if ctrl and ctrl not in host["controllers"]:
             emit.note(src, f"the {ctrl} controller is not mounted on this host; not applied")
             continue
-        emit("cgroup_write", "runtime", src, dir=targets.get(ctrl, targets.get("")), file=file, value=value)
+        target = targets.get(ctrl, targets.get(""))
+        if isinstance(file, tuple):
+            emit("cgroup_write_first", "runtime", src, dir=target, files=list(file), value=value)
+        else:
+            emit("cgroup_write", "runtime", src, dir=target, file=file, value=value)
     return list(targets.values())
 
 
@@ -63,7 +67,9 @@ def _enable_controllers(emit: Emitter, host: dict, path: str) -> None:
              value=value)
 
 
-Write = tuple[str, str, str, str]  # controller, file, value, source pointer
+Write = tuple[str, str | tuple[str, ...], str, str]  # controller, file (or files: first that exists), value, source
+WEIGHT_FILES = ("blkio.weight", "blkio.bfq.weight")
+WEIGHT_DEVICE_FILES = ("blkio.weight_device", "blkio.bfq.weight_device")
 
 
 def _device_rule(rule: tuple) -> str:
@@ -98,9 +104,8 @@ def _v1_writes(r: dict, emit: Emitter) -> list[Write]:
         if key in cpu and cpu[key] != "":
             out.append((ctrl, file, str(cpu[key]), f"{SRC}/cpu/{key}"))
     out += _v1_devices(r.get("devices", []))
+    out += _v1_blkio_weights(r.get("blockIO", {}), emit)
     blkio = r.get("blockIO", {})
-    if "weight" in blkio:
-        out.append(("blkio", "blkio.weight", str(blkio["weight"]), f"{SRC}/blockIO/weight"))
     for key, file in (("throttleReadBpsDevice", "blkio.throttle.read_bps_device"),
                       ("throttleWriteBpsDevice", "blkio.throttle.write_bps_device"),
                       ("throttleReadIOPSDevice", "blkio.throttle.read_iops_device"),
@@ -121,6 +126,24 @@ def _v1_writes(r: dict, emit: Emitter) -> list[Write]:
         out.append(("rdma", "rdma.max", f"{name} {value}", pointer("linux", "resources", "rdma", name)))
     if r.get("unified"):
         raise ConfigError(f"{SRC}/unified", "needs a cgroup v2 host; this host has its controllers on cgroup v1")
+    return out
+
+
+def _v1_blkio_weights(blkio: dict, emit: Emitter) -> list[Write]:
+    """Weights live in CFQ's blkio.weight* or BFQ's blkio.bfq.weight* files, as the host's I/O scheduler decides
+    (this host: BFQ); the cgroup_write_first op writes whichever exists, as runc does. Leaf weights went with CFQ."""
+    out: list[Write] = []
+    gone = "leaf weights are gone from the kernel; not applied"
+    if "weight" in blkio:
+        out.append(("blkio", WEIGHT_FILES, str(blkio["weight"]), f"{SRC}/blockIO/weight"))
+    for i, dev in enumerate(blkio.get("weightDevice", [])):
+        if "weight" in dev:
+            out.append(("blkio", WEIGHT_DEVICE_FILES, f"{dev['major']}:{dev['minor']} {dev['weight']}",
+                        f"{SRC}/blockIO/weightDevice/{i}"))
+        if "leafWeight" in dev:
+            emit.note(f"{SRC}/blockIO/weightDevice/{i}/leafWeight", gone)
+    if "leafWeight" in blkio:
+        emit.note(f"{SRC}/blockIO/leafWeight", gone)
     return out
 
 

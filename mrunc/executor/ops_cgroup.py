@@ -101,6 +101,16 @@ def cgroup_write(ctx: Context, dir: str, file: str, value: str) -> None:
         f.write(value)
 
 
+@op("cgroup_write_first", "runtime", "dir", "files", "value")
+def cgroup_write_first(ctx: Context, dir: str, files: list[str], value: str) -> None:
+    """Write the first of `files` the kernel offers (which exists depends on the host, e.g. its I/O scheduler)."""
+    for file in files:
+        if os.path.exists(os.path.join(dir, file)):
+            cgroup_write(ctx, dir, file, value)
+            return
+    raise FileNotFoundError(2, f"none of {', '.join(files)} exists", dir)
+
+
 @op("cgroup_enter", "child", "dirs")
 def cgroup_enter(ctx: Context, dirs: list[str]) -> None:
     """Move this process into the cgroup(s) before any namespace is created; its children follow."""
