@@ -1,5 +1,8 @@
 """cgroups: lowered to v1 files (per-controller hierarchies, as on this machine) or v2 files (unified)."""
 
+import base64
+
+from mrunc.compiler import lower_devices_bpf as bpf
 from mrunc.compiler.emit import Emitter
 from mrunc.compiler.errors import ConfigError, pointer
 
@@ -41,6 +44,7 @@ def lower(emit: Emitter, linux: dict, host: dict, path: str) -> list[str]:
     resources = linux.get("resources", {})
     if host["cgroup"] == "v2":
         _enable_controllers(emit, host, path)
+        _v2_devices(emit, targets[""], resources.get("devices", []))
         writes = _v2_writes(resources, host)
     else:
         writes = _v1_writes(resources, emit)
@@ -160,6 +164,26 @@ def _v1_devices(rules: list[dict]) -> list[Write]:
     return out
 
 
+def _v2_devices(emit: Emitter, cgroup: str, rules: list[dict]) -> None:
+    """v2 has no devices files: the listed rules, then the default ones, become a BPF program."""
+    if not rules:
+        return
+    listed: list[bpf.Rule] = []
+    for i, rule in enumerate(rules):
+        kind = rule.get("type", "a")
+        major, minor = (None, None) if kind == "a" else (_wildcard(rule.get("major")), _wildcard(rule.get("minor")))
+        listed.append((rule["allow"], kind, major, minor, rule.get("access", "rwm"), f"{SRC}/devices/{i}"))
+    listed += [(True, *default, f"{SRC}/devices") for default in DEFAULT_DEVICE_RULES]
+    checked = bpf.check_order(listed)
+    code = bpf.encode(bpf.assemble(checked))
+    emit("cgroup_device_filter", "runtime", f"{SRC}/devices", dir=cgroup, bpf=base64.b64encode(code).decode(),
+         rules=[bpf.describe(r) for r in checked], listing=bpf.disassemble(code))
+
+
+def _wildcard(number: int | None) -> int | None:
+    return None if number is None or number < 0 else number
+
+
 def _v2_writes(r: dict, host: dict) -> list[Write]:
     out = _v2_memory(r.get("memory", {}))
     if "pids" in r:
@@ -171,8 +195,6 @@ def _v2_writes(r: dict, host: dict) -> list[Write]:
     for name, limits in r.get("rdma", {}).items():
         value = " ".join(f"{k.replace('hca', 'hca_').lower()}={v}" for k, v in sorted(limits.items()))
         out.append(("rdma", "rdma.max", f"{name} {value}", pointer("linux", "resources", "rdma", name)))
-    if r.get("devices"):
-        out.append(("devices", "", "", f"{SRC}/devices"))  # v2 has no devices files (a BPF program does it)
     for key in ("classID", "priorities"):
         if key in r.get("network", {}):
             out.append(("net_cls" if key == "classID" else "net_prio", "", "", f"{SRC}/network/{key}"))

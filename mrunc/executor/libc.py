@@ -2,6 +2,7 @@
 
 import ctypes
 import os
+import struct
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
@@ -146,3 +147,38 @@ def fstatfs_type(fd: int) -> int:
 
 def close_range(first: int, last: int, flags: int) -> None:
     _check(_syscall(SYS_CLOSE_RANGE, ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags)))
+
+
+SYS_BPF = 321
+BPF_PROG_LOAD = 5
+BPF_PROG_ATTACH = 8
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6
+BPF_F_ALLOW_MULTI = 2
+
+
+def bpf_prog_load_cgroup_device(code: bytes) -> int:
+    """bpf(BPF_PROG_LOAD) of a cgroup device program; returns its fd. If the kernel refuses it, loads it again
+    with the verifier's log on, to put the log's last lines in the error."""
+    insns = ctypes.create_string_buffer(code, len(code))
+    license = ctypes.create_string_buffer(b"GPL")
+    log = ctypes.create_string_buffer(1 << 20)
+    for log_level in (0, 1):
+        # union bpf_attr, BPF_PROG_LOAD part: prog_type, insn_cnt, insns, license, log_level, log_size, log_buf
+        attr = struct.pack("<IIQQIIQ", BPF_PROG_TYPE_CGROUP_DEVICE, len(code) // 8, ctypes.addressof(insns),
+                           ctypes.addressof(license), log_level, len(log) * log_level,
+                           ctypes.addressof(log) * log_level)
+        buf = ctypes.create_string_buffer(attr, len(attr))
+        result = _syscall(SYS_BPF, BPF_PROG_LOAD, buf, len(attr))
+        if result >= 0:
+            return result
+        err = ctypes.get_errno()
+    verifier = " | ".join(log.value.decode(errors="replace").strip().splitlines()[-3:])
+    raise OSError(err, f"{os.strerror(err)}: verifier: {verifier}", "bpf(BPF_PROG_LOAD)")
+
+
+def bpf_prog_attach_cgroup_device(prog_fd: int, cgroup_fd: int) -> None:
+    """bpf(BPF_PROG_ATTACH): target_fd, attach_bpf_fd, attach_type, attach_flags."""
+    attr = struct.pack("<IIII", cgroup_fd, prog_fd, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI)
+    buf = ctypes.create_string_buffer(attr, len(attr))
+    _check(_syscall(SYS_BPF, BPF_PROG_ATTACH, buf, len(attr)), "bpf(BPF_PROG_ATTACH)")

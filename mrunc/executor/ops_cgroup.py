@@ -1,8 +1,11 @@
-"""cgroup ops. The compiler decided v1 or v2 and which files; these only make dirs and write files."""
+"""cgroup ops. The compiler decided v1 or v2 and which files; these make dirs, write files and attach the
+v2 device program the compiler assembled."""
 
+import binascii
 import os
 import time
 
+from mrunc.executor import libc
 from mrunc.executor.optable import Context, op
 
 
@@ -117,3 +120,18 @@ def cgroup_enter(ctx: Context, dirs: list[str]) -> None:
     for d in dirs:
         with open(os.path.join(d, "cgroup.procs"), "w") as f:
             f.write("0")
+
+
+@op("cgroup_device_filter", "runtime", "dir", "bpf", "rules", "listing")
+def cgroup_device_filter(ctx: Context, dir: str, bpf: str, rules: list[str], listing: list[str]) -> None:
+    """v2 device rules: load the compiler's BPF_PROG_TYPE_CGROUP_DEVICE program and attach it to the cgroup.
+    `rules` (checked top down, first match decides) and `listing` (the instructions) are its readable form."""
+    prog = libc.bpf_prog_load_cgroup_device(binascii.a2b_base64(bpf))
+    try:
+        cgroup = os.open(dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            libc.bpf_prog_attach_cgroup_device(prog, cgroup)
+        finally:
+            os.close(cgroup)
+    finally:
+        os.close(prog)  # the attachment keeps the program; removing the cgroup frees both
