@@ -107,6 +107,8 @@ def disassemble(code: bytes) -> list[str]:
 
 
 def describe(rule: Rule) -> str:
+    """The rule as v1's devices.allow/deny would take it (so plans of both layouts compare), and its source."""
     allow, kind, major, minor, access, src = rule
     star = lambda n: "*" if n is None else str(n)  # noqa: E731
-    return f"{'allow' if allow else 'deny'} {kind} {star(major)}:{star(minor)} {access}  # {src}"
+    text = "a" if kind == "a" and set(access) == set(ACCESS) else f"{kind} {star(major)}:{star(minor)} {access}"
+    return f"{'allow' if allow else 'deny'} {text}  # {src}"

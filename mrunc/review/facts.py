@@ -147,6 +147,8 @@ def _devices(m: Model) -> None:
     if rules:
         value = [f"{o['args']['file'].split('.')[1]} {o['args']['value']}" for _, o in rules]
         m.add("devices", "cgroup rules", value, "/linux/resources/devices", [i for i, _ in rules])
+    for i, o in m.indexed("cgroup_device_filter"):  # v2: the program's rules, checked last listed first
+        m.add("devices", "cgroup rules", [r.split("  # ")[0] for r in reversed(o["args"]["rules"])], o["src"], [i])
 
 
 def _capabilities(m: Model) -> None:
