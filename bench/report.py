@@ -133,9 +133,9 @@ def _growth(kind: str, rows: list[GrowthRow]) -> list[str]:
             tb = statistics.median(s.wall_ms for s in getattr(b, step))
             slopes.append((a.size, b.size, (tb - ta) / (b.size - a.size)))
         text = ", ".join(f"{a}→{b}: {slope * 1000:.0f} µs" for a, b, slope in slopes)
-        linear = len(slopes) < 2 or _close(slopes[-1][2], slopes[-2][2])
-        lines.append(f"- {step}: {text} — {'linear' if linear else 'not linear'} "
-                     "(linear = the marginal costs agree within a factor of 1.5)")
+        verdict = "two sizes: no verdict" if len(slopes) < 2 else \
+            "linear" if _close(slopes[-1][2], slopes[-2][2]) else "not linear"
+        lines.append(f"- {step}: {text} — {verdict} (linear = the marginal costs agree within a factor of 1.5)")
     return lines
 
 
@@ -202,7 +202,11 @@ def render(host: dict, args, workloads: list[Workload], mounts: list[GrowthRow],
            "child subreapers that reap the container). Peak RSS: the largest single process of a run, from "
            f"{args.rss_runs} more runs each under GNU `time -f %M` (whose own ~1 MiB is the floor).",
            f"- mrunc runs through `bin/mrunc` with `{os.path.basename(host.get('python', 'python'))} -I -S` "
-           "(no site, no environment); `python -m mrunc` is the plain entry, with site, for comparison.",
+           "(no site, no environment); `python -m mrunc` is the plain entry, with site, for comparison; "
+           "`(/usr/bin/python3)` is the same launcher on Debian's Python, which links libpython statically.",
+           "- Cgroups: all use cgroupfs with the config's `cgroupsPath`; mrunc joins the 8 v1 controllers it "
+           "manages, runc and crun also the `name=systemd` hierarchy (crun also writes under the unmounted "
+           "cgroup2 directory, which the benchmark removes).",
            "- Noise: the machine is shared with other developers' test runs; the p10–p90 spread shows how "
            "noisy each contender was. Paired ratios compare neighbours in the same round.", ""]
     for w in workloads:
