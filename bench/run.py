@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]
 
 import exec_trace  # noqa: E402
 import measure  # noqa: E402
@@ -23,7 +23,6 @@ import report  # noqa: E402
 import workloads  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-PODMAN_CONFIG = Path("/work/shared/reference/configs/podman-run-netns.json")
 IN_NAMESPACE = "MRUNC_BENCH_IN_NAMESPACE"
 SYSTEM_PYTHON = "/usr/bin/python3"
 SYSTEM_EXEC = "mrunc exec PLAN (/usr/bin/python3)"
@@ -78,7 +77,7 @@ class Bench:
 
     def contenders(self, name: str, bundle: Path, plan: Path) -> dict[str, list[str]]:
         state = self.work / "state"
-        found = {
+        return {
             "mrunc exec PLAN": [*self.launcher, "exec", str(plan)],
             "mrunc run": [*self.launcher, "--root", str(state / "mrunc"), "run", "--bundle", str(bundle), name],
             "mrunc exec PLAN (python -m mrunc)": [sys.executable, "-m", "mrunc", "exec", str(plan)],
@@ -89,7 +88,6 @@ class Bench:
             "crun run": ["crun", "--root", str(state / "crun"), "run", "--bundle", str(bundle), name],
             "python -I -S -c pass (floor)": [sys.executable, "-I", "-S", "-c", "pass"],
         }
-        return found
 
     def startup(self, name: str, config: dict) -> report.Workload:
         bundle, plan = self.bundle(name, config)
@@ -114,19 +112,21 @@ class Bench:
         for size in sizes:
             make = workloads.with_mounts if kind == "mounts" else workloads.with_seccomp_rules
             name = f"{kind}-{size}"
-            bundle, plan = self.bundle(name, make(self.spec, name, size))
+            config = make(self.spec, name, size)
+            bundle, plan = self.bundle(name, config)
             contenders = {
                 "compile": [*self.launcher, "compile", str(bundle / "config.json"), "-o", str(bundle / "p2.json")],
                 "exec": [*self.launcher, "exec", str(plan)],
             }
             samples = measure.alternate(contenders, self.args.growth_runs, 1, str(self.logs))
-            rows.append(report.GrowthRow(size, samples["compile"], samples["exec"], report.plan_facts(plan)))
+            rows.append(report.GrowthRow(size, samples["compile"], samples["exec"], report.plan_facts(plan, config)))
         return rows
 
     def podman_compile(self) -> list[measure.Sample] | None:
-        if not PODMAN_CONFIG.exists():
+        podman_config = workloads.REFERENCE / "configs" / "podman-run-netns.json"
+        if not podman_config.exists():
             return None
-        argv = [*self.launcher, "compile", str(PODMAN_CONFIG), "-o", str(self.work / "podman-plan.json")]
+        argv = [*self.launcher, "compile", str(podman_config), "-o", str(self.work / "podman-plan.json")]
         return measure.alternate({"compile": argv}, self.args.growth_runs, 1, str(self.logs))["compile"]
 
     def profile(self, plan: Path) -> report.Profile:

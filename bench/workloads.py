@@ -6,7 +6,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-REFERENCE_SPEC = Path("/work/shared/reference/configs/runc-spec.json")
+# The reference data next to the checkout (as tests/conftest.py finds it).
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+if not REFERENCE.exists():
+    REFERENCE = Path("/work/shared/reference")
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 CGROUP_PARENT = f"mrunc-bench-{os.getpid()}"  # one per run: benchmarks may run side by side
 
@@ -44,7 +47,7 @@ def runc_spec(scratch: Path) -> dict:
         scratch.mkdir(parents=True, exist_ok=True)
         subprocess.run(["runc", "spec", "--bundle", str(scratch)], check=True)
         return json.loads((scratch / "config.json").read_text())
-    return json.loads(REFERENCE_SPEC.read_text())
+    return json.loads((REFERENCE / "configs" / "runc-spec.json").read_text())
 
 
 def plain(spec: dict, name: str) -> dict:
