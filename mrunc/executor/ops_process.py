@@ -127,8 +127,32 @@ def _lookup(name: str, env: list[str]) -> str:
     raise FileNotFoundError(2, f"executable file not found in $PATH ({path})", name)
 
 
+def _refuse_own_binary(path: str, depth: int = 0) -> None:
+    """Refuse a program, or a script interpreter (`#!/proc/self/exe`), reached through a magic link: the kernel
+    would run our own interpreter binary in the container, which could then reopen it for writing through
+    /proc/PID/exe and replace the host's copy (CVE-2019-5736). Unreadable files are left to execve."""
+    root = os.open("/", libc.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd = libc.open_in_root(root, path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, "the program or its #! interpreter resolves through a magic link such as "
+                          "/proc/self/exe, which would run mrunc's own binary in the container (CVE-2019-5736)",
+                          path) from None
+        return
+    finally:
+        os.close(root)
+    with open(fd, "rb") as f:
+        head = f.read(256)
+    interpreter = head[2:].split(b"\n")[0].split() if head.startswith(b"#!") else []
+    if interpreter and depth < 4:  # the kernel follows at most a few nested interpreters
+        _refuse_own_binary(os.fsdecode(interpreter[0]), depth + 1)
+
+
 @op("execve", "init", "args", "env")
 def execve(ctx: Context, args: list[str], env: list[str]) -> None:
-    """execve(2) the user process. Nothing follows it in a plan."""
+    """execve(2) the user process, unless it would run our own binary (_refuse_own_binary). Nothing follows it."""
     environ = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
-    os.execve(_lookup(args[0], env), args, environ)
+    program = _lookup(args[0], env)
+    _refuse_own_binary(program)
+    os.execve(program, args, environ)
