@@ -4,6 +4,7 @@ mount namespace), so the protected run cannot pass by accident."""
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -310,3 +311,43 @@ def test_masking_fails_closed_when_dev_null_is_not_the_null_device(request, kind
         assert result.stdout == "1:3\n"  # /proc/keys is masked by the real null device
     else:
         assert "mask_path (/linux/maskedPaths/" in result.stderr and "not the 1:3 character device" in result.stderr
+
+
+# CVE-2019-5736 class: the container running, and then overwriting, the runtime's own binary.
+
+def _interpreter_files() -> list[Path]:
+    """The host interpreter mrunc runs on and the shared libraries it needs (an image could ship copies)."""
+    binary = Path(os.path.realpath(sys.executable))
+    ldd = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=True).stdout
+    return [binary] + [Path(word) for word in ldd.split() if word.startswith("/")]
+
+
+def _digests(paths: list[Path]) -> dict[Path, str]:
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+
+
+def test_a_script_run_by_proc_self_exe_never_runs_or_reaches_the_runtime_binary(bundle):
+    rootfs = bundle.path / "rootfs"
+    for library in _interpreter_files()[1:]:  # so the interpreter, once exec'd in there, can start
+        (rootfs / str(library.parent).lstrip("/")).mkdir(parents=True, exist_ok=True)
+        shutil.copy(library, rootfs / str(library).lstrip("/"))
+    (rootfs / "evil").write_text("#!/proc/self/exe\n")
+    (rootfs / "evil").chmod(0o755)
+    (rootfs / "link").symlink_to("/proc/self/exe")
+    (rootfs / "evil2").write_text("#!/link -x\n")
+    (rootfs / "evil2").chmod(0o755)
+    protected = [*_interpreter_files(), *Path(REPO, "mrunc").rglob("*.py")]
+    before = _digests(protected)
+    naive_runtime = f"import os; os.chroot({str(rootfs)!r}); os.chdir('/'); os.execv('/evil', ['/evil'])"
+    naive = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                            f'mount -t proc proc {rootfs}/proc && exec {sys.executable} -c "{naive_runtime}"'],
+                           capture_output=True, text=True)
+    assert "program name = '/proc/self/exe'" in naive.stderr, naive.stderr  # the runtime's interpreter ran in there
+    for program in ("/evil", "/evil2", "/link"):
+        config = base_config([program])
+        config["root"]["readonly"] = False
+        result = mrunc("exec", _compile(bundle, config))
+        assert result.returncode == 1 and "Python" not in result.stderr, result.stderr
+        assert "execve (/process/args)" in result.stderr and "ELOOP" in result.stderr and "CVE-2019-5736" in \
+            result.stderr
+    assert _digests(protected) == before
