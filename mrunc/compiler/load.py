@@ -3,9 +3,10 @@
 import json
 import os
 
+import jsonschema
+
 from mrunc import schemas
 from mrunc.compiler.errors import ConfigError, ConfigErrors, pointer
-from mrunc.compiler.schema_check import Checker, SchemaError
 
 MAX_ERRORS = 20
 
@@ -46,12 +47,13 @@ def _refuse_nul(value: object, path: tuple) -> None:
 
 def validate(config: object) -> None:
     """Raise ConfigErrors listing every schema violation, each with its pointer and what is allowed."""
-    found = sorted(Checker(schema()).errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    validator = jsonschema.Draft4Validator(schema())
+    found = sorted(validator.iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.message))
     if found:
         raise ConfigErrors([_explain(e) for e in found[:MAX_ERRORS]])
 
 
-def _explain(error: SchemaError) -> ConfigError:
+def _explain(error: jsonschema.ValidationError) -> ConfigError:
     where = pointer(*error.absolute_path)
     got = json.dumps(error.instance)
     if len(got) > 60:
