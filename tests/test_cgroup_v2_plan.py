@@ -73,6 +73,14 @@ def test_a_cgroup_namespace_gets_a_cgroup2_mount(tmp_path):
     assert "MS_RDONLY" in mounts[0]["flags"]
 
 
+def test_fields_v2_has_no_file_for_are_noted_not_dropped_silently(tmp_path):
+    config = base_config(["sh"])
+    config["linux"]["resources"].update(memory={"swappiness": 10}, cpu={"realtimeRuntime": 1000})
+    notes = compile_for(config, V2, tmp_path)["notes"]
+    for field in ("memory/swappiness", "cpu/realtimeRuntime"):
+        assert f"/linux/resources/{field}: cgroup v2 has no file for this; not applied" in notes
+
+
 @pytest.mark.parametrize("key, problem", [
     ("memory/../cpu.max", "no '/'"), ("memoryhigh", "control file name"), ("hugetlb.2MB.max", "not available"),
     ("cgroup.procs", "allowed cgroup.* files")])

@@ -46,6 +46,7 @@ def lower(emit: Emitter, linux: dict, host: dict, path: str) -> list[str]:
         _enable_controllers(emit, host, path)
         _v2_devices(emit, targets[""], resources.get("devices", []))
         writes = _v2_writes(resources, host)
+        _v2_notes(emit, resources)
     else:
         writes = _v1_writes(resources, emit)
     for ctrl, file, value, src in writes:
@@ -195,12 +196,21 @@ def _v2_writes(r: dict, host: dict) -> list[Write]:
     for name, limits in r.get("rdma", {}).items():
         value = " ".join(f"{k.replace('hca', 'hca_').lower()}={v}" for k, v in sorted(limits.items()))
         out.append(("rdma", "rdma.max", f"{name} {value}", pointer("linux", "resources", "rdma", name)))
-    for key in ("classID", "priorities"):
-        if key in r.get("network", {}):
-            out.append(("net_cls" if key == "classID" else "net_prio", "", "", f"{SRC}/network/{key}"))
     for key, value in sorted(r.get("unified", {}).items()):
         out.append((_unified_controller(key, value, host), key, value, pointer("linux", "resources", "unified", key)))
     return out
+
+
+V2_HAS_NO_FILE = ("memory/swappiness", "memory/disableOOMKiller", "memory/kernel", "memory/kernelTCP",
+                  "cpu/realtimePeriod", "cpu/realtimeRuntime", "network/classID", "network/priorities")
+
+
+def _v2_notes(emit: Emitter, r: dict) -> None:
+    """Fields cgroup v2 has no file for (runc, too, leaves them unapplied there)."""
+    for field in V2_HAS_NO_FILE:
+        group, key = field.split("/")
+        if key in r.get(group, {}):
+            emit.note(f"{SRC}/{field}", "cgroup v2 has no file for this; not applied")
 
 
 def _v2_memory(mem: dict) -> list[Write]:
@@ -246,9 +256,6 @@ def _v2_cpu(cpu: dict) -> list[Write]:
     for key in ("cpus", "mems"):
         if cpu.get(key):
             out.append(("cpuset", f"cpuset.{key}", cpu[key], f"{SRC}/cpu/{key}"))
-    for key in ("realtimePeriod", "realtimeRuntime"):
-        if key in cpu:
-            out.append(("cpu.rt", "", "", f"{SRC}/cpu/{key}"))  # v2 has no realtime files: a note
     return out
 
 

@@ -29,11 +29,13 @@ class GuestRun:
     status: str  # pytest's exit status in the guest, "" if it never finished
     console: str
     pytest_log: str
+    timed_out: bool
 
     def console_tail(self, lines: int = 60) -> str:
         tail = "\n".join(self.console.splitlines()[-lines:])
         log = "\n".join(self.pytest_log.splitlines()[-lines:])
-        return f"--- guest console (tail) ---\n{tail}\n--- guest pytest output (tail) ---\n{log}"
+        stopped = "--- the guest was stopped at its time limit ---\n" if self.timed_out else ""
+        return f"{stopped}--- guest console (tail) ---\n{tail}\n--- guest pytest output (tail) ---\n{log}"
 
 
 def _no_xstate_regset() -> None:
@@ -59,12 +61,13 @@ def run_pytest(repo: Path, python: str, pytest_args: list[str], workdir: Path, t
     console = workdir / "console.log"
     with open(console, "wb") as out:
         try:
-            subprocess.run(["timeout", "-k", "5", str(timeout), *command], stdin=subprocess.DEVNULL, stdout=out,
-                           stderr=subprocess.STDOUT, preexec_fn=_no_xstate_regset, timeout=timeout + 30)
+            timed_out = subprocess.run(["timeout", "-k", "5", str(timeout), *command], stdin=subprocess.DEVNULL,
+                                       stdout=out, stderr=subprocess.STDOUT, preexec_fn=_no_xstate_regset,
+                                       timeout=timeout + 30).returncode == 124
         except subprocess.TimeoutExpired:
-            pass
+            timed_out = True
     return GuestRun(_read_report(results / "report.jsonl"), _read(results / "status").strip(),
-                    _read(console), _read(results / "pytest.log"))
+                    _read(console), _read(results / "pytest.log"), timed_out)
 
 
 def _read(path: Path) -> str:
