@@ -64,6 +64,15 @@ def test_v2_values_are_converted_as_runc_converts_them(tmp_path):
     assert values["cgroup.subtree_control"] == "+cpu +io +memory +pids"
 
 
+def test_zero_memory_values_leave_v2_files_alone_and_minus_one_means_max(tmp_path):
+    config = base_config(["sh"])
+    config["linux"]["resources"]["memory"] = {"limit": -1, "reservation": 0}
+    plan = compile_for(config, V2, tmp_path)
+    values = {o["args"]["file"]: o["args"]["value"] for o in plan["ops"] if o["op"] == "cgroup_write"}
+    assert values["memory.max"] == "max" and values["memory.swap.max"] == "max"
+    assert "memory.low" not in values  # memory.low=max would protect all of it from reclaim
+
+
 def test_a_cgroup_namespace_gets_a_cgroup2_mount(tmp_path):
     config = base_config(["sh"])
     config["linux"]["namespaces"].append({"type": "cgroup"})
@@ -83,10 +92,10 @@ def test_fields_v2_has_no_file_for_are_noted_not_dropped_silently(tmp_path):
 
 @pytest.mark.parametrize("key, problem", [
     ("memory/../cpu.max", "no '/'"), ("memoryhigh", "control file name"), ("hugetlb.2MB.max", "not available"),
-    ("cgroup.procs", "allowed cgroup.* files")])
+    ("cgroup.procs", "allowed cgroup.* files"), ("memory.high", "newline")])
 def test_bad_unified_keys_are_refused_naming_the_key(tmp_path, key, problem):
     config = base_config(["sh"])
-    config["linux"]["resources"]["unified"] = {key: "1"}
+    config["linux"]["resources"]["unified"] = {key: "1\n2" if problem == "newline" else "1"}
     with pytest.raises(ConfigError) as error:
         compile_for(config, V2, tmp_path)
     assert error.value.pointer == "/linux/resources/unified/" + key.replace("/", "~1")

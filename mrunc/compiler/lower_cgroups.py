@@ -217,12 +217,17 @@ def _v2_memory(mem: dict) -> list[Write]:
     out: list[Write] = []
     limit = mem.get("limit", 0)
     if "limit" in mem:
-        out.append(("memory", "memory.max", _max(limit), f"{SRC}/memory/limit"))
+        out.append(("memory", "memory.max", _v2_bytes(limit), f"{SRC}/memory/limit"))
     if "reservation" in mem:
-        out.append(("memory", "memory.low", _max(mem["reservation"]), f"{SRC}/memory/reservation"))
+        out.append(("memory", "memory.low", _v2_bytes(mem["reservation"]), f"{SRC}/memory/reservation"))
     if "swap" in mem or limit == -1:
         out.append(("memory", "memory.swap.max", _v2_swap(mem.get("swap", 0), limit), f"{SRC}/memory/swap"))
     return [w for w in out if w[2] != ""]
+
+
+def _v2_bytes(value: int) -> str:
+    """-1 is unlimited ('max'); 0 leaves the file alone (runc: unset), as memory.low=max would protect it all."""
+    return "max" if value == -1 else "" if value == 0 else str(value)
 
 
 def _v2_swap(swap: int, limit: int) -> str:
@@ -282,6 +287,8 @@ def _unified_controller(key: str, value: str, host: dict) -> str:
     ctrl, dot, rest = key.partition(".")
     if "/" in key or ".." in key or not dot or not rest:
         raise ConfigError(where, f"got key {key!r}; allowed: a control file name like 'memory.high' (no '/')")
+    if "\n" in value:
+        raise ConfigError(where, "the value has a newline; allowed: one line")
     if ctrl == "cgroup":
         if key not in UNIFIED_CGROUP_FILES:
             raise ConfigError(where, f"got {key!r}; allowed cgroup.* files: {', '.join(UNIFIED_CGROUP_FILES)}")
@@ -289,8 +296,6 @@ def _unified_controller(key: str, value: str, host: dict) -> str:
     if ctrl not in host["controllers"]:
         raise ConfigError(where, f"the {ctrl} controller is not available on this host; allowed: "
                           f"{', '.join(host['controllers'])}")
-    if "\n" in value:
-        raise ConfigError(where, "the value has a newline; allowed: one line")
     return ctrl
 
 
