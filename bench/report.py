@@ -229,11 +229,12 @@ def render(host: dict, args, workloads: list[Workload], mounts: list[GrowthRow],
            "`posix_spawn` + `wait4`; CPU (user+sys) from `wait4`, which covers the contender's whole tree (all are "
            "child subreapers that reap the container). Peak RSS: the largest single process of a run, from "
            f"{args.rss_runs} more runs each under GNU `time -f %M` (whose own ~1 MiB is the floor).",
-           f"- mrunc runs through `bin/mrunc` with `{os.path.basename(host.get('python', 'python'))} -I -S` "
+           "- mrunc runs through its launcher, `python -I -S bin/mrunc` with the virtualenv's interpreter "
            "(no site, no environment); `python -m mrunc` is the plain entry, with site, for comparison; "
            "`(/usr/bin/python3)` is the same launcher on Debian's Python, which links libpython statically.",
-           "- Cgroups: all use cgroupfs with the config's `cgroupsPath`; mrunc joins the 8 v1 controllers it "
-           "manages, runc and crun also the `name=systemd` hierarchy (crun also writes under the unmounted "
+           f"- Cgroups: all use cgroupfs with the config's `cgroupsPath`, `/{args.cgroup_parent}/WORKLOAD`; "
+           "mrunc joins the 8 v1 controllers it manages, runc and crun also the `name=systemd` hierarchy "
+           "(crun also writes under the unmounted "
            "cgroup2 directory, which the benchmark removes).",
            "- Noise: the machine is shared with other developers' test runs; the p10–p90 spread shows how "
            "noisy each contender was. Paired ratios compare neighbours in the same round.", ""]

@@ -38,6 +38,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--mounts", default="10,100,1000", help="mount counts for the growth table")
     parser.add_argument("--rules", default="10,100,400", help="seccomp rule counts for the growth table")
     parser.add_argument("--output", default=str(REPO / "docs" / "benchmarks.md"))
+    parser.add_argument("--cgroup-parent", default=f"mrunc-bench-{os.getpid()}",
+                        help="cgroup under each controller for the containers (default: mrunc-bench-PID)")
     parser.add_argument("--workdir", help="scratch directory (default: a new one under $TMPDIR, removed after)")
     return parser.parse_args(argv)
 
@@ -159,6 +161,7 @@ def main(argv: list[str]) -> int:
         print("bench: run as root (it creates real containers)", file=sys.stderr)
         return 2
     enter_namespace(argv)
+    workloads.CGROUP_PARENT = args.cgroup_parent
     environment = unmount_unified()
     # Compiled bytecode for every contender (this shell may set PYTHONDONTWRITEBYTECODE), and the checkout
     # on the path of the `python -m mrunc` contender.

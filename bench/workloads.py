@@ -11,7 +11,7 @@ REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 if not REFERENCE.exists():
     REFERENCE = Path("/work/shared/reference")
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
-CGROUP_PARENT = f"mrunc-bench-{os.getpid()}"  # one per run: benchmarks may run side by side
+CGROUP_PARENT = "mrunc-bench"  # run.py sets one per run: benchmarks may run side by side
 
 # Left out of the hardened allowlist, as Docker's default profile leaves them out: they change the host or
 # the kernel, break out of namespaces, or read other processes' memory.

@@ -6,6 +6,7 @@ Not a timed test: it checks the report is complete and the host is left as found
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -15,22 +16,22 @@ from tests.conftest import REPO
 UNIFIED = "/sys/fs/cgroup/unified"
 
 
-def bench_cgroups() -> set[str]:
-    """Benchmark cgroups, including any left in the tmpfs directory under the host's cgroup2 mount, which
+def cgroups_named(name: str) -> set[str]:
+    """Cgroups called `name`, including any left in the tmpfs directory under the host's cgroup2 mount, which
     only a namespace that unmounts it can see."""
     listed = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
-                             f"umount {UNIFIED} 2>/dev/null; ls -d /sys/fs/cgroup/*/mrunc-bench-* 2>/dev/null"],
+                             f"umount {UNIFIED} 2>/dev/null; ls -d /sys/fs/cgroup/*/{name} 2>/dev/null"],
                             capture_output=True, text=True).stdout
     return set(listed.split())
 
 
 @pytest.mark.slow
 def test_bench_runs_once_and_writes_a_complete_report(tmp_path):
-    before = bench_cgroups()
+    parent = f"mrunc-bench-test-{uuid.uuid4().hex[:8]}"
     output = tmp_path / "benchmarks.md"
     command = [sys.executable, str(REPO / "bench" / "run.py"), "--runs", "1", "--warmup", "0", "--rss-runs", "1",
                "--growth-runs", "1", "--mounts", "1,2,3", "--rules", "1,2,3", "--output", str(output),
-               "--workdir", str(tmp_path / "work")]
+               "--cgroup-parent", parent, "--workdir", str(tmp_path / "work")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     report = output.read_text()
@@ -43,5 +44,6 @@ def test_bench_runs_once_and_writes_a_complete_report(tmp_path):
     assert "unmounted in the benchmark's private mount namespace" in report
     assert "| plain | `mrunc exec PLAN` / `runc run` = " in report or not shutil.which("runc")
     assert "podman's config" in report and "## How cost grows" in report and "## Profile of `mrunc exec`" in report
-    assert bench_cgroups() == before
+    assert f"`/{parent}/WORKLOAD`" in report  # the containers' cgroups, which must all be gone:
+    assert cgroups_named(parent) == set()
     assert Path(UNIFIED).is_mount()  # the host kept its cgroup2 mount
