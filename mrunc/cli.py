@@ -17,19 +17,31 @@ COMMANDS = {
     "run": "run",
     "spec": "spec",
     "verify": "verify",
+    "create": "create",
+    "start": "start",
+    "state": "state_show",
+    "kill": "kill",
+    "delete": "delete",
+    "ps": "ps",
+    "list": "list_containers",
+    "pause": "pause",
+    "resume": "resume",
 }
 
-USAGE = """usage: mrunc [--root DIR] COMMAND ...
+USAGE = """usage: mrunc [--root DIR] [--log FILE] [--log-format text|json] [--debug] [--systemd-cgroup] COMMAND ...
 
 commands:
   compile CONFIG [-o PLAN] [--format json|text|sh|py]   validate and lower a config into a plan
   exec PLAN [--trace] [--force]                         run a plan in the foreground (--force: even if stale)
-  run --bundle DIR ID                                   compile DIR/config.json and run it
   features                                              what this runtime supports (runtime-spec features.md)
   spec [--rootless] [--bundle DIR]                      write a default config.json, like `runc spec`
   audit CONFIG|PLAN [--profile P] [--format F]          check a plan against baseline/restricted/a profile file
   diff A B [--format F] [--fail-on raise]               what changes between two plans, by security impact
   verify PLAN                                           check a plan's structure and invariants without running it
+  run [--detach] [--bundle DIR] [--pid-file F] [--console-socket S] ID   create and start (foreground: wait)
+  create [--bundle DIR] [--pid-file F] [--console-socket S] [--preserve-fds N] ID   set up; init waits for start
+  start ID | state ID | kill [--all] ID [SIGNAL] | delete [--force] ID | pause ID | resume ID
+  ps [--format table|json] ID | list [-q] [--format table|json]
   --version
 """
 
@@ -38,6 +50,15 @@ class GlobalOptions:
     """Defaults as class attributes; not a dataclass, which would put inspect and re on exec's start-up."""
 
     root: str = "/run/mrunc"
+    log: str = ""
+    log_format: str = "text"
+    debug: bool = False
+    systemd_cgroup: bool = False  # accepted; there is no systemd here, so cgroupfs with a warning (README)
+
+
+# runc's global options: those with a value, and flags. --criu and --rootless are accepted and ignored.
+VALUED = {"--root": "root", "--log": "log", "--log-format": "log_format", "--criu": "", "--rootless": ""}
+FLAGS = {"--debug": "debug", "--systemd-cgroup": "systemd_cgroup"}
 
 
 def _fail(message: str, status: int = 1) -> int:
@@ -46,13 +67,17 @@ def _fail(message: str, status: int = 1) -> int:
 
 
 def parse_global(args: list[str]) -> tuple[GlobalOptions, list[str]]:
-    """Global options come before the command, as in runc: `--root DIR` or `--root=DIR`."""
+    """Global options come before the command, as in runc: `--root DIR` or `--root=DIR`, `--debug`."""
     options = GlobalOptions()
-    while args and args[0].startswith("--root"):
-        if args[0] == "--root" and len(args) > 1:
-            options.root, args = args[1], args[2:]
-        elif args[0].startswith("--root="):
-            options.root, args = args[0].split("=", 1)[1], args[1:]
+    while args and args[0].startswith("--"):
+        name, eq, value = args[0].partition("=")
+        if name in FLAGS and not eq:
+            setattr(options, FLAGS[name], True)
+            args = args[1:]
+        elif name in VALUED and (eq or len(args) > 1):
+            value, args = (value, args[1:]) if eq else (args[1], args[2:])
+            if VALUED[name]:
+                setattr(options, VALUED[name], value)
         else:
             break
     return options, args
@@ -60,6 +85,12 @@ def parse_global(args: list[str]) -> tuple[GlobalOptions, list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     options, args = parse_global(list(sys.argv[1:] if argv is None else argv))
+    if options.log_format not in ("text", "json"):
+        return _fail(f"--log-format: got {options.log_format!r}; allowed: text, json", 2)
+    if options.log or options.debug:
+        from mrunc import log
+
+        log.configure(options.log, options.log_format, options.debug)
     if not args or args[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
         return 0 if args else 2

@@ -1,34 +1,35 @@
 """What several commands share: error output, compiling with a readable error, running a plan."""
 
-import sys
-
 
 def fail(message: str, status: int = 1) -> int:
-    print(f"mrunc: {message}", file=sys.stderr)
+    """Report an error on stderr and in the --log file; returns `status`."""
+    from mrunc import log
+
+    log.error(message)
     return status
 
 
-def compile_or_error(config_path: str, container_id: str | None = None,
-                     console_socket: str | None = None) -> dict | str:
-    """The plan, or the error text naming the field."""
+def compile_or_error(config_path: str, container_id: str | None = None, console_socket: str | None = None,
+                     **extra: object) -> dict | str:
+    """The plan, or the error text naming the field. `extra`: compile_config's exec_fifo, preserve_fds."""
     from mrunc.compiler.compile import compile_config
     from mrunc.compiler.errors import ConfigError, ConfigErrors
 
     try:
-        return compile_config(config_path, container_id, console_socket=console_socket)
+        return compile_config(config_path, container_id, console_socket=console_socket, **extra)
     except (ConfigError, ConfigErrors) as e:
         return f"{config_path}: invalid config:\n  " + str(e).replace("\n", "\n  ")
     except OSError as e:
         return f"{config_path}: {e.strerror}"
 
 
-def execute(plan: dict, trace: bool) -> int:
-    """Run a checked plan in the foreground; errors become one line on stderr and status 1."""
+def execute(plan: dict, trace: bool, **lifecycle: object) -> int:
+    """Run a checked plan; errors become one line on stderr and status 1. `lifecycle`: created, detach."""
     from mrunc.executor.run import OpFailed
     from mrunc.executor.run import execute as run_plan
 
     try:
-        return run_plan(plan, trace)
+        return run_plan(plan, trace, **lifecycle)
     except OpFailed as e:
         return fail(str(e))
     except OSError as e:

@@ -1,34 +1,23 @@
-"""`mrunc [--root DIR] run --bundle DIR ID`: compile DIR/config.json and run it in the foreground."""
+"""`mrunc run [--detach] [--bundle DIR] [--pid-file F] [--console-socket SOCK] ID`: create and start; in the
+foreground, wait for the container, exit with its status and delete it (as runc run)."""
 
-import argparse
-import os
-
-from mrunc.commands.common import compile_or_error, execute, fail
+from mrunc.commands.create import parser
+from mrunc.commands.lifecycle import create, start
+from mrunc.state import Container, StateError
 
 
 def main(options, args: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="mrunc run")
-    parser.add_argument("--bundle", "-b", default=".")
-    parser.add_argument("--trace", action="store_true")
-    parser.add_argument("--console-socket")
-    parser.add_argument("id")
-    opts = parser.parse_args(args)
-    plan = compile_or_error(os.path.join(opts.bundle, "config.json"), opts.id, opts.console_socket)
-    if isinstance(plan, str):
-        return fail(plan)
-    state = os.path.join(options.root, opts.id)
+    p = parser("mrunc run")
+    p.add_argument("--detach", "-d", action="store_true")
+    opts = p.parse_args(args)
+    status = create(options, opts, detach=opts.detach)
+    if not opts.detach or status:
+        return status
+    container = Container(options.root, opts.id)
     try:
-        os.makedirs(options.root, exist_ok=True)
-        os.mkdir(state, 0o711)
-    except FileExistsError:
-        return fail(f"container {opts.id!r} already exists (state dir {state})")
-    try:
-        from mrunc.compiler.compile import dumps
+        with container.locked() as state:
+            return start(container, state)
+    except StateError as e:  # deleted meanwhile
+        from mrunc.commands.common import fail
 
-        with open(os.path.join(state, "plan.json"), "w") as f:
-            f.write(dumps(plan))
-        return execute(plan, opts.trace)
-    finally:
-        for name in os.listdir(state):
-            os.unlink(os.path.join(state, name))
-        os.rmdir(state)
+        return fail(str(e))

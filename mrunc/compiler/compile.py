@@ -11,16 +11,18 @@ from mrunc.executor.plan import FORMAT
 
 
 def compile_config(config_path: str, container_id: str | None = None, host: dict | None = None,
-                   console_socket: str | None = None) -> dict:
+                   console_socket: str | None = None, exec_fifo: str | None = None, preserve_fds: int = 0) -> dict:
     """Compile a bundle's config. Raises ConfigError/ConfigErrors on bad input, OSError if unreadable.
-    With process.terminal, the pty master goes to `console_socket`, or with none mrunc relays it."""
+    With process.terminal, the pty master goes to `console_socket`, or with none mrunc relays it.
+    With `exec_fifo` (create, run), init waits on it for `mrunc start` just before execve."""
     with open(config_path, "rb") as f:
         raw = f.read()
-    return compile_bytes(raw, os.path.dirname(os.path.abspath(config_path)), container_id, host, console_socket)
+    return compile_bytes(raw, os.path.dirname(os.path.abspath(config_path)), container_id, host, console_socket,
+                         exec_fifo, preserve_fds)
 
 
 def compile_bytes(raw: bytes, bundle: str, container_id: str | None = None, host: dict | None = None,
-                  console_socket: str | None = None) -> dict:
+                  console_socket: str | None = None, exec_fifo: str | None = None, preserve_fds: int = 0) -> dict:
     config = load.parse(raw)
     load.validate(config)
     checks.check(config)
@@ -28,7 +30,8 @@ def compile_bytes(raw: bytes, bundle: str, container_id: str | None = None, host
     digest = hashlib.sha256(raw).hexdigest()
     host = host or fingerprint()
     rootfs = os.path.normpath(os.path.join(bundle, config["root"]["path"]))
-    emit = order.lower(config, rootfs, bundle, host, f"/mrunc/{container_id or digest[:12]}", console_socket)
+    name = container_id or digest[:12]
+    emit = order.lower(config, rootfs, bundle, host, f"/mrunc/{name}", console_socket, name, exec_fifo, preserve_fds)
     return {
         "format": FORMAT,
         "mrunc_version": __version__,
@@ -37,12 +40,18 @@ def compile_bytes(raw: bytes, bundle: str, container_id: str | None = None, host
         "host": host,
         "notes": emit.notes,
         "ops": emit.ops,
+        **emit.later,
     }
+
+
+OP_LISTS = ("ops", "poststart", "poststop")
 
 
 def dumps(plan: dict) -> str:
     """JSON with one op per line, so plans diff line by line; byte-identical for equal plans."""
-    head = {k: v for k, v in plan.items() if k != "ops"}
-    lines = json.dumps(head, indent=1)[:-2] + ',\n "ops": [\n'
-    lines += ",\n".join("  " + json.dumps(o, separators=(",", ": ")) for o in plan["ops"])
-    return lines + "\n ]\n}\n"
+    head = {k: v for k, v in plan.items() if k not in OP_LISTS}
+    lines = json.dumps(head, indent=1)[:-2]
+    for key in (k for k in OP_LISTS if k in plan):
+        lines += f',\n "{key}": [\n' + ",\n".join("  " + json.dumps(o, separators=(",", ": ")) for o in plan[key])
+        lines += "\n ]"
+    return lines + "\n}\n"

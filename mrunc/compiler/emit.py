@@ -6,9 +6,11 @@ from mrunc.executor.ops import OPS
 
 
 class Emitter:
-    def __init__(self) -> None:
+    def __init__(self, bundle: str = "") -> None:
+        self.bundle = bundle
         self.ops: list[dict[str, Any]] = []
         self.notes: list[str] = []
+        self.later: dict[str, list[dict[str, Any]]] = {}  # poststart/poststop ops (lower_hooks.py)
 
     def __call__(self, name: str, proc: str, src: str, /, **args: Any) -> None:
         spec = OPS[name]

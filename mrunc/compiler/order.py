@@ -3,13 +3,16 @@
 runc, crun and youki agree on this order (design.md); where they differ the choice is written here.
 """
 
-from mrunc.compiler import lower_cgroups, lower_process, lower_rootfs, lower_terminal
+from mrunc.compiler import lower_cgroups, lower_hooks, lower_process, lower_rootfs, lower_terminal
 from mrunc.compiler.emit import Emitter
 
 
 def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: str,
-          console_socket: str | None = None) -> Emitter:
-    emit = Emitter()
+          console_socket: str | None = None, container_id: str = "", exec_fifo: str | None = None,
+          preserve_fds: int = 0) -> Emitter:
+    """`exec_fifo`: the state dir's fifo (create, run); without it the plan runs straight through to execve.
+    `preserve_fds`: fds 3..3+N-1 the engine passes on to the container (create --preserve-fds)."""
+    emit = Emitter(bundle)
     linux = config.get("linux", {})
     process = config["process"]
     ns = lower_process.namespaces(linux)
@@ -19,6 +22,10 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
     #    namespace is rooted at the container's cgroup (crun: CLONE_INTO_CGROUP; runc: after start).
     cgroup_path = lower_cgroups.cgroup_path(linux, cgroup_default)
     cgroup_dirs = lower_cgroups.lower(emit, linux, host, cgroup_path)
+    # The exec fifo is made, and held open, before fork: init inherits the fd and reaches the fifo through
+    # it once pivot_root has hidden the state dir (step 10 blocks on it).
+    if exec_fifo:
+        emit("exec_fifo_create", "runtime", "/", path=exec_fifo)
     emit("fork", "runtime", "/")
     emit("cgroup_enter", "child", "/linux/cgroupsPath", dirs=cgroup_dirs)
 
@@ -39,7 +46,14 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
         lower_rootfs.lower_root(emit, rootfs, linux.get("rootfsPropagation", ""))
         lower_rootfs.lower_mounts(emit, config, rootfs, bundle, cgroup_by_ctrl)
         lower_rootfs.lower_devices(emit, linux, rootfs, in_userns="user" in ns)
-        # 5. (hooks: prestart/createRuntime/createContainer go here, after mounts, before pivot_root.)
+
+    # 5. Hooks after the mounts and before pivot_root (config.md): prestart (deprecated) and createRuntime
+    #    by the runtime on the host, then createContainer in the container's namespaces.
+    lower_hooks.lower(emit, config, "prestart", "runtime", container_id)
+    lower_hooks.lower(emit, config, "createRuntime", "runtime", container_id)
+    lower_hooks.lower(emit, config, "createContainer", "init", container_id)
+
+    if "mount" in ns:
         # 6. pivot_root; then the read-only root, names, sysctls (before /proc/sys turns read-only),
         #    read-only and masked paths, as runc's init does after pivot.
         emit("pivot_root", "init", "/root/path", root=rootfs)
@@ -87,8 +101,14 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
         emit("no_new_privs", "init", "/process/noNewPrivileges")
 
     # 10. No fd of ours may reach the user process (CVE-2024-21626): all above stdio become
-    #     close-on-exec. Then seccomp (with no_new_privs), then execve, which is always last.
-    emit("close_fds", "init", "/process", preserve=0)
+    #     close-on-exec. Block until `mrunc start` (config.md: startContainer hooks run after start),
+    #     then startContainer hooks, then seccomp (with no_new_privs: last, so the filter sees neither
+    #     the wait nor the hooks), then execve, which is always last. poststart/poststop: lower_later.
+    emit("close_fds", "init", "/process", preserve=preserve_fds)
+    if exec_fifo:
+        emit("wait_start", "init", "/", path=exec_fifo)
+    lower_hooks.lower(emit, config, "startContainer", "init", container_id)
+    lower_hooks.lower_later(emit, config, container_id)
     if seccomp and nnp:
         _seccomp(emit, seccomp)
     emit("execve", "init", "/process/args", args=process["args"], env=process.get("env", []))

@@ -11,6 +11,8 @@ def _short_args(o: dict) -> str:
     if o["op"] == "seccomp_load":
         args["bpf"] = f"<{len(args['bpf']) * 3 // 4 // 8} insns>"
         args["pfc"] = "<below>"
+    if o["op"] == "hook":
+        del args["state"]  # the same for every hook: id, bundle, annotations
     return describe_args(args)
 
 
@@ -24,6 +26,11 @@ def text(plan: dict, failed: int | None = None) -> str:
     for i, o in enumerate(plan["ops"]):
         mark = "-->" if i == failed else "   "
         lines.append(f"{mark}{i:4} {o['proc']:<7} {o['op']:<{width}}  {_short_args(o)}  # {o['src']}")
+    for key, who in (("poststart", "mrunc start, once the process runs"), ("poststop", "mrunc delete")):
+        if plan.get(key):
+            lines.append(f"\n{key} ops (run by {who}; a failure is a warning):")
+            lines += [f"   {i:4} {o['proc']:<7} {o['op']:<{width}}  {_short_args(o)}  # {o['src']}"
+                      for i, o in enumerate(plan[key])]
     for i, o in enumerate(plan["ops"]):
         if o["op"] == "seccomp_load":
             lines.append(f"\nseccomp filter of op {i} (libseccomp pseudo-filter code):")

@@ -25,7 +25,8 @@ class Context:
     """What ops share within one process: pids learnt along the way and the host changes to undo."""
 
     child_pid: int = 0
-    init_pid: int = 0
+    init_pid: int = 0  # init's pid on the host (also known inside init: hooks are told it)
+    exec_fifo: int = -1  # O_PATH fd of the state dir's exec.fifo, inherited by init (ops_lifecycle)
     sync: Any = None  # child and init: the channel to runtime (run.py)
     pty_master: int = -1  # the terminal's master, in init until sent to runtime (ops_tty.py)
     pty_slave: int = -1

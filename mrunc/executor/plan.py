@@ -93,10 +93,15 @@ def check_structure(plan: object) -> None:
     for i, o in enumerate(ops):
         _check_op(i, o)
     _check_sequence(ops)
+    for key in ("poststart", "poststop"):  # run by `start` and `delete` (or a foreground run), on the host
+        for i, o in enumerate(plan.get(key, [])):
+            _check_op(i, o, f"/{key}")
+            if o["proc"] != "runtime":
+                raise PlanError(f"/{key}/{i}/proc: only runtime runs these ops, not {o['proc']!r}")
 
 
-def _check_op(i: int, o: object) -> None:
-    where = f"/ops/{i}"
+def _check_op(i: int, o: object, list_pointer: str = "/ops") -> None:
+    where = f"{list_pointer}/{i}"
     if not isinstance(o, dict):
         raise PlanError(f"{where}: expected an object")
     for name in OP_FIELDS:
@@ -114,17 +119,20 @@ def _check_op(i: int, o: object) -> None:
 
 def _check_sequence(ops: list[dict]) -> None:
     """runtime until fork; then child until fork_init, then init; runtime ops may interleave; execve last."""
-    phase = "runtime"
+    phase, waits = "runtime", False
     for i, o in enumerate(ops):
         proc = o["proc"]
         if proc not in PROCESSES:
             raise PlanError(f"/ops/{i}/proc: unknown process {proc!r}")
         if proc != "runtime" and proc != phase:
             raise PlanError(f"/ops/{i}/proc: {proc} op while the container side is {phase}")
+        if proc == "runtime" and waits:
+            raise PlanError(f"/ops/{i}/proc: a runtime op after wait_start (create's runtime has exited by then)")
         if o["op"] == "fork":
             phase = "child"
         elif o["op"] == "fork_init":
             phase = "init"
+        waits = waits or o["op"] == "wait_start"
     if ops[-1]["op"] != "execve" or phase != "init":
         raise PlanError("/ops: a plan must fork, fork_init, and end with execve")
 

@@ -12,8 +12,12 @@ time. Control passes over a socketpair (close-on-exec) with one-line messages:
                    ◀─── "pty NAME" + master fd (SCM_RIGHTS) ─────────── (process.terminal: pty_send_master)
                    ◀─── "at K" ──────────────────────────────────────── (hooks, pty_forward: runtime ops)
                    ───── "go L" ───────────────────────────────────────▶ ops L..
+                   ◀─── "created W" ─────────────────────────────────── wait_start: blocks on exec.fifo
+    create: writes state, exits 0 ─ ─ ─ ─ ─ ─ ─ ─ ─ ─ ─ ─ ─ ─ ─ ─ ─ ─ ─ ▶ (until `mrunc start` reads the fifo)
+    run/exec: reads the fifo itself ─────────────────────────────────────▶ startContainer hooks, execve
                    ◀─── EOF ─────────────────────────────────────────── execve closed its end of the socket
-    waits for P (child subreaper), forwards signals, then undoes its host changes (cgroups).
+    poststart hooks; waits for P (child subreaper), forwards signals, undoes its host changes (cgroups),
+    then poststop hooks. Only the container side may run ops after wait_start: create's runtime is gone.
 
     Any container-side failure sends "err N ERRNO MESSAGE" and exits 127; runtime kills what is left,
     undoes its changes and reports `op N/M [proc] name (src): args: ERRNO (message)`.
@@ -22,17 +26,24 @@ Test hook (for the fault tests): MRUNC_FAULT_AT=N makes op N fail with EIO befor
 process runs it, so every failure path of a plan can be exercised. Unset, it costs one integer compare per op.
 """
 
+from __future__ import annotations
+
 import _signal as signal  # `signal` and `socket` wrap these in enums: enum alone costs ms at start-up
 import _socket as socket
 import errno as errno_names
 import os
 import sys
 
-from mrunc.executor import libc
+from mrunc.executor import libc, ops_lifecycle
 from mrunc.executor.ops import OPS, Context
 
 _fault = os.environ.get("MRUNC_FAULT_AT", "")
 FAULT_AT = int(_fault) if _fault.isdigit() else -1
+
+TYPE_CHECKING = False  # exec path: no typing/collections imports at run time (optable.py)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1,
                      signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
 
@@ -112,7 +123,6 @@ class _Channel:
         return line.decode()
 
 
-
 def _fds_of(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
     """The fds an SCM_RIGHTS message carried (what socket.recv_fds returns, without importing socket)."""
     fds = []
@@ -122,29 +132,57 @@ def _fds_of(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
     return fds
 
 
-def execute(plan: dict, trace: bool = False) -> int:
-    """Run the plan in the foreground; return the container's exit status (128+N if killed by signal N)."""
+def execute(plan: dict, trace: bool = False, created: Callable[[int], None] | None = None,
+            detach: bool = False) -> int:
+    """Run the plan; return the container's exit status (128+N if killed by signal N).
+
+    When init reaches wait_start (or execve, in a plan without it), `created(init_pid)` is called (create
+    records the state). With `detach` we return 0 there, leaving init blocked until `mrunc start` and the
+    host changes for `mrunc delete`; otherwise we start the container ourselves and clean up after it.
+    """
     ops = plan["ops"]
     ctx = Context()
     libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)  # init is reparented to us when child exits
     for sig in FORWARDED_SIGNALS:
         signal.signal(sig, lambda signum, frame: _forward(ctx, signum))
+    started = False
     try:
         i = 0
         while ops[i]["op"] != "fork":
             _run_op(ops, i, ctx, trace)
             i += 1
-        _start_container(plan, ctx, i, trace)
+        _start_container(plan, ctx, i, trace, created, detach)
+        if detach:
+            ctx.undo.clear()  # the container outlives us; delete undoes its host changes from the stored plan
+            return 0
+        started = True
+        run_after(plan.get("poststart", []), ctx, trace)
         return _wait(ctx)
     except BaseException:
         _kill(ctx)
         raise
     finally:
         _undo(ctx)
+        if started:
+            run_after(plan.get("poststop", []), ctx, trace)
 
 
-def _start_container(plan: dict, ctx: Context, fork_index: int, trace: bool) -> None:
-    """Fork child, then serve its "at N" requests until execve closes the socket."""
+def _warn(message: str) -> None:
+    print(f"mrunc: warning: {message}", file=sys.stderr, flush=True)
+
+
+def run_after(ops: list[dict], ctx: Context, trace: bool = False, warn: Callable[[str], None] = _warn) -> None:
+    """poststart/poststop ops: by the spec a failure there is a warning, not an error."""
+    for i in range(len(ops)):
+        try:
+            _run_op(ops, i, ctx, trace)
+        except OpFailed as e:
+            warn(str(e))
+
+
+def _start_container(plan: dict, ctx: Context, fork_index: int, trace: bool,
+                     created: Callable[[int], None] | None, detach: bool) -> None:
+    """Fork child, then serve its "at N" requests until execve closes the socket (or init waits, detached)."""
     ops = plan["ops"]
     if trace:
         _trace(ops, fork_index)
@@ -153,10 +191,15 @@ def _start_container(plan: dict, ctx: Context, fork_index: int, trace: bool) -> 
     pid = os.fork()
     if pid == 0:
         ours.close()
-        _container_side(ops, fork_index + 1, _Channel(theirs), trace)
+        sync = _Channel(theirs)
+        _container_side(ops, fork_index + 1, sync, trace, Context(sync=sync, exec_fifo=ctx.exec_fifo))
     theirs.close()
+    if ctx.exec_fifo >= 0:
+        os.close(ctx.exec_fifo)  # init's alone now: start finds no reader once init has gone
+        ctx.exec_fifo = -1
     ctx.child_pid = pid
     channel = _Channel(ours)
+    not_started: OpFailed | None = None
     try:
         while (message := channel.recv()) is not None:
             kind, _, rest = message.partition(" ")
@@ -170,18 +213,31 @@ def _start_container(plan: dict, ctx: Context, fork_index: int, trace: bool) -> 
                     _run_op(ops, i, ctx, trace)
                     i += 1
                 channel.send(f"go {i}")
+            elif kind == "created":
+                if created:
+                    created(ctx.init_pid)
+                    created = None
+                if detach:
+                    return
+                try:
+                    ops_lifecycle.release(ops[int(rest)]["args"]["path"])
+                except OSError as e:  # init died: it says why on the socket, if it could
+                    not_started = OpFailed(ops, int(rest), e.errno or 0, e.strerror or str(e))
             elif kind == "err":
                 index, err, text = rest.split(" ", 2)
                 raise OpFailed(ops, int(index), int(err), text)
         if not ctx.init_pid:
             raise OpFailed(ops, fork_index, 0, "the child process died during setup")
+        if not_started:
+            raise not_started
+        if created:  # a plan without wait_start: the container is created and started at execve
+            created(ctx.init_pid)
     finally:
         ours.close()
 
 
-def _container_side(ops: list[dict], start: int, channel: _Channel, trace: bool) -> None:
+def _container_side(ops: list[dict], start: int, channel: _Channel, trace: bool, ctx: Context) -> None:
     """Child and then init: run our ops, yield to runtime for its ops, never return."""
-    ctx = Context(sync=channel)
     i = start
     try:
         for sig in FORWARDED_SIGNALS:
@@ -202,15 +258,29 @@ def _container_side(ops: list[dict], start: int, channel: _Channel, trace: bool)
                 if pid:
                     channel.send(f"pid {pid}")
                     os._exit(0)
+                ctx.init_pid = ops_lifecycle.host_pid()
                 i += 1
             else:
+                if o["op"] == "wait_start":
+                    channel.send(f"created {i}")
                 _run_op(ops, i, ctx, trace)
                 i += 1
     except OpFailed as failure:
-        channel.send(f"err {failure.index} {failure.errno} {failure.detail}")
+        _report(channel, f"err {failure.index} {failure.errno} {failure.detail}", str(failure))
     except BaseException as e:  # never let a traceback or a second interpreter escape a fork
-        channel.send(f"err {i} 0 {type(e).__name__}: {e}")
+        _report(channel, f"err {i} 0 {type(e).__name__}: {e}", f"op {i}: {type(e).__name__}: {e}")
     os._exit(127)
+
+
+def _report(channel: _Channel, message: str, text: str) -> None:
+    """Tell runtime; once a created container was started, runtime is gone: say it on stderr instead."""
+    try:
+        channel.send(message)
+    except OSError:
+        try:
+            print(f"mrunc: {text}", file=sys.stderr, flush=True)
+        except OSError:
+            pass
 
 
 def _forward(ctx: Context, signum: int) -> None:

@@ -1,0 +1,89 @@
+"""`mrunc delete [--force] ID`: remove a stopped (or created) container: its processes, cgroups and state,
+then run the poststop hooks. A running or paused one needs --force (SIGKILL first). As runc: delete --force
+of an unknown id succeeds."""
+
+import argparse
+import os
+import signal
+
+from mrunc.commands.common import fail
+from mrunc.executor import ops_lifecycle
+from mrunc.state import Container, StateError, cgroup_procs, freezer_file
+
+
+def main(options, args: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="mrunc delete")
+    p.add_argument("--force", "-f", action="store_true")
+    p.add_argument("id")
+    opts = p.parse_args(args)
+    try:
+        container = Container(options.root, opts.id)
+    except StateError as e:
+        return fail(str(e))
+    try:
+        with container.locked() as state:
+            status = container.status(state)
+            if status in ("running", "paused") and not opts.force:
+                return fail(f"cannot delete container {opts.id!r} that is not stopped: {status}")
+            return _destroy(container, state)
+    except StateError as e:
+        if os.path.isdir(container.dir) and not os.path.exists(container.path("state.json")):
+            container.remove()  # a create that died before it wrote any state
+        return 0 if opts.force and "does not exist" in str(e) else fail(str(e))
+
+
+def _destroy(container: Container, state: dict) -> int:
+    """Kill what is left (init, and anything else in the cgroup), remove the cgroups, poststop, state dir."""
+    from mrunc import log
+    from mrunc.executor.ops import Context
+    from mrunc.executor.run import run_after
+
+    pid, started = state["pid"], state.get("init_start_time")
+    _kill_all(state["cgroups"], pid if ops_lifecycle.alive(pid, started) else 0)
+    if not ops_lifecycle.wait_gone(lambda: ops_lifecycle.alive(pid, started), 10):
+        return fail(f"container {container.id!r}: init {pid} survived SIGKILL")
+    plan = container.plan()
+    for o in reversed(plan["ops"]):
+        if o["op"] == "cgroup_mkdir":
+            _rmdir_cgroup(o["args"]["dir"])
+    for parent in state.get("cgroup_parents_made", []):  # deepest first
+        try:
+            os.rmdir(parent)
+        except OSError:
+            pass  # another container's cgroup lives there now
+    run_after(plan.get("poststop", []), Context(init_pid=pid), warn=log.warning)
+    container.remove()
+    return 0
+
+
+def _kill_all(cgroups: list[str], pid: int) -> None:
+    """SIGKILL init and every process in the cgroup; a frozen cgroup is thawed so the kill lands."""
+    for target in {pid, *cgroup_procs(cgroups)} - {0}:
+        try:
+            os.kill(target, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    freezer = freezer_file(cgroups)
+    if freezer:
+        try:
+            with open(freezer[0], "w") as f:
+                f.write(freezer[2])
+        except OSError:
+            pass
+
+
+def _rmdir_cgroup(path: str) -> None:
+    """rmdir a cgroup once its last (killed) process has left it."""
+    def gone() -> bool:
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            _kill_all([path], 0)
+            return False
+        return True
+
+    ops_lifecycle.wait_gone(lambda: not gone(), 5)
+    if os.path.isdir(path):
+        fail(f"cannot remove cgroup {path}: it still holds processes")

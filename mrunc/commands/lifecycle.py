@@ -1,0 +1,105 @@
+"""What create, run and start share: make the state dir, compile with the exec fifo, run the plan up to
+wait_start and record the state; start releases init and runs the poststart hooks."""
+
+import json
+import os
+import pwd
+import time
+from argparse import Namespace
+
+from mrunc.commands.common import fail
+from mrunc.executor import ops_lifecycle
+from mrunc.state import Container, StateError, cgroup_dirs, write_atomic
+
+
+def rfc3339_now() -> str:
+    now = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now // 10**9)) + f".{now % 10**9:09d}Z"
+
+
+def create(options: Namespace, opts: Namespace, detach: bool) -> int:
+    """Create the container (runc create); without `detach`, also start it and wait for it (runc run)."""
+    from mrunc import log
+
+    if options.systemd_cgroup:
+        log.warning("--systemd-cgroup: there is no systemd on this host; using cgroupfs paths")
+    try:
+        container = Container(options.root, opts.id)
+        container.make_dir()
+    except (StateError, OSError) as e:
+        return fail(str(e) if isinstance(e, StateError) else f"{options.root}: {e.strerror}")
+    lock = container.lock()
+    try:
+        status = _create_locked(container, opts, detach, lock)
+    except BaseException:
+        container.remove()
+        raise
+    finally:
+        os.close(lock)
+    if status and detach or not detach:  # a failed create, or a foreground run that is over
+        container.remove()
+    return status
+
+
+def _create_locked(container: Container, opts: Namespace, detach: bool, lock: int) -> int:
+    from mrunc.commands.common import compile_or_error
+    from mrunc.compiler.compile import dumps
+
+    config_path = os.path.join(os.path.abspath(opts.bundle), "config.json")
+    # A foreground run needs no exec fifo: its plan is the one `mrunc compile` shows.
+    plan = compile_or_error(config_path, opts.id, opts.console_socket, exec_fifo=container.fifo if detach else None,
+                            preserve_fds=opts.preserve_fds)
+    if isinstance(plan, str):
+        return fail(plan)
+    with open(config_path) as f:
+        config = json.load(f)
+    state = {"ociVersion": config["ociVersion"], "id": opts.id, "status": "creating", "pid": 0,
+             "bundle": plan["bundle"], "rootfs": os.path.join(plan["bundle"], config["root"]["path"]),
+             "created": rfc3339_now(), "owner": pwd.getpwuid(os.geteuid()).pw_name,
+             "annotations": config.get("annotations", {}), "cgroups": cgroup_dirs(plan),
+             "cgroup_parents_made": _missing_parents(plan)}
+    write_atomic(container.path("plan.json"), dumps(plan))
+    container.save(state)
+
+    def created(pid: int) -> None:
+        del state["status"]  # derived from now on (state.py)
+        state.update(pid=pid, init_start_time=ops_lifecycle.start_time(pid))
+        container.save(state)
+        if opts.pid_file:
+            write_atomic(os.path.abspath(opts.pid_file), str(pid))
+        container.unlock(lock)  # init shares the lock's fd until execve: release it for all
+
+    from mrunc.commands.common import execute
+
+    return execute(plan, opts.trace, created=created, detach=detach)
+
+
+def _missing_parents(plan: dict) -> list[str]:
+    """The parents of the plan's cgroups that do not exist yet: create makes them, delete removes them
+    (when no other container's cgroup lives there by then)."""
+    missing = []
+    for o in plan["ops"]:
+        if o["op"] == "cgroup_mkdir":
+            path = os.path.dirname(o["args"]["dir"])
+            while not os.path.isdir(path):
+                missing.append(path)
+                path = os.path.dirname(path)
+    return missing
+
+
+def start(container: Container, state: dict) -> int:
+    """Release a created container's init and run the poststart hooks (the caller holds the lock)."""
+    from mrunc import log
+    from mrunc.executor.ops import Context
+    from mrunc.executor.run import run_after
+
+    status = container.status(state)
+    if status != "created":
+        return fail(f"cannot start container {container.id!r}: it is {status}, not created")
+    pid = state["pid"]
+    try:
+        ops_lifecycle.release(container.fifo)
+    except OSError as e:
+        return fail(f"cannot start container {container.id!r}: {e.strerror}")
+    run_after(container.plan().get("poststart", []), Context(init_pid=pid), warn=log.warning)
+    return 0

@@ -1,0 +1,174 @@
+"""Lifecycle ops: the exec fifo that holds init until `mrunc start`, and config hooks.
+
+create makes ROOT/ID/exec.fifo and opens it before fork, so init holds it without needing the path
+(hidden by pivot_root) or /proc (a config may mount none). Opened read-write, it never reads as hung up:
+init's read just before execve (wait_start) blocks until `mrunc start` writes one byte and removes the
+fifo (release). A start that finds no reader knows init is gone.
+
+Ops that run in init after pivot_root cannot import anything (the host's stdlib is out of sight): only
+built-in modules and modules imported beforehand may be used here.
+"""
+
+from __future__ import annotations
+
+import _json  # already loaded on the exec path (plan.py); its string encoder writes the hooks' state JSON
+import errno
+import os
+import time
+
+from mrunc.executor.optable import Context, op
+
+TYPE_CHECKING = False  # exec path: no typing/collections imports at run time (optable.py)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+SIGKILL = 9
+# The status a hook of each kind sees on stdin (runtime-spec runtime.md, "Lifecycle").
+HOOK_STATUS = {"prestart": "creating", "createRuntime": "creating", "createContainer": "creating",
+               "startContainer": "created", "poststart": "running", "poststop": "stopped"}
+
+
+@op("exec_fifo_create", "runtime", "path")
+def exec_fifo_create(ctx: Context, path: str) -> None:
+    """mkfifo the exec fifo and open it read-write (that never blocks); init inherits the fd."""
+    os.mkfifo(path, 0o600)
+    ctx.undo.append((f"unlink {path}", lambda: _unlink_if_there(path)))  # start removes it first
+    ctx.exec_fifo = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+
+
+def _unlink_if_there(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+@op("wait_start", "init", "path")
+def wait_start(ctx: Context, path: str) -> None:
+    """Block reading the exec fifo (by the inherited fd) until `mrunc start` writes its byte."""
+    while os.read(ctx.exec_fifo, 1) != b"0":
+        pass
+    os.close(ctx.exec_fifo)
+
+
+def release(path: str) -> None:
+    """`start`: write init's byte into the exec fifo, then remove it. OSError(ESRCH) if init is gone."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno != errno.ENXIO:  # ENXIO: no reader, so init has exited
+            raise
+        raise OSError(errno.ESRCH, "the container's init exited before it was started") from None
+    try:
+        os.write(fd, b"0")
+    finally:
+        os.close(fd)
+    os.unlink(path)
+
+
+@op("hook", "runtime init", "kind", "path", "args", "env", "timeout", "state")
+def hook(ctx: Context, kind: str, path: str, args: list[str], env: list[str] | None, timeout: int | None,
+         state: dict) -> None:
+    """Run a config hook, state JSON on stdin, in a session of its own; killed (the whole session) after
+    `timeout` seconds. Its stdout and stderr are kept for the error message."""
+    stdin = _state_json({**state, "status": HOOK_STATUS[kind], "pid": ctx.init_pid})
+    environ = os.environ if env is None else dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+    status, output = _run(path, args or [path], environ, stdin, timeout)
+    if status is None:
+        raise OSError(errno.ETIMEDOUT, f"{kind} hook {path} timed out after {timeout}s")
+    if status:
+        text = output.decode(errors="replace").strip()[-300:]
+        raise OSError(0, f"{kind} hook {path} exited with status {status}" + (f": {text}" if text else ""))
+
+
+def _state_json(state: dict) -> bytes:
+    """json.dumps without the json module: strings, ints and one level of string-valued objects."""
+    def value(v: object) -> str:
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{_json.encode_basestring_ascii(k)}: {value(x)}" for k, x in v.items()) + "}"
+        return str(v) if isinstance(v, int) else _json.encode_basestring_ascii(str(v))
+    return value(state).encode()
+
+
+def _run(path: str, argv: list[str], environ: dict, stdin: bytes, timeout: int | None) -> tuple[int | None, bytes]:
+    """fork + execve (subprocess cannot be imported after pivot_root); exit status, or None on timeout."""
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setsid()
+            os.dup2(in_r, 0)
+            os.dup2(out_w, 1)
+            os.dup2(out_w, 2)
+            os.execve(path, argv, environ)
+        except OSError as e:
+            os.write(2, f"{path}: {e.strerror}\n".encode())
+        finally:
+            os._exit(127)
+    os.close(in_r)
+    os.close(out_w)
+    try:
+        os.write(in_w, stdin)  # a few hundred bytes: fits the pipe even if the hook never reads it
+    except BrokenPipeError:
+        pass
+    os.close(in_w)
+    os.set_blocking(out_r, False)
+    output, deadline = b"", time.monotonic() + timeout if timeout else None
+    while True:
+        output = (output + _drain(out_r))[-4096:]
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            os.close(out_r)
+            return os.waitstatus_to_exitcode(status), output
+        if deadline and time.monotonic() > deadline:
+            os.killpg(pid, SIGKILL)
+            os.waitpid(pid, 0)
+            os.close(out_r)
+            return None, output
+        time.sleep(0.005)
+
+
+def _drain(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except BlockingIOError:
+        return b""
+
+
+def host_pid() -> int:
+    """This process's pid on the host, read before /proc is the container's (NSpid lists outermost first)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return os.getpid()
+
+
+def wait_gone(alive: Callable[[], bool], seconds: float) -> bool:
+    """Poll until `alive()` is false; False if it is still alive after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while alive():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks (/proc/PID/stat field 22); None if it is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] in ("Z", "X") else int(fields[19])
+
+
+def alive(pid: int, started: int | None = None) -> bool:
+    """Is `pid` running (and, given its start time, still the same process rather than a reused pid)?"""
+    now = start_time(pid) if pid > 0 else None
+    return now is not None and (started is None or now == started)

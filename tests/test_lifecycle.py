@@ -1,0 +1,263 @@
+"""The lifecycle commands on real containers: create, start, state, kill, delete, run -d, ps, list, pause,
+resume; state transitions and errors as runtime-spec runtime.md says; nothing left behind."""
+
+import json
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import base_config
+from tests.lifecycle_helpers import Lifecycle, wait_for
+
+
+@pytest.fixture
+def lc(bundle, tmp_path):
+    lifecycle = Lifecycle(bundle, tmp_path)
+    yield lifecycle
+    lifecycle.cleanup()
+
+
+def writable(args: list[str]) -> dict:
+    """base_config with a writable root, so the container can leave marks the test reads from the host."""
+    config = base_config(args)
+    config["root"]["readonly"] = False
+    return config
+
+
+def cgroup_dirs(bundle) -> list[Path]:
+    return list(Path("/sys/fs/cgroup").glob(f"*{bundle.cgroup}"))
+
+
+def test_full_lifecycle_create_start_kill_delete(lc, bundle, tmp_path):
+    marker = bundle.path / "rootfs" / "tmp" / "started"
+    config = writable(["sh", "-c", "echo hello; touch /tmp/started; exec sleep 100"])
+    pid_file = tmp_path / "pid"
+    result = lc.create(config, "--pid-file", str(pid_file))
+    assert result.returncode == 0, lc.output.read_text()
+
+    state = lc.state()
+    assert state["status"] == "created"
+    assert state["id"] == bundle.id and state["bundle"] == str(bundle.path)
+    assert state["rootfs"] == str(bundle.path / "rootfs") and state["ociVersion"] and state["created"]
+    pid = state["pid"]
+    assert pid_file.read_text() == str(pid)  # decimal, no newline
+    assert Path(f"/proc/{pid}").exists()
+    time.sleep(0.2)
+    assert not marker.exists(), "the user process ran before start"
+    assert cgroup_dirs(bundle), "create made no cgroup"
+
+    assert lc("start", bundle.id).returncode == 0
+    wait_for(marker.exists)
+    assert lc.state()["status"] == "running"
+    assert lc.output.read_text() == "hello\n"  # the container kept create's stdio
+
+    assert lc("kill", bundle.id, "KILL").returncode == 0
+    assert lc.wait_status("stopped")["pid"] == 0
+    assert lc("delete", bundle.id).returncode == 0
+    gone = lc("state", bundle.id)
+    assert gone.returncode == 1 and "does not exist" in gone.stderr
+    assert not (bundle.state_root / bundle.id).exists()
+    assert not cgroup_dirs(bundle)
+
+
+def test_invalid_transitions_are_refused(lc, bundle):
+    assert lc.create(base_config(["sleep", "100"])).returncode == 0
+    assert lc("start", bundle.id).returncode == 0
+    again = lc("start", bundle.id)
+    assert again.returncode == 1 and "it is running, not created" in again.stderr
+    busy = lc("delete", bundle.id)
+    assert busy.returncode == 1 and "not stopped: running" in busy.stderr
+    assert lc("kill", bundle.id, "9").returncode == 0
+    lc.wait_status("stopped")
+    dead = lc("kill", bundle.id)
+    assert dead.returncode == 1 and "it is stopped" in dead.stderr
+    late = lc("start", bundle.id)
+    assert late.returncode == 1 and "it is stopped" in late.stderr
+    assert lc("delete", bundle.id).returncode == 0
+
+
+def test_delete_force_kills_a_running_container(lc, bundle):
+    assert lc.create(base_config(["sleep", "100"])).returncode == 0
+    pid = lc.state()["pid"]
+    assert lc("start", bundle.id).returncode == 0
+    assert lc("delete", "--force", bundle.id).returncode == 0
+    wait_for(lambda: not _alive(pid))
+    assert not cgroup_dirs(bundle) and not (bundle.state_root / bundle.id).exists()
+
+
+def test_delete_of_a_created_container_removes_it(lc, bundle):
+    assert lc.create(base_config(["sleep", "100"])).returncode == 0
+    pid = lc.state()["pid"]
+    assert lc("delete", bundle.id).returncode == 0  # as runc: created counts as not yet running
+    wait_for(lambda: not _alive(pid))
+    assert not cgroup_dirs(bundle)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("command", [["start"], ["state"], ["kill"], ["delete"], ["pause"], ["resume"], ["ps"]])
+def test_unknown_id_fails_with_a_clear_message(lc, command):
+    result = lc(*command, "nosuch")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "mrunc: container 'nosuch' does not exist"
+
+
+def test_delete_force_of_an_unknown_id_succeeds_as_runc(lc):
+    result = lc("delete", "--force", "nosuch")
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_invalid_id_is_refused(lc):
+    result = lc("state", "../etc")
+    assert result.returncode == 1 and "invalid container id '../etc'" in result.stderr
+
+
+def test_create_with_a_taken_id_fails_and_keeps_the_first(lc, bundle):
+    assert lc.create(base_config(["sleep", "100"])).returncode == 0
+    second = lc.create(base_config(["sleep", "100"]))
+    assert second.returncode == 1 and f"container '{bundle.id}' already exists" in lc.output.read_text()
+    assert lc.state()["status"] == "created"
+
+
+def test_bad_config_create_names_the_field_and_leaves_nothing(lc, bundle):
+    config = base_config(["true"])
+    config["process"]["rlimits"] = [{"type": "RLIMIT_NOPE", "soft": 1, "hard": 1}]
+    assert lc.create(config).returncode == 1
+    assert "/process/rlimits/0/type" in lc.output.read_text()
+    assert not (bundle.state_root / bundle.id).exists() and not cgroup_dirs(bundle)
+
+
+def test_failing_op_in_create_cleans_up(lc, bundle):
+    config = base_config(["true"])
+    config["process"]["cwd"] = "/nonexistent"
+    assert lc.create(config).returncode == 1
+    assert "chdir (/process/cwd)" in lc.output.read_text()
+    assert not (bundle.state_root / bundle.id).exists() and not cgroup_dirs(bundle)
+
+
+def test_run_detach_leaves_a_running_container(lc, bundle, tmp_path):
+    bundle.write(base_config(["sleep", "100"]))
+    result = lc.detached("run", "--detach", "--bundle", str(bundle.path), "--pid-file", str(tmp_path / "p"),
+                         bundle.id)
+    assert result.returncode == 0, lc.output.read_text()
+    state = lc.state()
+    assert state["status"] == "running" and (tmp_path / "p").read_text() == str(state["pid"])
+    assert lc("delete", "--force", bundle.id).returncode == 0
+
+
+@pytest.mark.parametrize("name", ["KILL", "SIGKILL", "9", "kill"])
+def test_kill_takes_signal_names_and_numbers(lc, bundle, name):
+    assert lc.create(base_config(["sleep", "100"])).returncode == 0
+    assert lc("start", bundle.id).returncode == 0
+    assert lc("kill", bundle.id, name).returncode == 0
+    lc.wait_status("stopped")
+
+
+def test_kill_refuses_an_unknown_signal(lc, bundle):
+    assert lc.create(base_config(["sleep", "100"])).returncode == 0
+    result = lc("kill", bundle.id, "NOPE")
+    assert result.returncode == 1 and "invalid signal 'NOPE'" in result.stderr
+    assert lc.state()["status"] == "created"
+
+
+def test_kill_all_signals_every_process_in_the_cgroup(lc, bundle):
+    # pid 1 of the pid namespace ignores TERM (no handler); its children do not.
+    script = "sleep 100 & sleep 100 & wait; touch /tmp/children-gone; exec sleep 100"
+    assert lc.create(writable(["sh", "-c", script])).returncode == 0
+    assert lc("start", bundle.id).returncode == 0
+    wait_for(lambda: len(json.loads(lc("ps", "--format", "json", bundle.id).stdout)) == 3)
+    assert lc("kill", bundle.id, "TERM").returncode == 0  # init only: ignored
+    time.sleep(0.2)
+    assert len(json.loads(lc("ps", "--format", "json", bundle.id).stdout)) == 3
+    assert lc("kill", "--all", bundle.id, "TERM").returncode == 0
+    wait_for((bundle.path / "rootfs" / "tmp" / "children-gone").exists)
+    assert json.loads(lc("ps", "--format", "json", bundle.id).stdout) == [lc.state()["pid"]]
+
+
+def test_ps_and_list_formats(lc, bundle):
+    assert lc.create(base_config(["sleep", "100"])).returncode == 0
+    pid = lc.state()["pid"]
+    assert json.loads(lc("ps", "--format", "json", bundle.id).stdout) == [pid]
+    table = lc("ps", bundle.id).stdout.splitlines()
+    assert table[0].split() == ["PID", "CMD"] and table[1].split()[0] == str(pid)
+    assert lc("list", "-q").stdout == f"{bundle.id}\n"
+    listed = json.loads(lc("list", "--format", "json").stdout)
+    assert [(s["id"], s["pid"], s["status"]) for s in listed] == [(bundle.id, pid, "created")]
+    rows = lc("list").stdout.splitlines()
+    assert rows[0].split() == ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+    assert rows[1].split()[:4] == [bundle.id, str(pid), "created", str(bundle.path)]
+
+
+def test_pause_freezes_and_resume_thaws(lc, bundle):
+    counter = bundle.path / "rootfs" / "tmp" / "count"
+    script = "while true; do echo x >> /tmp/count; sleep 0.02; done"
+    assert lc.create(writable(["sh", "-c", script])).returncode == 0
+    assert lc("start", bundle.id).returncode == 0
+    wait_for(counter.exists)
+    assert lc("pause", bundle.id).returncode == 0
+    freezer = next(Path("/sys/fs/cgroup/freezer").glob(bundle.cgroup.lstrip("/")))
+    assert (freezer / "freezer.state").read_text().strip() == "FROZEN"
+    assert lc.state()["status"] == "paused"
+    frozen_size = counter.stat().st_size
+    time.sleep(0.3)
+    assert counter.stat().st_size == frozen_size, "a paused container made progress"
+    again = lc("pause", bundle.id)
+    assert again.returncode == 1 and "it is paused" in again.stderr
+    assert lc("resume", bundle.id).returncode == 0
+    assert lc.state()["status"] == "running"
+    wait_for(lambda: counter.stat().st_size > frozen_size)
+    assert lc("delete", "--force", bundle.id).returncode == 0
+
+
+def test_concurrent_starts_on_one_id_are_serialised(lc, bundle):
+    assert lc.create(base_config(["sleep", "100"])).returncode == 0
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(lambda _: lc("start", bundle.id), range(6)))
+    assert sorted(r.returncode for r in results) == [0, 1, 1, 1, 1, 1], [r.stderr for r in results]
+    assert all("it is running" in r.stderr for r in results if r.returncode)
+    assert lc.state()["status"] == "running"
+
+
+def test_json_log_has_level_msg_time(lc, tmp_path):
+    log = tmp_path / "log.json"
+    result = lc("--log", str(log), "--log-format=json", "start", "nosuch")
+    assert result.returncode == 1
+    entry = json.loads(log.read_text().splitlines()[-1])
+    assert entry["level"] == "error" and entry["msg"] == "container 'nosuch' does not exist"
+    assert entry["time"].endswith("Z") and entry["time"][:4].isdigit()
+
+
+def test_global_options_take_both_forms(lc, bundle, tmp_path):
+    log = tmp_path / "log.txt"
+    root = str(bundle.state_root)
+    result = lc("--root=" + root, "--log", str(log), "--debug", "--systemd-cgroup", "state", "nosuch")
+    assert result.returncode == 1
+    assert 'level=error msg="container \'nosuch\' does not exist"' in log.read_text()
+
+
+def test_create_with_systemd_cgroup_warns_and_uses_cgroupfs(lc, bundle):
+    bundle.write(base_config(["sleep", "100"]))
+    result = lc.detached("--systemd-cgroup", "create", "--bundle", str(bundle.path), bundle.id)
+    assert result.returncode == 0
+    assert "no systemd on this host; using cgroupfs" in lc.output.read_text()
+    assert cgroup_dirs(bundle)
+
+
+def test_a_created_container_whose_init_died_is_stopped_and_cannot_start(lc, bundle):
+    assert lc.create(base_config(["sleep", "100"])).returncode == 0
+    pid = lc.state()["pid"]
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not _alive(pid))
+    assert lc.state()["status"] == "stopped"
+    failed = lc("start", bundle.id)
+    assert failed.returncode == 1 and "it is stopped" in failed.stderr
+    assert lc("delete", bundle.id).returncode == 0
