@@ -129,31 +129,17 @@ def list_ids(root: str) -> list[str]:
     return sorted(n for n in names if os.path.isfile(os.path.join(root, n, "state.json")))
 
 
-def freezer_file(cgroups: list[str]) -> tuple[str, str, str] | None:
-    """(file, frozen value, thawed value) for the container's cgroup: v1 freezer or v2 cgroup.freeze."""
-    for d in cgroups:
-        if "/freezer/" in d:
-            return os.path.join(d, "freezer.state"), "FROZEN", "THAWED"
-    for d in cgroups:
-        if os.path.exists(os.path.join(d, "cgroup.freeze")):
-            return os.path.join(d, "cgroup.freeze"), "1", "0"
-    return None
-
-
 def is_frozen(cgroups: list[str]) -> bool:
-    found = freezer_file(cgroups)
-    if not found:
-        return False
-    try:
-        with open(found[0]) as f:
-            return f.read().strip() == found[1]
-    except OSError:
-        return False
-
-
-def cgroup_dirs(plan: dict) -> list[str]:
-    """The container's cgroup dirs, as the plan's cgroup_enter op lists them."""
-    return next((o["args"]["dirs"] for o in plan["ops"] if o["op"] == "cgroup_enter"), [])
+    """Is the container's cgroup frozen (v1 freezer.state FROZEN; v2 cgroup.events 'frozen 1')?"""
+    for d in cgroups:
+        for file, frozen in (("freezer.state", "FROZEN"), ("cgroup.events", "frozen 1")):
+            try:
+                with open(os.path.join(d, file)) as f:
+                    if frozen in f.read().splitlines():
+                        return True
+            except OSError:
+                continue
+    return False
 
 
 def cgroup_procs(cgroups: list[str]) -> list[int]:

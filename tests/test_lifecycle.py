@@ -261,3 +261,21 @@ def test_a_created_container_whose_init_died_is_stopped_and_cannot_start(lc, bun
     failed = lc("start", bundle.id)
     assert failed.returncode == 1 and "it is stopped" in failed.stderr
     assert lc("delete", bundle.id).returncode == 0
+
+
+def test_the_stored_plan_shows_the_wait_for_start(lc, bundle):
+    assert lc.create(base_config(["sleep", "100"])).returncode == 0
+    plan = json.loads((bundle.state_root / bundle.id / "plan.json").read_text())
+    names = [o["op"] for o in plan["ops"]]
+    fifo = str(bundle.state_root / bundle.id / "exec.fifo")
+    assert plan["ops"][names.index("exec_fifo_create")]["args"]["path"] == fifo
+    assert names.index("exec_fifo_create") < names.index("fork")
+    assert plan["ops"][names.index("wait_start")]["args"]["path"] == fifo
+    assert names.index("close_fds") < names.index("wait_start") < names.index("execve") == len(names) - 1
+
+
+def test_debug_logs_the_created_container(lc, bundle, tmp_path):
+    log = tmp_path / "debug.log"
+    bundle.write(base_config(["sleep", "100"]))
+    assert lc.detached("--debug", "--log", str(log), "create", "--bundle", str(bundle.path), bundle.id).returncode == 0
+    assert f"level=debug msg=\"container '{bundle.id}' created: init pid {lc.state()['pid']}" in log.read_text()

@@ -4,11 +4,10 @@ of an unknown id succeeds."""
 
 import argparse
 import os
-import signal
 
 from mrunc.commands.common import fail
-from mrunc.executor import ops_lifecycle
-from mrunc.state import Container, StateError, cgroup_procs, freezer_file
+from mrunc.executor import cgroup_control, ops_lifecycle
+from mrunc.state import Container, StateError
 
 
 def main(options, args: list[str]) -> int:
@@ -39,7 +38,10 @@ def _destroy(container: Container, state: dict) -> int:
     from mrunc.executor.run import run_after
 
     pid, started = state["pid"], state.get("init_start_time")
-    _kill_all(state["cgroups"], pid if ops_lifecycle.alive(pid, started) else 0)
+    try:
+        cgroup_control.kill_all(state["cgroups"])
+    except (OSError, TimeoutError) as e:
+        return fail(f"container {container.id!r}: cannot kill its processes: {e}")
     if not ops_lifecycle.wait_gone(lambda: ops_lifecycle.alive(pid, started), 10):
         return fail(f"container {container.id!r}: init {pid} survived SIGKILL")
     plan = container.plan()
@@ -56,22 +58,6 @@ def _destroy(container: Container, state: dict) -> int:
     return 0
 
 
-def _kill_all(cgroups: list[str], pid: int) -> None:
-    """SIGKILL init and every process in the cgroup; a frozen cgroup is thawed so the kill lands."""
-    for target in {pid, *cgroup_procs(cgroups)} - {0}:
-        try:
-            os.kill(target, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    freezer = freezer_file(cgroups)
-    if freezer:
-        try:
-            with open(freezer[0], "w") as f:
-                f.write(freezer[2])
-        except OSError:
-            pass
-
-
 def _rmdir_cgroup(path: str) -> None:
     """rmdir a cgroup once its last (killed) process has left it."""
     def gone() -> bool:
@@ -79,8 +65,7 @@ def _rmdir_cgroup(path: str) -> None:
             os.rmdir(path)
         except FileNotFoundError:
             return True
-        except OSError:
-            _kill_all([path], 0)
+        except OSError:  # EBUSY until the last killed process has left
             return False
         return True
 

@@ -9,7 +9,8 @@ from argparse import Namespace
 
 from mrunc.commands.common import fail
 from mrunc.executor import ops_lifecycle
-from mrunc.state import Container, StateError, cgroup_dirs, write_atomic
+from mrunc.executor.cgroup_control import container_cgroups
+from mrunc.state import Container, StateError, write_atomic
 
 
 def rfc3339_now() -> str:
@@ -56,7 +57,7 @@ def _create_locked(container: Container, opts: Namespace, detach: bool, lock: in
     state = {"ociVersion": config["ociVersion"], "id": opts.id, "status": "creating", "pid": 0,
              "bundle": plan["bundle"], "rootfs": os.path.join(plan["bundle"], config["root"]["path"]),
              "created": rfc3339_now(), "owner": pwd.getpwuid(os.geteuid()).pw_name,
-             "annotations": config.get("annotations", {}), "cgroups": cgroup_dirs(plan),
+             "annotations": config.get("annotations", {}), "cgroups": container_cgroups(plan),
              "cgroup_parents_made": _missing_parents(plan)}
     write_atomic(container.path("plan.json"), dumps(plan))
     container.save(state)
@@ -68,6 +69,9 @@ def _create_locked(container: Container, opts: Namespace, detach: bool, lock: in
         if opts.pid_file:
             write_atomic(os.path.abspath(opts.pid_file), str(pid))
         container.unlock(lock)  # init shares the lock's fd until execve: release it for all
+        from mrunc import log
+
+        log.debug(f"container {opts.id!r} created: init pid {pid}, state in {container.dir}")
 
     from mrunc.commands.common import execute
 
