@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 packages=(busybox-static libseccomp2 util-linux iproute2 runc crun time user-mode-linux  # user-mode-linux: the cgroup v2 guest
           gcc libc6-dev libcap2-bin)  # the escape tests build static binaries and set file capabilities
+packages+=(podman conmon netavark iptables containerd)  # real engines driving mrunc (tests/engines.py)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

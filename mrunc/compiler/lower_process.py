@@ -7,6 +7,8 @@ from mrunc.executor.flags import NAMESPACE_FLAGS
 # Fixed order for joins and creation: user first (the others are then owned by / joined with its
 # privileges), then the rest as runc's nsexec lists them.
 NAMESPACE_ORDER = ("user", "ipc", "uts", "network", "pid", "mount", "cgroup", "time")
+NS_FILES = {"user": "user", "ipc": "ipc", "uts": "uts", "network": "net", "pid": "pid", "mount": "mnt",
+            "cgroup": "cgroup", "time": "time"}  # namespace type -> /proc/PID/ns/FILE
 
 
 def namespaces(linux: dict) -> dict[str, str | None]:

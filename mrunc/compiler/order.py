@@ -119,3 +119,47 @@ def _seccomp(emit: Emitter, seccomp: dict) -> None:
     from mrunc.compiler.lower_seccomp import compile_filter
 
     emit("seccomp_load", "init", "/linux/seccomp", **compile_filter(seccomp))
+
+
+def lower_exec(process: dict, target: dict, console_socket: str | None, pid_file: str | None,
+               preserve_fds: int) -> Emitter:
+    """`mrunc exec`: a new process in a running container. `target` is what the container's own plan
+    fixed: its init pid, cgroup dirs, namespace types, rootfs (used when it has no mount namespace) and
+    seccomp_load arguments. The process gets the steps of `lower` that shape a process, in its order."""
+    emit = Emitter()
+    # 1. Join the container's cgroup before its namespaces, as init did (its cgroup namespace is rooted there).
+    emit("fork", "runtime", "/")
+    emit("cgroup_enter", "child", "/container/cgroups", dirs=target["cgroups"])
+    # 2. Join every namespace init is in: the user namespace first (it then owns our rights in the others).
+    for kind in lower_process.NAMESPACE_ORDER:
+        if kind in target["namespaces"]:
+            emit("setns", "child", "/container/namespaces", type=kind,
+                 path=f"/proc/{target['pid']}/ns/{lower_process.NS_FILES[kind]}")
+    # 3. Fork: a joined pid (and time) namespace applies to children only.
+    emit("fork_init", "child", "/container/namespaces")
+    # 4. Joining the mount namespace made its root ours; without one the container is a chroot.
+    if "mount" not in target["namespaces"]:
+        emit("chroot", "init", "/container/rootfs", root=target["rootfs"])
+    lower_terminal.lower(emit, process, console_socket, mount_ns=False)  # /dev/console is the container's
+    # Then steps 7-10 of `lower`, for this process.
+    lower_process.lower_limits(emit, process)
+    cwd = process.get("cwd", "/")
+    emit("chdir", "init", "/process/cwd", path=cwd, must=False)
+    seccomp = target.get("seccomp")
+    nnp = process.get("noNewPrivileges", False)
+    if seccomp and not nnp:
+        emit("seccomp_load", "init", "/container/seccomp", **seccomp)
+    lower_process.lower_credentials(emit, process)
+    emit("chdir", "init", "/process/cwd", path=cwd, must=True)
+    if "umask" in process.get("user", {}):
+        emit("umask", "init", "/process/user/umask", mask=process["user"]["umask"])
+    if nnp:
+        emit("no_new_privs", "init", "/process/noNewPrivileges")
+    # The engine reads the pid file once exec returns: write it while the process is surely alive.
+    if pid_file:
+        emit("write_pid_file", "runtime", "/", path=pid_file)
+    emit("close_fds", "init", "/process", preserve=preserve_fds)
+    if seccomp and nnp:
+        emit("seccomp_load", "init", "/container/seccomp", **seccomp)
+    emit("execve", "init", "/process/args", args=process["args"], env=process.get("env", []))
+    return emit

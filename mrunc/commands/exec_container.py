@@ -1,0 +1,87 @@
+"""`mrunc exec [--process FILE | -- ARGS...] [--detach] [--tty] [--pid-file F] [--console-socket S] [--cwd D]
+[--env K=V] [--user UID[:GID]] [--preserve-fds N] ID`: run a new process in a running container, compiled
+into a plan of its own (shown with --plan). Foreground: waits and returns its status; --detach: returns
+once it runs, after writing the pid file."""
+
+import argparse
+import json
+import os
+
+from mrunc.commands.common import execute, fail
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mrunc exec")
+    p.add_argument("--process", "-p")
+    p.add_argument("--detach", "-d", action="store_true")
+    p.add_argument("--tty", "-t", action="store_true")
+    p.add_argument("--pid-file")
+    p.add_argument("--console-socket")
+    p.add_argument("--cwd")
+    p.add_argument("--env", "-e", action="append", default=[])
+    p.add_argument("--user", "-u")
+    p.add_argument("--preserve-fds", type=int, default=0)
+    p.add_argument("--trace", action="store_true", help="print each op to stderr as it runs")
+    p.add_argument("--plan", action="store_true", help="print the exec plan as text instead of running it")
+    p.add_argument("id")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    return p
+
+
+def main(options, args: list[str]) -> int:
+    opts = parser().parse_args(args)
+    if opts.args[:1] == ["--"]:
+        opts.args = opts.args[1:]
+    plan = _compile(options.root, opts)
+    if isinstance(plan, str):
+        return fail(plan)
+    if opts.plan:
+        from mrunc.compiler.render import text
+
+        print(text(plan), end="")
+        return 0
+    return execute(plan, opts.trace, detach=opts.detach)
+
+
+def _compile(root: str, opts: argparse.Namespace) -> dict | str:
+    """The exec plan, or the error text."""
+    from mrunc.compiler.compile_exec import compile_exec, process_from_args
+    from mrunc.compiler.errors import ConfigError
+    from mrunc.state import Container, StateError
+
+    try:
+        container = Container(root, opts.id)
+        state = container.load()
+        status = container.status(state)
+        if status not in ("running", "created"):
+            return f"cannot exec in container {opts.id!r}: it is {status}"
+        container_plan = container.plan()
+    except StateError as e:
+        return str(e)
+    source = opts.process or "exec"
+    try:
+        if opts.process:
+            process = _read_process(opts.process)
+        elif not opts.args:
+            return "exec: give --process FILE or the command to run (mrunc exec ID -- ARGS...)"
+        else:
+            with open(os.path.join(state["bundle"], "config.json")) as f:
+                base = json.load(f)["process"]
+            process = process_from_args(base, opts.args, opts.tty, opts.cwd, opts.env, opts.user)
+        if process.get("terminal") and not opts.console_socket and opts.detach:
+            return "exec: a terminal for a detached process needs --console-socket to send it to"
+        if opts.console_socket and not process.get("terminal"):
+            return "exec: --console-socket given, but the process has no terminal (--tty, process.terminal)"
+        return compile_exec(process, state, container_plan, opts.console_socket,
+                            opts.pid_file and os.path.abspath(opts.pid_file), opts.preserve_fds)
+    except ConfigError as e:
+        return f"{source}: invalid process:\n  {e}"
+    except OSError as e:
+        return f"{e.filename or source}: {e.strerror}"
+    except ValueError as e:
+        return f"{source}: not JSON: {e}"
+
+
+def _read_process(path: str) -> dict:
+    with open(path, "rb") as f:
+        return json.loads(f.read())

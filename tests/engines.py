@@ -1,0 +1,111 @@
+"""Real engines (podman + conmon, containerd + ctr) driving mrunc, in a sandbox that keeps the host as it was.
+
+The sandbox is a long-lived holder process in its own mount and network namespaces, with fresh tmpfs on
+/run, /var/lib and /dev/shm. Every engine command runs in it (nsenter), so the engines' state files, network
+bridges, firewall rules and lock files live and die there. Storage and configuration live in the test's
+temp dir; cgroups go under the test session's cgroup parent, passed to each engine explicitly. Closing the
+sandbox kills, by pid, every process still in its mount namespace, then the holder.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import REPO, TEST_CGROUP_PARENT
+
+HOLDER_SETUP = ("mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var/lib && mount -t tmpfs tmpfs /dev/shm"
+                " && ip link set lo up && echo ready && exec sleep infinity")
+
+
+class Sandbox:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.holder = subprocess.Popen(["unshare", "--mount", "--net", "--propagation", "private", "sh", "-c",
+                                        HOLDER_SETUP], stdout=subprocess.PIPE, text=True)
+        assert self.holder.stdout.readline() == "ready\n", "sandbox setup failed"
+        self.mount_ns = os.readlink(f"/proc/{self.holder.pid}/ns/mnt")
+        self.runtime = self._write_runtime()
+
+    def _write_runtime(self) -> Path:
+        """The runtime engines call: mrunc from this checkout, logging each call's arguments."""
+        bin_dir = self.tmp / "bin"
+        bin_dir.mkdir()
+        path = bin_dir / "mrunc"
+        path.write_text(f'#!/bin/sh\necho "$*" >> {self.tmp}/calls.log\n'
+                        f'exec {sys.executable} -I -S {REPO}/bin/mrunc "$@"\n')
+        path.chmod(0o755)
+        return path
+
+    def calls(self) -> list[str]:
+        """Every mrunc command line the engines ran so far."""
+        log = self.tmp / "calls.log"
+        return log.read_text().splitlines() if log.exists() else []
+
+    def command(self, *args: str) -> list[str]:
+        return ["nsenter", "-t", str(self.holder.pid), "-m", "-n", "--", *args]
+
+    def run(self, *args: str, env: dict | None = None, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
+        return subprocess.run(self.command(*args), env=env, capture_output=True, text=True, timeout=timeout,
+                              **kwargs)
+
+    def close(self) -> None:
+        """Kill every process left in the sandbox (by pid), then the holder; remove our cgroups."""
+        for _ in range(50):
+            stray = [pid for pid in self._members() if pid != self.holder.pid]
+            if not stray:
+                break
+            for pid in stray:
+                _kill(pid)
+            time.sleep(0.1)
+        self.holder.kill()
+        self.holder.wait()
+
+    def _members(self) -> list[int]:
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if os.readlink(entry / "ns" / "mnt") == self.mount_ns:
+                        pids.append(int(entry.name))
+                except OSError:
+                    continue
+        return pids
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def cgroup_parent(name: str) -> str:
+    """A cgroup parent for one engine test, under the session's parent (conftest removes that)."""
+    return f"/{TEST_CGROUP_PARENT}/{name}"
+
+
+def remove_cgroups(parent: str) -> list[str]:
+    """rmdir the parent's tree in every hierarchy, deepest first, and the session's parent if that is
+    empty now (as mrunc does with the parents it made); returns what could not be removed."""
+    left = []
+    for top in Path("/sys/fs/cgroup").glob(f"*{parent}"):
+        for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)) + [top]:
+            try:
+                d.rmdir()
+            except OSError:
+                left.append(str(d))
+    for session in Path("/sys/fs/cgroup").glob(f"*/{TEST_CGROUP_PARENT}"):
+        try:
+            session.rmdir()
+        except OSError:
+            pass
+    return left
+
+
+def rootfs_tar(rootfs: Path, dest: Path) -> Path:
+    """A tar of the busybox rootfs, for `podman import`."""
+    subprocess.run(["tar", "-C", str(rootfs), "-cf", str(dest), "."], check=True)
+    return dest

@@ -1,0 +1,158 @@
+"""podman 4 + conmon with mrunc as the OCI runtime: issue 3's scenarios, each run for real in a sandbox."""
+
+import json
+import time
+import uuid
+
+import pytest
+
+from tests.engines import Sandbox, cgroup_parent, remove_cgroups, rootfs_tar
+
+IMAGE = "localhost/mrunc-busybox:test"
+
+
+class Podman:
+    """podman with its own storage, run root, network config and containers.conf, all in the temp dir."""
+
+    def __init__(self, sandbox: Sandbox, tmp) -> None:
+        self.sandbox = sandbox
+        (tmp / "containers.conf").write_text(f"""
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "{tmp}/events.log"
+runtime = "mrunc"
+runtime_supports_json = ["mrunc"]
+tmp_dir = "{tmp}/libpod-tmp"
+static_dir = "{tmp}/storage/libpod"
+volume_path = "{tmp}/volumes"
+[engine.runtimes]
+mrunc = ["{sandbox.runtime}"]
+[network]
+network_config_dir = "{tmp}/networks"
+""")
+        (tmp / "storage.conf").write_text(f'[storage]\ndriver = "overlay"\ngraphroot = "{tmp}/storage"\n'
+                                          f'runroot = "{tmp}/runroot"\n')
+        self.env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    "CONTAINERS_CONF": str(tmp / "containers.conf"),
+                    "CONTAINERS_STORAGE_CONF": str(tmp / "storage.conf")}
+        self.cgroup_parent = ""
+
+    def __call__(self, *args: str, timeout: float = 90):
+        return self.sandbox.run("podman", *args, env=self.env, timeout=timeout)
+
+    def run(self, options: list[str], *command: str, timeout: float = 90):
+        """`podman run OPTIONS IMAGE COMMAND` of our image, in this test's cgroup parent, never pulling."""
+        return self("run", "--pull=never", f"--cgroup-parent={self.cgroup_parent}", *options, IMAGE, *command,
+                    timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def podman_engine(tmp_path_factory, busybox_rootfs):
+    tmp = tmp_path_factory.mktemp("podman")
+    sandbox = Sandbox(tmp)
+    try:
+        engine = Podman(sandbox, tmp)
+        imported = engine("import", "-q", str(rootfs_tar(busybox_rootfs, tmp / "busybox.tar")), IMAGE)
+        assert imported.returncode == 0, imported.stderr
+        yield engine
+    finally:
+        sandbox.close()
+
+
+@pytest.fixture
+def podman(podman_engine):
+    """The engine, with a cgroup parent of this test's own; every container and cgroup is gone afterwards."""
+    podman_engine.cgroup_parent = cgroup_parent(f"podman-{uuid.uuid4().hex[:8]}")
+    yield podman_engine
+    removed = podman_engine("rm", "--all", "--force", "--time", "0")
+    assert removed.returncode == 0, removed.stderr
+    assert remove_cgroups(podman_engine.cgroup_parent) == []
+
+
+def test_run_rm_echo(podman):
+    result = podman.run(["--rm"], "echo", "hi")
+    assert (result.returncode, result.stdout) == (0, "hi\n"), result.stderr
+    calls = podman.sandbox.calls()
+    assert any(" create " in c and "--log-format=json" in c for c in calls), calls
+
+
+def test_exit_codes_propagate(podman):
+    assert podman.run(["--rm"], "sh", "-c", "exit 42").returncode == 42
+    assert podman.run(["--rm"], "false").returncode == 1
+
+
+def test_run_tty_goes_through_a_pty(podman):
+    result = podman.run(["--rm", "-t"], "sh", "-c", "tty; stty size")
+    lines = result.stdout.replace("\r", "").splitlines()
+    assert lines[0] == "/dev/pts/0", result
+    assert any("--console-socket" in c for c in podman.sandbox.calls())
+
+
+def test_network_none_has_only_loopback(podman):
+    result = podman.run(["--rm", "--network", "none"], "cat", "/proc/net/dev")
+    interfaces = [line.split(":")[0].strip() for line in result.stdout.splitlines()[2:]]
+    assert interfaces == ["lo"], result
+
+
+def test_default_network_joins_the_netns_podman_made(podman):
+    result = podman.run(["--rm"], "ip", "-4", "-o", "addr", "show", "eth0")
+    assert result.returncode == 0, result.stderr
+    assert " inet 10.88." in result.stdout  # podman's default bridge network, set up in the netns it handed us
+
+
+def test_detached_container_exec_stop_kill_pause_rm(podman):
+    started = podman.run(["-d", "--name", "box"], "sh", "-c", "trap 'echo got-usr1' USR1; "
+                         "while true; do sleep 0.1; done")
+    assert started.returncode == 0, started.stderr
+    assert _status(podman, "box") == "running"
+
+    out = podman("exec", "box", "sh", "-c", "echo from-exec $$; cat /proc/1/cmdline | tr '\\0' ' '; exit 5")
+    assert out.returncode == 5, out.stderr
+    assert out.stdout.startswith("from-exec ") and "while true" in out.stdout
+    assert any(" exec " in c and "--process" in c and "--detach" in c for c in podman.sandbox.calls())
+
+    tty = podman("exec", "-t", "box", "tty")
+    assert tty.stdout.replace("\r", "").strip().startswith("/dev/pts/"), tty
+
+    assert podman("pause", "box").returncode == 0
+    assert _status(podman, "box") == "paused"
+    assert podman("unpause", "box").returncode == 0
+    assert _status(podman, "box") == "running"
+
+    assert podman("kill", "--signal", "USR1", "box").returncode == 0
+    assert _wait_for(lambda: "got-usr1" in podman("logs", "box").stdout)
+
+    stopped = podman("stop", "--time", "1", "box")
+    assert stopped.returncode == 0, stopped.stderr
+    assert _status(podman, "box") == "exited"
+
+    assert podman("start", "box").returncode == 0
+    assert podman("kill", "box").returncode == 0
+    assert _wait_for(lambda: _status(podman, "box") == "exited")
+    assert podman("rm", "-f", "box").returncode == 0
+    assert podman("ps", "-a", "-q").stdout == ""
+
+
+def test_failed_create_shows_mrunc_error(podman):
+    # Root here cannot raise a hard rlimit (no CAP_SYS_RESOURCE), so init's setrlimit op fails.
+    result = podman.run(["--rm", "--ulimit", "nofile=9999999:9999999"], "true")
+    assert result.returncode != 0
+    assert "setrlimit" in result.stderr and "EPERM" in result.stderr, result.stderr
+
+
+def _status(podman: Podman, name: str) -> str:
+    result = podman("inspect", "--format", "json", name)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)[0]["State"]["Status"]
+
+
+def _wait_for(condition, seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
