@@ -33,8 +33,8 @@ def box(bundle, tmp_path):
 
 def test_exec_joins_every_namespace_and_the_cgroup_of_init(box, tmp_path):
     pid_file = tmp_path / "exec.pid"
-    result = box("exec", "--detach", "--pid-file", str(pid_file), box.bundle.id, "--", "sleep", "30")
-    assert result.returncode == 0, result.stderr
+    result = box.detached("exec", "--detach", "--pid-file", str(pid_file), box.bundle.id, "--", "sleep", "30")
+    assert result.returncode == 0, box.output.read_text()
     pid = int(pid_file.read_text())  # decimal, no newline
     try:
         for ns in ("mnt", "pid", "net", "ipc", "uts"):
@@ -62,7 +62,7 @@ def test_foreground_exec_sees_the_container_and_returns_its_status(box):
 
 def test_process_file_sets_user_caps_no_new_privs_rlimits_cwd_env(box, tmp_path):
     process = json.loads((REFERENCE / "configs" / "podman-exec-process.json").read_text())
-    process.update(args=["sh", "-c", "id; pwd; echo $GREETING; ulimit -n; grep -E '^(CapEff|NoNewPrivs)' "
+    process.update(args=["sh", "-c", "id; pwd; echo $GREETING; ulimit -n; grep -E '^(CapBnd|NoNewPrivs)' "
                          "/proc/self/status; exit 5"], cwd="/tmp", env=process["env"] + ["GREETING=hello"])
     process["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [7]}
     process["capabilities"] = {kind: ["CAP_KILL"] for kind in ("bounding", "effective", "permitted")}
@@ -70,7 +70,7 @@ def test_process_file_sets_user_caps_no_new_privs_rlimits_cwd_env(box, tmp_path)
     (tmp_path / "process.json").write_text(json.dumps(process))
     result = box("exec", "--process", str(tmp_path / "process.json"), box.bundle.id)
     assert result.stdout.splitlines() == ["uid=1000(user) gid=1000(user) groups=7", "/tmp", "hello", "512",
-                                          "CapEff:\t0000000000000020", "NoNewPrivs:\t1"], result.stderr
+                                          "CapBnd:\t0000000000000020", "NoNewPrivs:\t1"], result.stderr
     assert result.returncode == 5
 
 
@@ -120,5 +120,7 @@ def test_exec_into_an_unknown_or_stopped_container_fails_clearly(box):
 def test_plan_flag_shows_the_joins(box):
     result = box("exec", "--plan", box.bundle.id, "--", "true")
     assert result.returncode == 0, result.stderr
-    assert f"setns               type=pid path=/proc/{box.init_pid}/ns/pid" in result.stdout
+    lines = result.stdout.splitlines()
+    setns = [line.split("setns", 1)[1].split("#")[0].split() for line in lines if " setns " in line]
+    assert ["type=pid", f"path=/proc/{box.init_pid}/ns/pid"] in setns
     assert "seccomp_load" in result.stdout and "execve" in result.stdout

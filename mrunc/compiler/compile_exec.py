@@ -25,6 +25,8 @@ def compile_exec(process: dict, state: dict, container_plan: dict, console_socke
     """The exec plan. Raises ConfigError (pointer relative to the process document) on a bad process."""
     check_process(process)
     target = exec_target(state, container_plan)
+    if "capabilities" not in process:  # as runc: a process without its own gets the container's
+        process = {**process, "capabilities": target["capabilities"]}
     emit = order.lower_exec(process, target, console_socket, pid_file, preserve_fds)
     raw = json.dumps(process, sort_keys=True).encode()
     return {
@@ -41,17 +43,20 @@ def compile_exec(process: dict, state: dict, container_plan: dict, console_socke
 def exec_target(state: dict, plan: dict) -> dict:
     """What the exec joins, read from the ops that built the container."""
     namespaces: set[str] = set()
-    seccomp = None
+    args = {o["op"]: o["args"] for o in reversed(plan["ops"])}  # the first of each op
     for o in plan["ops"]:
         if o["op"] == "setns":
             namespaces.add(o["args"]["type"])
         elif o["op"] == "unshare":
             namespaces.update(NAMESPACE_TYPES[flag] for flag in o["args"]["flags"])
-        elif o["op"] == "seccomp_load" and seccomp is None:
-            seccomp = o["args"]
-    cgroups = next((o["args"]["dirs"] for o in plan["ops"] if o["op"] == "cgroup_enter"), [])
-    return {"pid": state["pid"], "cgroups": cgroups, "namespaces": sorted(namespaces),
-            "rootfs": state.get("rootfs", ""), "seccomp": seccomp}
+    capabilities = {}
+    if "capset" in args:
+        capabilities = {kind: args["capset"][kind] for kind in ("effective", "permitted", "inheritable")}
+        capabilities["bounding"] = args["drop_bounding"]["keep"]
+        capabilities["ambient"] = args.get("ambient_raise", {}).get("caps", [])
+    return {"pid": state["pid"], "cgroups": args.get("cgroup_enter", {}).get("dirs", []),
+            "namespaces": sorted(namespaces), "rootfs": state.get("rootfs", ""), "seccomp": args.get("seccomp_load"),
+            "capabilities": capabilities}
 
 
 def process_from_args(base: dict, args: list[str], tty: bool, cwd: str | None, env: list[str],
