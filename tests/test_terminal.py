@@ -1,9 +1,14 @@
 """process.terminal: a pty as the container's controlling terminal, relayed by mrunc or sent to a console socket."""
 
+import fcntl
 import os
+import select
 import socket
+import struct
 import subprocess
 import sys
+import termios
+import time
 
 from tests.conftest import REPO, base_config, run_config
 
@@ -73,3 +78,39 @@ def _read_until_hangup(master: int) -> str:
         pass
     os.close(master)
     return b"".join(chunks).decode()
+
+
+def test_relay_follows_the_outer_terminal_size_and_restores_its_mode(bundle):
+    """mrunc on a terminal of its own (as a person runs it): the container starts with that terminal's size,
+    sees it change (SIGWINCH), and the terminal's mode is as it was afterwards (raw only while relaying)."""
+    bundle.write(tty_config("stty size; trap 'stty size; exit 0' WINCH; echo ready; while true; do sleep 0.05; done"))
+    master, slave = os.openpty()
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 20, 70, 0, 0))
+    mode = termios.tcgetattr(slave)
+    command = ["setsid", "--ctty", "unshare", "-m", "--propagation", "private", sys.executable, "-m", "mrunc",
+               "--root", str(bundle.state_root), "run", "--bundle", str(bundle.path), bundle.id]
+    proc = subprocess.Popen(command, env=dict(os.environ, PYTHONPATH=str(REPO)), stdin=slave, stdout=slave,
+                            stderr=slave)
+    try:
+        output = _read_until(master, "ready")
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))  # SIGWINCH to mrunc
+        output += _read_until(master, "33 111")
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "20 70" in output  # the outer terminal's size, not consoleSize (as runc does)
+    assert termios.tcgetattr(slave) == mode
+    os.close(master)
+    os.close(slave)
+
+
+def _read_until(master: int, text: str, seconds: float = 20) -> str:
+    output = ""
+    deadline = time.monotonic() + seconds
+    while text not in output:
+        assert time.monotonic() < deadline, output
+        if select.select([master], [], [], 0.2)[0]:
+            output += os.read(master, 4096).decode(errors="replace")
+    return output

@@ -73,7 +73,7 @@ def _compile(root: str, opts: argparse.Namespace) -> dict | str:
         if opts.console_socket and not process.get("terminal"):
             return "exec: --console-socket given, but the process has no terminal (--tty, process.terminal)"
         return compile_exec(process, state, container_plan, opts.console_socket,
-                            opts.pid_file and os.path.abspath(opts.pid_file), opts.preserve_fds)
+                            opts.pid_file and os.path.abspath(opts.pid_file), opts.preserve_fds, opts.detach)
     except ConfigError as e:
         return f"{source}: invalid process:\n  {e}"
     except OSError as e:

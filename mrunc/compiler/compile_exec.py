@@ -21,13 +21,13 @@ NAMESPACE_TYPES = {flag: kind for kind, flag in NAMESPACE_FLAGS.items()}
 
 
 def compile_exec(process: dict, state: dict, container_plan: dict, console_socket: str | None = None,
-                 pid_file: str | None = None, preserve_fds: int = 0) -> dict:
+                 pid_file: str | None = None, preserve_fds: int = 0, detach: bool = False) -> dict:
     """The exec plan. Raises ConfigError (pointer relative to the process document) on a bad process."""
     check_process(process)
     target = exec_target(state, container_plan)
     if "capabilities" not in process:  # as runc: a process without its own gets the container's
         process = {**process, "capabilities": target["capabilities"]}
-    emit = order.lower_exec(process, target, console_socket, pid_file, preserve_fds)
+    emit = order.lower_exec(process, target, console_socket, pid_file, preserve_fds, detach)
     raw = json.dumps(process, sort_keys=True).encode()
     return {
         "format": FORMAT,

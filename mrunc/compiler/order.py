@@ -122,7 +122,7 @@ def _seccomp(emit: Emitter, seccomp: dict) -> None:
 
 
 def lower_exec(process: dict, target: dict, console_socket: str | None, pid_file: str | None,
-               preserve_fds: int) -> Emitter:
+               preserve_fds: int, detach: bool) -> Emitter:
     """`mrunc exec`: a new process in a running container. `target` is what the container's own plan
     fixed: its init pid, cgroup dirs, namespace types, rootfs (used when it has no mount namespace) and
     seccomp_load arguments. The process gets the steps of `lower` that shape a process, in its order."""
@@ -159,6 +159,9 @@ def lower_exec(process: dict, target: dict, console_socket: str | None, pid_file
     if pid_file:
         emit("write_pid_file", "runtime", "/", path=pid_file)
     emit("close_fds", "init", "/process", preserve=preserve_fds)
+    # Detached, mrunc returns here and the process waits for it to be gone before it may run (and exit).
+    if detach:
+        emit("wait_runtime_exit", "init", "/")
     if seccomp and nnp:
         emit("seccomp_load", "init", "/container/seccomp", **seccomp)
     emit("execve", "init", "/process/args", args=process["args"], env=process.get("env", []))

@@ -12,3 +12,11 @@ def write_pid_file(ctx: Context, path: str) -> None:
     with open(tmp, "w") as f:
         f.write(str(ctx.init_pid))
     os.rename(tmp, path)
+
+
+@op("wait_runtime_exit", "init")
+def wait_runtime_exit(ctx: Context) -> None:
+    """Block until runtime has gone (EOF on the sync socket). A detached exec: the engine reads the pid file
+    once mrunc returns and must find the process alive (containerd 1.6's shim loses an exit seen first)."""
+    while ctx.sync.sock.recv(64):
+        pass
