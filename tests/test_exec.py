@@ -124,3 +124,10 @@ def test_plan_flag_shows_the_joins(box):
     setns = [line.split("setns", 1)[1].split("#")[0].split() for line in lines if " setns " in line]
     assert ["type=pid", f"path=/proc/{box.init_pid}/ns/pid"] in setns
     assert "seccomp_load" in result.stdout and "execve" in result.stdout
+
+
+def test_missing_command_reports_the_failing_op_and_leaves_the_container_running(box):
+    result = box("exec", box.bundle.id, "--", "nosuch")
+    assert result.returncode == 1
+    assert "execve (/process/args)" in result.stderr and "ENOENT" in result.stderr, result.stderr
+    assert box.state()["status"] == "running"
