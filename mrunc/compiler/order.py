@@ -151,8 +151,8 @@ def lower_exec(process: dict, target: dict, console_socket: str | None, pid_file
         emit("seccomp_load", "init", "/container/seccomp", **seccomp)
     lower_process.lower_credentials(emit, process)
     emit("chdir", "init", "/process/cwd", path=cwd, must=True)
-    if "umask" in process.get("user", {}):
-        emit("umask", "init", "/process/user/umask", mask=process["user"]["umask"])
+    user = process.get("user", {})
+    emit("umask", "init", "/process/user/umask" if "umask" in user else "/process/user", mask=user.get("umask", 0o022))
     if nnp:
         emit("no_new_privs", "init", "/process/noNewPrivileges")
     # The engine reads the pid file once exec returns: write it while the process is surely alive.
