@@ -87,9 +87,22 @@ def cgroup_parent(name: str) -> str:
     return f"/{TEST_CGROUP_PARENT}/{name}"
 
 
-def remove_cgroups(parent: str) -> list[str]:
-    """rmdir the parent's tree in every hierarchy, deepest first, and the session's parent if that is
-    empty now (as mrunc does with the parents it made); returns what could not be removed."""
+def remove_cgroups(parent: str, seconds: float = 5) -> list[str]:
+    """rmdir the parent's tree in every hierarchy, deepest first (retrying while an engine's last process
+    exits), and the session's parent if that is empty now, as mrunc does with the parents it made.
+    Returns what could not be removed."""
+    deadline = time.monotonic() + seconds
+    while (left := _rmdir_tree(parent)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for session in Path("/sys/fs/cgroup").glob(f"*/{TEST_CGROUP_PARENT}"):
+        try:
+            session.rmdir()
+        except OSError:
+            pass
+    return left
+
+
+def _rmdir_tree(parent: str) -> list[str]:
     left = []
     for top in Path("/sys/fs/cgroup").glob(f"*{parent}"):
         for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)) + [top]:
@@ -97,11 +110,6 @@ def remove_cgroups(parent: str) -> list[str]:
                 d.rmdir()
             except OSError:
                 left.append(str(d))
-    for session in Path("/sys/fs/cgroup").glob(f"*/{TEST_CGROUP_PARENT}"):
-        try:
-            session.rmdir()
-        except OSError:
-            pass
     return left
 
 
