@@ -15,6 +15,7 @@ time. Control passes over a socketpair (close-on-exec) with one-line messages:
                    ◀─── "created W" ─────────────────────────────────── wait_start: blocks on exec.fifo
     create: writes state, exits 0 ─ ─ ─ ─ ─ ─ ─ ─ ─ ─ ─ ─ ─ ─ ─ ─ ─ ─ ─ ▶ (until `mrunc start` reads the fifo)
     run/exec: reads the fifo itself ─────────────────────────────────────▶ startContainer hooks, execve
+    `mrunc exec ID --detach` sends "created" at wait_runtime_exit and returns; init goes on at our EOF.
                    ◀─── EOF ─────────────────────────────────────────── execve closed its end of the socket
     poststart hooks; waits for P (child subreaper), forwards signals, undoes its host changes (cgroups),
     then poststop hooks. Only the container side may run ops after wait_start: create's runtime is gone.
@@ -261,7 +262,7 @@ def _container_side(ops: list[dict], start: int, channel: _Channel, trace: bool,
                 ctx.init_pid = ops_lifecycle.host_pid()
                 i += 1
             else:
-                if o["op"] == "wait_start":
+                if o["op"] in ("wait_start", "wait_runtime_exit"):  # a detached runtime returns here
                     channel.send(f"created {i}")
                 _run_op(ops, i, ctx, trace)
                 i += 1
