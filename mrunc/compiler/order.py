@@ -3,6 +3,8 @@
 runc, crun and youki agree on this order (design.md); where they differ the choice is written here.
 """
 
+from collections.abc import Callable
+
 from mrunc.compiler import lower_cgroups, lower_hooks, lower_process, lower_rootfs, lower_terminal
 from mrunc.compiler.emit import Emitter
 
@@ -74,6 +76,24 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
         emit("sysctl", "init", f"/linux/sysctl/{key}", key=key, value=value)
     lower_rootfs.lower_paths(emit, linux)
 
+    def before_exec() -> None:
+        # Block until `mrunc start` (config.md: startContainer hooks run after start), then the
+        # startContainer hooks. poststart/poststop: lower_later.
+        if exec_fifo:
+            emit("wait_start", "init", "/", path=exec_fifo)
+        lower_hooks.lower(emit, config, "startContainer", "init", container_id)
+        lower_hooks.lower_later(emit, config, container_id)
+
+    seccomp = linux.get("seccomp")
+    lower_user_process(emit, process, _seccomp(seccomp) if seccomp else None, "/linux/seccomp", preserve_fds,
+                       before_exec)
+    return emit
+
+
+def lower_user_process(emit: Emitter, process: dict, seccomp: dict | None, seccomp_src: str, preserve_fds: int,
+                       before_exec: Callable[[], None]) -> None:
+    """From rlimits to execve: the steps that shape the user process, for a container's init and for a
+    process `mrunc exec` adds to it. `seccomp`: the seccomp_load op's arguments, if there is a filter."""
     # rlimits (runc sets them from the parent with prlimit, crun before clone, youki after the user
     # namespace): here init sets them, while it still holds its capabilities.
     lower_process.lower_limits(emit, process)
@@ -85,10 +105,9 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
 
     # 8. seccomp before the capability drop when no_new_privs is off: loading it then needs
     #    CAP_SYS_ADMIN. With no_new_privs it goes last, so the filter sees as few of our syscalls as can be.
-    seccomp = linux.get("seccomp")
     nnp = process.get("noNewPrivileges", False)
     if seccomp and not nnp:
-        _seccomp(emit, seccomp)
+        emit("seccomp_load", "init", seccomp_src, **seccomp)
 
     # 9. Bounding set -> keep-caps -> setgroups/setresgid/setresuid -> capset -> ambient -> no_new_privs.
     lower_process.lower_credentials(emit, process)
@@ -101,24 +120,19 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
         emit("no_new_privs", "init", "/process/noNewPrivileges")
 
     # 10. No fd of ours may reach the user process (CVE-2024-21626): all above stdio become
-    #     close-on-exec. Block until `mrunc start` (config.md: startContainer hooks run after start),
-    #     then startContainer hooks, then seccomp (with no_new_privs: last, so the filter sees neither
-    #     the wait nor the hooks), then execve, which is always last. poststart/poststop: lower_later.
+    #     close-on-exec. Then what the caller waits for (`before_exec`), then seccomp (with no_new_privs:
+    #     last, so the filter sees neither the waits nor the hooks), then execve, which is always last.
     emit("close_fds", "init", "/process", preserve=preserve_fds)
-    if exec_fifo:
-        emit("wait_start", "init", "/", path=exec_fifo)
-    lower_hooks.lower(emit, config, "startContainer", "init", container_id)
-    lower_hooks.lower_later(emit, config, container_id)
+    before_exec()
     if seccomp and nnp:
-        _seccomp(emit, seccomp)
+        emit("seccomp_load", "init", seccomp_src, **seccomp)
     emit("execve", "init", "/process/args", args=process["args"], env=process.get("env", []))
-    return emit
 
 
-def _seccomp(emit: Emitter, seccomp: dict) -> None:
+def _seccomp(seccomp: dict) -> dict:
     from mrunc.compiler.lower_seccomp import compile_filter
 
-    emit("seccomp_load", "init", "/linux/seccomp", **compile_filter(seccomp))
+    return compile_filter(seccomp)
 
 
 def lower_exec(process: dict, target: dict, console_socket: str | None, pid_file: str | None,
@@ -141,28 +155,14 @@ def lower_exec(process: dict, target: dict, console_socket: str | None, pid_file
     if "mount" not in target["namespaces"]:
         emit("chroot", "init", "/container/rootfs", root=target["rootfs"])
     lower_terminal.lower(emit, process, console_socket, mount_ns=False)  # /dev/console is the container's
-    # Then steps 7-10 of `lower`, for this process.
-    lower_process.lower_limits(emit, process)
-    cwd = process.get("cwd", "/")
-    emit("chdir", "init", "/process/cwd", path=cwd, must=False)
-    seccomp = target.get("seccomp")
-    nnp = process.get("noNewPrivileges", False)
-    if seccomp and not nnp:
-        emit("seccomp_load", "init", "/container/seccomp", **seccomp)
-    lower_process.lower_credentials(emit, process)
-    emit("chdir", "init", "/process/cwd", path=cwd, must=True)
-    user = process.get("user", {})
-    emit("umask", "init", "/process/user/umask" if "umask" in user else "/process/user", mask=user.get("umask", 0o022))
-    if nnp:
-        emit("no_new_privs", "init", "/process/noNewPrivileges")
-    # The engine reads the pid file once exec returns: write it while the process is surely alive.
-    if pid_file:
-        emit("write_pid_file", "runtime", "/", path=pid_file)
-    emit("close_fds", "init", "/process", preserve=preserve_fds)
-    # Detached, mrunc returns here and the process waits for it to be gone before it may run (and exit).
-    if detach:
-        emit("wait_runtime_exit", "init", "/")
-    if seccomp and nnp:
-        emit("seccomp_load", "init", "/container/seccomp", **seccomp)
-    emit("execve", "init", "/process/args", args=process["args"], env=process.get("env", []))
+
+    def before_exec() -> None:
+        # The engine reads the pid file once exec returns; detached, mrunc returns at wait_runtime_exit
+        # and the process runs (and may exit) only once mrunc is gone.
+        if pid_file:
+            emit("write_pid_file", "runtime", "/", path=pid_file)
+        if detach:
+            emit("wait_runtime_exit", "init", "/")
+
+    lower_user_process(emit, process, target.get("seccomp"), "/container/seccomp", preserve_fds, before_exec)
     return emit
