@@ -5,16 +5,16 @@ import subprocess
 import time
 
 
-def import_times(launcher: list[str], plan: str) -> tuple[float, list[tuple[str, float]]]:
-    """(total ms of all imports, [(module, self ms)] slowest first) for one `mrunc exec PLAN`."""
-    command = [launcher[0], "-X", "importtime", *launcher[1:], "exec", plan]
+def import_times(launcher: list[str], args: list[str]) -> list[tuple[str, float, float]]:
+    """[(module, self ms, cumulative ms)] for one `mrunc ARGS` under `python -X importtime`."""
+    command = [launcher[0], "-X", "importtime", *launcher[1:], *args]
     stderr = subprocess.run(command, capture_output=True, text=True, check=True).stderr
     rows = []
     for line in stderr.splitlines():
         if line.startswith("import time:") and "self [us]" not in line:
-            self_us, _, name = (part.strip() for part in line[len("import time:"):].split("|"))
-            rows.append((name, int(self_us) / 1000))
-    return sum(ms for _, ms in rows), sorted(rows, key=lambda row: -row[1])
+            self_us, cumulative_us, name = (part.strip() for part in line[len("import time:"):].split("|"))
+            rows.append((name, int(self_us) / 1000, int(cumulative_us) / 1000))
+    return rows
 
 
 def op_trace(launcher: list[str], plan: str) -> list[tuple[str, float]]:

@@ -124,15 +124,18 @@ class Bench:
             rows.append(report.GrowthRow(size, samples["compile"], samples["exec"], report.plan_facts(plan, config)))
         return rows
 
-    def podman_compile(self) -> list[measure.Sample] | None:
+    def podman_compile(self) -> report.PodmanCompile | None:
         podman_config = workloads.REFERENCE / "configs" / "podman-run-netns.json"
         if not podman_config.exists():
             return None
-        argv = [*self.launcher, "compile", str(podman_config), "-o", str(self.work / "podman-plan.json")]
-        return measure.alternate({"compile": argv}, self.args.growth_runs, 1, str(self.logs))["compile"]
+        args = ["compile", str(podman_config), "-o", str(self.work / "podman-plan.json")]
+        samples = measure.alternate({"compile": [*self.launcher, *args]}, self.args.growth_runs, 1, str(self.logs))
+        imports = {name: cumulative for name, _, cumulative in exec_trace.import_times(self.launcher, args)}
+        return report.PodmanCompile(samples["compile"], imports)
 
     def profile(self, plan: Path) -> report.Profile:
-        total, imports = exec_trace.import_times(self.launcher, str(plan))
+        imports = [(name, own) for name, own, _ in exec_trace.import_times(self.launcher, ["exec", str(plan)])]
+        total, imports = sum(ms for _, ms in imports), sorted(imports, key=lambda row: -row[1])
         traces = [exec_trace.op_trace(self.launcher, str(plan)) for _ in range(max(3, self.args.growth_runs))]
         return report.Profile(total, imports, exec_trace.by_step(traces), len(traces))
 
