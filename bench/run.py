@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]
 
 import exec_trace  # noqa: E402
+import facts  # noqa: E402
 import measure  # noqa: E402
 import report  # noqa: E402
 import workloads  # noqa: E402
@@ -121,7 +122,7 @@ class Bench:
                 "exec": [*self.launcher, "exec", str(plan)],
             }
             samples = measure.alternate(contenders, self.args.growth_runs, 1, str(self.logs))
-            rows.append(report.GrowthRow(size, samples["compile"], samples["exec"], report.plan_facts(plan, config)))
+            rows.append(report.GrowthRow(size, samples["compile"], samples["exec"], facts.plan_facts(plan, config)))
         return rows
 
     def podman_compile(self) -> report.PodmanCompile | None:
@@ -172,7 +173,7 @@ def main(argv: list[str]) -> int:
                    stdout=subprocess.DEVNULL)
     os.environ["PYTHONPATH"] = str(REPO)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="mrunc-bench-"))
-    host = report.host_facts(REPO, environment)
+    host = facts.host_facts(REPO, environment)
     try:
         bench = Bench(args, work)
         plain = bench.startup("plain", workloads.plain(bench.spec, "plain"))
@@ -185,7 +186,7 @@ def main(argv: list[str]) -> int:
         remove_cgroups()
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
-    host["load_after"] = report.loadavg()
+    host["load_after"] = facts.loadavg()
     text = report.render(host, args, [plain, hardened], mounts, rules, podman, profile)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(text)
