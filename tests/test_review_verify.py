@@ -135,3 +135,18 @@ def test_stale_plan_is_a_problem(compiled):
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_every_golden_config_compiles_to_a_plan_that_verifies(name):
     assert verify(subject(name).plan).problems == []
+
+
+def test_arguments_of_the_wrong_type_are_named_by_pointer(tmp_path):
+    plan = subject("hardened").plan
+    unshare = next(i for i, o in enumerate(plan["ops"]) if o["op"] == "unshare")
+    plan["ops"][unshare]["args"]["flags"] = ["CLONE_NEWPID", "CLONE_NEWFOO"]
+    plan["ops"][-1]["args"]["args"] = "sh"
+    assert verify(plan).problems == [f"/ops/{unshare}/args/flags: unknown names ['CLONE_NEWFOO']",
+                                     f"/ops/{len(plan['ops']) - 1}/args/args: expected list of strings, got 'sh'"]
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    for command in (["audit", str(path)], ["diff", str(path), str(path)]):
+        result = mrunc(*command)
+        assert result.returncode == 2 and f"/ops/{unshare}/args/flags: unknown names" in result.stderr
+        assert "Traceback" not in result.stderr

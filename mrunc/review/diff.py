@@ -151,7 +151,8 @@ def _syscall(f: Fact | None, m: Model) -> float:
     if f is None:
         default = m.get("seccomp", "default action")
         return _permissive(default.value) if default else 3
-    return max(_permissive(rule.rsplit("action ", 1)[1].rstrip(";")) for rule in f.value)
+    return max((_permissive(rule.rsplit("action ", 1)[1].rstrip(";")) for rule in f.value if "action " in rule),
+               default=0)
 
 
 def _limit(f: Fact | None) -> float:
@@ -159,7 +160,7 @@ def _limit(f: Fact | None) -> float:
         return float("inf")
     try:  # "50000 100000" (cpu.max), "8:0 1048576" (a throttle): the number that bounds
         return float(str(f.value).split()[-1] if ":" in str(f.value) else str(f.value).split()[0])
-    except ValueError:
+    except (ValueError, IndexError):  # not a number: treat as no limit, the conservative reading
         return float("inf")
 
 

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from mrunc.executor.flags import CAPABILITIES, NAMESPACE_FLAGS
+from mrunc.executor.flags import CAPABILITIES, CLONE_FLAGS, MOUNT_FLAGS, NAMESPACE_FLAGS
 
 CONCERNS = ("namespaces", "mounts", "devices", "capabilities", "seccomp", "cgroups", "process", "hooks")
 CAP_KINDS = ("bounding", "effective", "permitted", "inheritable", "ambient")
@@ -20,6 +20,43 @@ STRUCTURAL = {"fork", "fork_init", "cgroup_enter", "become_ns_root", "keep_caps"
               "loopback_up"}
 FLAG_NAMESPACES = {flag: kind for kind, flag in NAMESPACE_FLAGS.items()}
 MOUNT_SRC = re.compile(r"^/mounts/\d+$")
+
+
+# What the review reads, by argument name (names mean the same in every op); other arguments are not read.
+STR, OPT_STR, INT, STRS = (str,), (str, type(None)), (int,), "list of strings"
+ARG_TYPES: dict[str, tuple | str] = {
+    "type": STR, "path": STR, "target": STR, "dir": STR, "file": STR, "content": STR, "name": STR, "key": STR,
+    "bpf": STR, "pfc": STR, "link": STR, "source": OPT_STR, "fstype": OPT_STR, "data": OPT_STR, "root": OPT_STR,
+    "create": OPT_STR, "uid": INT, "gid": INT, "major": INT, "minor": INT, "mode": INT, "soft": INT, "hard": INT,
+    "preserve": INT, "mask": INT, "must": (bool,), "value": (str, int), "flags": STRS, "keep": STRS, "caps": STRS,
+    "effective": STRS, "permitted": STRS, "inheritable": STRS, "args": STRS, "env": STRS, "dirs": STRS,
+    "additional_gids": "list of integers",
+}
+
+# Arguments that hold names from a table: (op, argument) or ("", argument) for every op.
+NAMES = {("unshare", "flags"): CLONE_FLAGS, ("mount", "flags"): MOUNT_FLAGS, ("remount", "flags"): MOUNT_FLAGS,
+         **{("", kind): CAPABILITIES for kind in ("keep", "caps", "effective", "permitted", "inheritable")}}
+
+
+def shape_problems(plan: dict) -> list[str]:
+    """Op fields and arguments of the wrong JSON type (a hand-edited plan), each by its pointer."""
+    problems = []
+    for i, o in enumerate(plan["ops"]):
+        if not isinstance(o["src"], str) or not o["src"].startswith("/"):
+            problems.append(f"/ops/{i}/src: expected a JSON pointer, got {o['src']!r}")
+        for name, value in o["args"].items():
+            expected = ARG_TYPES.get(name)
+            if isinstance(expected, str):
+                item = str if expected == STRS else int
+                ok = isinstance(value, list) and all(isinstance(v, item) for v in value)
+            else:
+                ok = expected is None or isinstance(value, expected)
+            if not ok:
+                wanted = expected if isinstance(expected, str) else " or ".join(t.__name__ for t in expected)
+                problems.append(f"/ops/{i}/args/{name}: expected {wanted}, got {value!r:.60}")
+            elif (table := NAMES.get((o["op"], name), NAMES.get(("", name)))) and set(value) - set(table):
+                problems.append(f"/ops/{i}/args/{name}: unknown names {sorted(set(value) - set(table))}")
+    return problems
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,9 @@ import json
 import os
 from dataclasses import dataclass
 
+from mrunc.executor.plan import FORMAT, PlanError, check_structure
+from mrunc.review.facts import shape_problems
+
 
 class InputError(Exception):
     """A file a review cannot read as a plan or a config; the message says which and why."""
@@ -20,8 +23,6 @@ class Subject:
 
 
 def load(path: str) -> Subject:
-    from mrunc.executor.plan import FORMAT
-
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -39,12 +40,12 @@ def load(path: str) -> Subject:
 
 
 def _plan(path: str, plan: dict) -> Subject:
-    from mrunc.executor.plan import PlanError, check_structure
-
     try:
         check_structure(plan)
     except PlanError as e:
         raise InputError(f"{path}: not a valid plan: {e}") from None
+    if problems := shape_problems(plan):
+        raise InputError(f"{path}: not a valid plan: " + "; ".join(problems[:3]))
     config_path = os.path.join(str(plan.get("bundle")), "config.json")
     try:
         with open(config_path, "rb") as f:

@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field
 
 from mrunc.review.bpf import BpfError, check_matches
+from mrunc.review.facts import shape_problems
 
 CREDENTIAL_ORDER = ("drop_bounding", "keep_caps", "set_ids", "capset", "ambient_raise", "no_new_privs", "close_fds")
 CAPABILITY_GROUP = ("drop_bounding", "keep_caps", "capset")
@@ -30,10 +31,10 @@ def verify(plan: object) -> Result:
         result.problems.append(str(e))
         return result
     assert isinstance(plan, dict)
-    ops = plan["ops"]
-    result.problems += _order_rules(ops) + _seccomp_filters(ops)
-    result.problems += [f"/ops/{i}/src: {o['src']!r} is not a JSON pointer" for i, o in enumerate(ops)
-                        if not str(o["src"]).startswith("/")]
+    result.problems += shape_problems(plan)
+    if result.problems:
+        return result
+    result.problems += _order_rules(plan["ops"]) + _seccomp_filters(plan["ops"])
     _against_config(plan, result)
     return result
 
