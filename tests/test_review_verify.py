@@ -143,7 +143,7 @@ def test_arguments_of_the_wrong_type_are_named_by_pointer(tmp_path):
     plan["ops"][unshare]["args"]["flags"] = ["CLONE_NEWPID", "CLONE_NEWFOO"]
     plan["ops"][-1]["args"]["args"] = "sh"
     assert verify(plan).problems == [f"/ops/{unshare}/args/flags: unknown names ['CLONE_NEWFOO']",
-                                     f"/ops/{len(plan['ops']) - 1}/args/args: expected list of strings, got 'sh'"]
+                                     f"/ops/{len(plan['ops']) - 1}/args/args: expected a list of str, got 'sh'"]
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(plan))
     for command in (["audit", str(path)], ["diff", str(path), str(path)]):

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from mrunc.executor.flags import CAPABILITIES, CLONE_FLAGS, MOUNT_FLAGS, NAMESPACE_FLAGS
+from mrunc.executor.flags import CAPABILITIES, NAMESPACE_FLAGS
 
 CONCERNS = ("namespaces", "mounts", "devices", "capabilities", "seccomp", "cgroups", "process", "hooks")
 CAP_KINDS = ("bounding", "effective", "permitted", "inheritable", "ambient")
@@ -20,43 +20,6 @@ STRUCTURAL = {"fork", "fork_init", "cgroup_enter", "become_ns_root", "keep_caps"
               "loopback_up"}
 FLAG_NAMESPACES = {flag: kind for kind, flag in NAMESPACE_FLAGS.items()}
 MOUNT_SRC = re.compile(r"^/mounts/\d+$")
-
-
-# What the review reads, by argument name (names mean the same in every op); other arguments are not read.
-STR, OPT_STR, INT, STRS = (str,), (str, type(None)), (int,), "list of strings"
-ARG_TYPES: dict[str, tuple | str] = {
-    "type": STR, "path": STR, "target": STR, "dir": STR, "file": STR, "content": STR, "name": STR, "key": STR,
-    "bpf": STR, "pfc": STR, "link": STR, "source": OPT_STR, "fstype": OPT_STR, "data": OPT_STR, "root": OPT_STR,
-    "create": OPT_STR, "uid": INT, "gid": INT, "major": INT, "minor": INT, "mode": INT, "soft": INT, "hard": INT,
-    "preserve": INT, "mask": INT, "must": (bool,), "value": (str, int), "flags": STRS, "keep": STRS, "caps": STRS,
-    "effective": STRS, "permitted": STRS, "inheritable": STRS, "args": STRS, "env": STRS, "dirs": STRS,
-    "additional_gids": "list of integers",
-}
-
-# Arguments that hold names from a table: (op, argument) or ("", argument) for every op.
-NAMES = {("unshare", "flags"): CLONE_FLAGS, ("mount", "flags"): MOUNT_FLAGS, ("remount", "flags"): MOUNT_FLAGS,
-         **{("", kind): CAPABILITIES for kind in ("keep", "caps", "effective", "permitted", "inheritable")}}
-
-
-def shape_problems(plan: dict) -> list[str]:
-    """Op fields and arguments of the wrong JSON type (a hand-edited plan), each by its pointer."""
-    problems = []
-    for i, o in enumerate(plan["ops"]):
-        if not isinstance(o["src"], str) or not o["src"].startswith("/"):
-            problems.append(f"/ops/{i}/src: expected a JSON pointer, got {o['src']!r}")
-        for name, value in o["args"].items():
-            expected = ARG_TYPES.get(name)
-            if isinstance(expected, str):
-                item = str if expected == STRS else int
-                ok = isinstance(value, list) and all(isinstance(v, item) for v in value)
-            else:
-                ok = expected is None or isinstance(value, expected)
-            if not ok:
-                wanted = expected if isinstance(expected, str) else " or ".join(t.__name__ for t in expected)
-                problems.append(f"/ops/{i}/args/{name}: expected {wanted}, got {value!r:.60}")
-            elif (table := NAMES.get((o["op"], name), NAMES.get(("", name)))) and set(value) - set(table):
-                problems.append(f"/ops/{i}/args/{name}: unknown names {sorted(set(value) - set(table))}")
-    return problems
 
 
 @dataclass(frozen=True)
@@ -77,13 +40,13 @@ class Model:
         self.rootfs = next((o["args"]["root"] for o in self.ops if o["op"] in ("pivot_root", "chroot")), None)
         self.cgroup_path = _cgroup_path(self.ops, plan.get("host", {}))
         self.facts: list[Fact] = []
-        self._used: set[int] = set()
+        self.claimed: set[int] = set()  # ops a concern has accounted for
         for extract in (_namespaces, _mounts, _devices, _capabilities, _seccomp, _cgroups, _process, _rest):
             extract(self)
 
     def add(self, concern: str, key: str, value: Any, src: str, ops: tuple[int, ...] | list[int]) -> None:
         self.facts.append(Fact(concern, key, value, src, tuple(ops)))
-        self._used.update(ops)
+        self.claimed.update(ops)
 
     def get(self, concern: str, key: str) -> Fact | None:
         return next((f for f in self.facts if f.concern == concern and f.key == key), None)
@@ -100,10 +63,11 @@ class Model:
         return [(i, o) for i, o in enumerate(self.ops) if o["op"] in names]
 
     def normal(self, value: Any) -> Any:
-        """The value with this container's rootfs and cgroup path replaced by placeholders."""
+        """The value with this container's rootfs, bundle and cgroup path replaced by placeholders."""
         if isinstance(value, str):
-            if self.rootfs and value.startswith(self.rootfs):
-                value = "<rootfs>" + value[len(self.rootfs):]
+            for path, name in ((self.rootfs, "<rootfs>"), (self.plan.get("bundle"), "<bundle>")):
+                if isinstance(path, str) and path and value.startswith(path):
+                    value = name + value[len(path):]
             if self.cgroup_path and value.startswith(CGROUP_ROOT) and self.cgroup_path in value:
                 value = value.replace(self.cgroup_path, "/<cgroup>")
             return value
@@ -148,7 +112,7 @@ def _mounts(m: Model) -> None:
         if o["op"] == "mount" and o["src"] == "/linux/rootfsPropagation":
             m.add("mounts", "/ propagation", o["args"]["flags"], o["src"], [i])
         elif o["op"] == "mount" and o["src"] == "/root/path":
-            m._used.add(i)  # the rootfs bound onto itself: pivot_root's precondition
+            m.claimed.add(i)  # the rootfs bound onto itself: pivot_root's precondition
         elif o["op"] == "remount" and o["src"] == "/root/readonly":
             m.add("mounts", "rootfs read-only", True, o["src"], [i])
     groups: dict[str, list[int]] = {}
@@ -260,7 +224,7 @@ def _process(m: Model) -> None:
 def _rest(m: Model) -> None:
     """Hooks, and any op no concern above claims (so a diff can never miss one): by op name and source."""
     for i, o in enumerate(m.ops):
-        if i in m._used or o["op"] in STRUCTURAL:
+        if i in m.claimed or o["op"] in STRUCTURAL:
             continue
         concern = "hooks" if "hook" in o["op"] else "process"
         m.add(concern, f"{o['op']} {o['src']}", m.normal(o["args"]), o["src"], [i])

@@ -7,8 +7,8 @@ import json
 import os
 from dataclasses import dataclass, field
 
+from mrunc.review import shape
 from mrunc.review.bpf import BpfError, check_matches
-from mrunc.review.facts import shape_problems
 
 CREDENTIAL_ORDER = ("drop_bounding", "keep_caps", "set_ids", "capset", "ambient_raise", "no_new_privs", "close_fds")
 CAPABILITY_GROUP = ("drop_bounding", "keep_caps", "capset")
@@ -31,7 +31,7 @@ def verify(plan: object) -> Result:
         result.problems.append(str(e))
         return result
     assert isinstance(plan, dict)
-    result.problems += shape_problems(plan)
+    result.problems += shape.problems(plan)
     if result.problems:
         return result
     result.problems += _order_rules(plan["ops"]) + _seccomp_filters(plan["ops"])
