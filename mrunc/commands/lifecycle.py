@@ -102,7 +102,7 @@ def start(container: Container, state: dict) -> int:
         return fail(f"cannot start container {container.id!r}: it is {status}, not created")
     pid = state["pid"]
     try:
-        ops_lifecycle.release(container.fifo)
+        ops_lifecycle.release(container.fifo, wait_for_exec=True)
     except OSError as e:
         return fail(f"cannot start container {container.id!r}: {e.strerror}")
     run_after(container.plan().get("poststart", []), Context(init_pid=pid), warn=log.warning)

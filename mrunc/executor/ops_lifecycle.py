@@ -14,6 +14,7 @@ from __future__ import annotations
 import _json  # already loaded on the exec path (plan.py); its string encoder writes the hooks' state JSON
 import errno
 import os
+import select
 import time
 
 from mrunc.executor.optable import Context, op
@@ -48,22 +49,50 @@ def wait_start(ctx: Context, path: str) -> None:
     """Block reading the exec fifo (by the inherited fd) until `mrunc start` writes its byte."""
     while os.read(ctx.exec_fifo, 1) != b"0":
         pass
-    os.close(ctx.exec_fifo)
+    # The fd stays open: it closes on execve (close-on-exec), which is how `start` knows the exec happened.
 
 
-def release(path: str) -> None:
-    """`start`: write init's byte into the exec fifo, then remove it. OSError(ESRCH) if init is gone."""
+def release(path: str, wait_for_exec: bool) -> None:
+    """Write init's byte into the exec fifo and remove the fifo. `start` waits until init has exec'd (or
+    died), so poststart hooks run after the user process started, as the spec orders; a foreground run
+    does not (it may still owe init runtime ops, and runs poststart once execve closed the sync socket).
+    OSError(ESRCH) if init is gone before the byte is written.
+
+    How start sees the exec: init's fd on the fifo is close-on-exec. start keeps a reader of its own (it
+    never reads, so the byte stays init's) and polls it for POLLHUP, which a fifo reader gets once no writer
+    is left, provided a writer opened after the reader did (hence the second writer).
+    """
+    probe = _open_writer(path)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            writer = _open_writer(path)
+            try:
+                os.write(writer, b"0")
+            finally:
+                os.close(writer)
+            os.close(probe)
+            probe = -1
+            os.unlink(path)
+            if not wait_for_exec:
+                return
+            waiter = select.poll()
+            waiter.register(reader, 0)  # no events asked: poll returns on POLLHUP alone
+            waiter.poll()
+        finally:
+            os.close(reader)
+    finally:
+        if probe >= 0:
+            os.close(probe)
+
+
+def _open_writer(path: str) -> int:
+    try:
+        return os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
         if e.errno != errno.ENXIO:  # ENXIO: no reader, so init has exited
             raise
         raise OSError(errno.ESRCH, "the container's init exited before it was started") from None
-    try:
-        os.write(fd, b"0")
-    finally:
-        os.close(fd)
-    os.unlink(path)
 
 
 @op("hook", "runtime init", "kind", "path", "args", "env", "timeout", "state")

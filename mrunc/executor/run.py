@@ -221,7 +221,7 @@ def _start_container(plan: dict, ctx: Context, fork_index: int, trace: bool,
                 if detach:
                     return
                 try:
-                    ops_lifecycle.release(ops[int(rest)]["args"]["path"])
+                    ops_lifecycle.release(ops[int(rest)]["args"]["path"], wait_for_exec=False)
                 except OSError as e:  # init died: it says why on the socket, if it could
                     not_started = OpFailed(ops, int(rest), e.errno or 0, e.strerror or str(e))
             elif kind == "err":
