@@ -1,0 +1,405 @@
+"""Lowering, per concern: a config fragment and the exact ops it becomes (name, process, source, arguments).
+
+Compiled with a fixed host fingerprint and bundle, so nothing here depends on the machine.
+"""
+
+import copy
+import json
+
+import pytest
+
+from mrunc.compiler.compile import compile_bytes
+from mrunc.compiler.errors import ConfigError
+from mrunc.executor.flags import CAPABILITIES
+from mrunc.tools.regen_plans import HOST_V1, HOST_V2
+
+BUNDLE = "/b"
+ROOTFS = "/b/rootfs"
+CG = "/mrunc/low"  # the cgroup path compile gives container id "low"
+BASE = {"ociVersion": "1.2.0", "root": {"path": "rootfs"}, "process": {"cwd": "/", "args": ["sh"]},
+        "linux": {"namespaces": [{"type": "mount"}]}}
+
+
+def compile_fragment(fragment: dict, host: dict = HOST_V1) -> dict:
+    """BASE with the fragment merged in (its process/linux keys update BASE's; other sections replace)."""
+    config = copy.deepcopy(BASE)
+    for key, value in fragment.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key].update(value)
+        else:
+            config[key] = value
+    return compile_bytes(json.dumps(config).encode(), BUNDLE, "low", host)
+
+
+def ops(plan: dict, *sources: str) -> list[tuple]:
+    """(op, proc, src, args) of the ops whose source pointer is one of `sources` or below one."""
+    return [(o["op"], o["proc"], o["src"], o["args"]) for o in plan["ops"]
+            if any(o["src"] == s or o["src"].startswith(s + "/") for s in sources)]
+
+
+def names(plan: dict) -> list[str]:
+    return [o["op"] for o in plan["ops"]]
+
+
+def mount(src: str, target: str, *, source=None, fstype=None, flags=(), data=None, root=ROOTFS, create=None) -> tuple:
+    return ("mount", "init", src, {"source": source, "target": target, "fstype": fstype, "flags": list(flags),
+                                   "data": data, "root": root, "create": create})
+
+
+def remount(src: str, target: str, flags: list[str], root=ROOTFS) -> tuple:
+    return ("remount", "init", src, {"target": target, "flags": flags, "root": root})
+
+
+# --- namespaces and id maps -----------------------------------------------------------------------
+
+def test_namespaces_join_first_then_user_with_parent_written_maps_then_the_rest():
+    plan = compile_fragment({"linux": {
+        "namespaces": [{"type": "pid"}, {"type": "network", "path": "/run/netns/x"}, {"type": "mount"},
+                       {"type": "user"}, {"type": "uts"}, {"type": "cgroup"}],
+        "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+        "gidMappings": [{"containerID": 0, "hostID": 200000, "size": 1}, {"containerID": 5, "hostID": 5, "size": 1}]}})
+    assert ops(plan, "/linux/namespaces", "/linux/uidMappings", "/linux/gidMappings") == [
+        ("setns", "child", "/linux/namespaces/1", {"type": "network", "path": "/run/netns/x"}),
+        ("unshare", "child", "/linux/namespaces/3", {"flags": ["CLONE_NEWUSER"]}),
+        ("write_id_map", "runtime", "/linux/uidMappings", {"file": "uid_map", "content": "0 100000 65536\n"}),
+        ("write_id_map", "runtime", "/linux/gidMappings", {"file": "gid_map", "content": "0 200000 1\n5 5 1\n"}),
+        ("become_ns_root", "child", "/linux/namespaces/3", {}),
+        ("unshare", "child", "/linux/namespaces", {"flags": ["CLONE_NEWUTS", "CLONE_NEWPID", "CLONE_NEWNS",
+                                                             "CLONE_NEWCGROUP"]}),
+        ("fork_init", "child", "/linux/namespaces", {}),
+    ]
+
+
+def test_new_network_namespace_brings_loopback_up_in_init():
+    plan = compile_fragment({"linux": {"namespaces": [{"type": "network"}, {"type": "mount"}]}})
+    assert ops(plan, "/linux/namespaces") == [
+        ("unshare", "child", "/linux/namespaces", {"flags": ["CLONE_NEWNET", "CLONE_NEWNS"]}),
+        ("fork_init", "child", "/linux/namespaces", {}),
+        ("loopback_up", "init", "/linux/namespaces", {}),
+    ]
+
+
+def test_time_namespace_offsets_are_written_by_child_after_unshare():
+    plan = compile_fragment({"linux": {"namespaces": [{"type": "time"}, {"type": "mount"}],
+                                       "timeOffsets": {"monotonic": {"secs": 7}, "boottime": {"nanosecs": 3}}}})
+    assert ops(plan, "/linux/namespaces", "/linux/timeOffsets")[:2] == [
+        ("unshare", "child", "/linux/namespaces", {"flags": ["CLONE_NEWNS", "CLONE_NEWTIME"]}),
+        ("set_time_offsets", "child", "/linux/timeOffsets", {"content": "boottime 0 3\nmonotonic 7 0\n"}),
+    ]
+
+
+def test_no_mount_namespace_means_chroot_and_no_mounts():
+    plan = compile_fragment({"linux": {"namespaces": [{"type": "pid"}]}})
+    assert "mount" not in names(plan) and "pivot_root" not in names(plan)
+    assert ops(plan, "/root/path") == [("chroot", "init", "/root/path", {"root": ROOTFS})]
+
+
+# --- rootfs and mounts ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("propagation, flags", [(None, ["MS_PRIVATE", "MS_REC"]), ("slave", ["MS_SLAVE", "MS_REC"]),
+                                                ("shared", ["MS_SHARED", "MS_REC"])])
+def test_root_propagation_then_rootfs_bound_onto_itself(propagation, flags):
+    plan = compile_fragment({"linux": {"rootfsPropagation": propagation}} if propagation else {})
+    assert ops(plan, "/linux/rootfsPropagation", "/root/path") == [
+        mount("/linux/rootfsPropagation", "/", flags=flags, root=None),
+        mount("/root/path", ROOTFS, source=ROOTFS, flags=["MS_BIND", "MS_REC"], root=None),
+        ("pivot_root", "init", "/root/path", {"root": ROOTFS}),
+    ]
+
+
+def test_mount_options_become_flags_data_and_separate_propagation_calls():
+    plan = compile_fragment({"mounts": [
+        {"destination": "/run", "type": "tmpfs", "source": "tmpfs",
+         "options": ["ro", "nosuid", "nodev", "noexec", "strictatime", "mode=755", "size=1m", "rw", "rslave"]},
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/mq", "type": "mqueue", "options": ["defaults", "noatime", "atime", "relatime", "private"]},
+    ]})
+    assert ops(plan, "/mounts") == [
+        mount("/mounts/0", "/run", source="tmpfs", fstype="tmpfs", create="dir",
+              flags=["MS_NODEV", "MS_NOEXEC", "MS_NOSUID", "MS_STRICTATIME"], data="mode=755,size=1m"),
+        mount("/mounts/0", "/run", flags=["MS_SLAVE", "MS_REC"]),
+        mount("/mounts/1", "/proc", source="proc", fstype="proc", create="dir"),
+        mount("/mounts/2", "/mq", source="mqueue", fstype="mqueue", flags=["MS_RELATIME"], create="dir"),
+        mount("/mounts/2", "/mq", flags=["MS_PRIVATE"]),
+    ]
+
+
+def test_bind_mount_flags_take_a_second_remount_and_relative_sources_are_in_the_bundle():
+    plan = compile_fragment({"mounts": [
+        {"destination": "/data", "type": "bind", "source": "data", "options": ["rbind", "ro", "nosuid"]},
+        {"destination": "/etc/hosts", "source": "/etc/hosts", "options": ["bind"]},
+    ]})
+    assert ops(plan, "/mounts") == [
+        mount("/mounts/0", "/data", source="/b/data", flags=["MS_BIND", "MS_REC"], create="auto"),
+        remount("/mounts/0", "/data", ["MS_BIND", "MS_REMOUNT", "MS_NOSUID", "MS_RDONLY"]),
+        mount("/mounts/1", "/etc/hosts", source="/etc/hosts", flags=["MS_BIND"], create="auto"),
+    ]
+
+
+def test_cgroup_mount_on_v1_is_a_tmpfs_with_each_controller_bound_read_only():
+    plan = compile_fragment({"mounts": [{"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                                         "options": ["nosuid", "ro"]}]})
+    controllers = HOST_V1["controllers"]
+    expected = [mount("/mounts/0", "/sys/fs/cgroup", source="tmpfs", fstype="tmpfs", flags=["MS_NOSUID"],
+                      data="mode=755", create="dir")]
+    for ctrl in controllers:
+        target = f"/sys/fs/cgroup/{ctrl}"
+        expected += [mount("/mounts/0", target, source=f"/sys/fs/cgroup/{ctrl}{CG}", flags=["MS_BIND", "MS_REC"],
+                           create="dir"),
+                     remount("/mounts/0", target, ["MS_BIND", "MS_REMOUNT", "MS_NOSUID", "MS_RDONLY"])]
+    expected.append(remount("/mounts/0", "/sys/fs/cgroup", ["MS_REMOUNT", "MS_NOSUID", "MS_RDONLY"]))
+    assert ops(plan, "/mounts") == expected
+
+
+def test_cgroup_mount_on_v2_binds_the_containers_own_cgroup():
+    plan = compile_fragment({"mounts": [{"destination": "/sys/fs/cgroup", "type": "cgroup2", "source": "cgroup",
+                                         "options": ["ro"]}]}, host=HOST_V2)
+    assert ops(plan, "/mounts") == [
+        mount("/mounts/0", "/sys/fs/cgroup", source=f"/sys/fs/cgroup{CG}", flags=["MS_BIND", "MS_REC"], create="dir"),
+        remount("/mounts/0", "/sys/fs/cgroup", ["MS_BIND", "MS_REMOUNT", "MS_RDONLY"]),
+    ]
+
+
+@pytest.mark.parametrize("mount_entry, pointer", [
+    ({"destination": "/x", "type": "tmpfs", "options": ["tmpcopyup"]}, "/mounts/0/options/0"),
+    ({"destination": "/x", "options": ["bind"]}, "/mounts/0/source"),
+    ({"destination": "/x", "source": "x"}, "/mounts/0/type"),
+])
+def test_mounts_mrunc_cannot_lower_are_refused_naming_the_field(mount_entry, pointer):
+    with pytest.raises(ConfigError) as raised:
+        compile_fragment({"mounts": [mount_entry]})
+    assert raised.value.pointer == pointer
+
+
+def test_readonly_root_is_a_recursive_bind_remount_right_after_pivot_root():
+    plan = compile_fragment({"root": {"path": "rootfs", "readonly": True}})
+    i = names(plan).index("pivot_root")
+    assert plan["ops"][i + 1] == {"op": "remount", "proc": "init", "src": "/root/readonly", "args": {
+        "target": "/", "flags": ["MS_BIND", "MS_REMOUNT", "MS_RDONLY", "MS_REC"], "root": None}}
+
+
+# --- /dev, masked and read-only paths, sysctl, names ---------------------------------------------------
+
+DEFAULT_NODES = [("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/tty", 5, 0),
+                 ("/dev/urandom", 1, 9), ("/dev/random", 1, 8)]
+SYMLINKS = [("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"), ("/proc/self/fd/1", "/dev/stdout"),
+            ("/proc/self/fd/2", "/dev/stderr"), ("pts/ptmx", "/dev/ptmx")]
+
+
+def _mknod(src, path, kind, major, minor, mode=0o666, uid=0, gid=0) -> tuple:
+    return ("mknod", "init", src, {"root": ROOTFS, "path": path, "type": kind, "major": major, "minor": minor,
+                                   "mode": mode, "uid": uid, "gid": gid})
+
+
+def _symlinks() -> list[tuple]:
+    return [("symlink", "init", "/linux/devices", {"root": ROOTFS, "target": t, "link": link}) for t, link in SYMLINKS]
+
+
+def test_devices_default_nodes_then_listed_ones_in_order_then_symlinks():
+    plan = compile_fragment({"linux": {"devices": [
+        {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o600, "uid": 1, "gid": 2},
+        {"path": "/dev/null", "type": "c", "major": 1, "minor": 3},
+        {"path": "/dev/fifo", "type": "p"}]}})
+    expected = [_mknod("/linux/devices", p, "c", ma, mi) for p, ma, mi in DEFAULT_NODES if p != "/dev/null"]
+    expected += [_mknod("/linux/devices/0", "/dev/fuse", "c", 10, 229, 0o600, 1, 2),
+                 _mknod("/linux/devices/1", "/dev/null", "c", 1, 3),
+                 _mknod("/linux/devices/2", "/dev/fifo", "p", 0, 0)]
+    assert ops(plan, "/linux/devices") == expected + _symlinks()
+
+
+def test_devices_in_a_user_namespace_are_host_nodes_bound_onto_files():
+    plan = compile_fragment({"linux": {"namespaces": [{"type": "user"}, {"type": "mount"}],
+                                       "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+                                       "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}})
+    binds = [mount("/linux/devices", p, source=p, flags=["MS_BIND"], create="file") for p, _, _ in DEFAULT_NODES]
+    assert ops(plan, "/linux/devices") == binds + _symlinks()
+
+
+def test_names_sysctls_sorted_then_readonly_then_masked_paths_after_pivot_root():
+    plan = compile_fragment({"hostname": "h", "domainname": "d", "linux": {
+        "namespaces": [{"type": "mount"}, {"type": "uts"}, {"type": "ipc"}],
+        "sysctl": {"kernel.shmmax": "1", "fs.mqueue.msg_max": "20"},
+        "maskedPaths": ["/proc/kcore", "/sys/firmware"], "readonlyPaths": ["/proc/sys"]}})
+    after = plan["ops"][names(plan).index("pivot_root") + 1:]
+    assert [(o["op"], o["src"], o["args"]) for o in after[:7]] == [
+        ("sethostname", "/hostname", {"name": "h"}),
+        ("setdomainname", "/domainname", {"name": "d"}),
+        ("sysctl", "/linux/sysctl/fs.mqueue.msg_max", {"key": "fs.mqueue.msg_max", "value": "20"}),
+        ("sysctl", "/linux/sysctl/kernel.shmmax", {"key": "kernel.shmmax", "value": "1"}),
+        ("readonly_path", "/linux/readonlyPaths/0", {"path": "/proc/sys"}),
+        ("mask_path", "/linux/maskedPaths/0", {"path": "/proc/kcore"}),
+        ("mask_path", "/linux/maskedPaths/1", {"path": "/sys/firmware"}),
+    ]
+
+
+@pytest.mark.parametrize("key, error", [("kernel.panic", "not a namespaced sysctl"),
+                                        ("net.ipv4.ip_forward", "needs a network namespace")])
+def test_sysctls_that_would_change_the_host_are_refused(key, error):
+    with pytest.raises(ConfigError, match=error) as raised:
+        compile_fragment({"linux": {"sysctl": {key: "1"}}})
+    assert raised.value.pointer == f"/linux/sysctl/{key}"
+
+
+# --- cgroups ----------------------------------------------------------------------------------------
+
+RESOURCES = {"memory": {"limit": 1 << 26, "reservation": 1 << 25, "swap": 1 << 27, "swappiness": 10},
+             "pids": {"limit": -1},
+             "cpu": {"shares": 1024, "quota": 50000, "period": 100000, "cpus": "0-1", "mems": "0"}}
+
+
+def _writes(plan: dict) -> list[tuple[str, str, str, str]]:
+    return [(o["args"]["dir"], o["args"]["file"], o["args"]["value"], o["src"]) for o in plan["ops"]
+            if o["op"] == "cgroup_write"]
+
+
+def test_v1_cgroup_is_made_per_controller_with_cpuset_filled_from_its_parent_then_files_written():
+    plan = compile_fragment({"linux": {"resources": RESOURCES}})
+    made = [(o["op"], o["args"]["dir"]) for o in plan["ops"] if o["op"] in ("cgroup_mkdir", "cgroup_copy_parent")]
+    d = {ctrl: f"/sys/fs/cgroup/{ctrl}{CG}" for ctrl in HOST_V1["controllers"]}
+    assert made == [("cgroup_mkdir", d["blkio"]), ("cgroup_mkdir", d["cpu"]), ("cgroup_mkdir", d["cpuacct"]),
+                    ("cgroup_mkdir", d["cpuset"]), ("cgroup_copy_parent", d["cpuset"]),
+                    ("cgroup_copy_parent", d["cpuset"]), ("cgroup_mkdir", d["devices"]),
+                    ("cgroup_mkdir", d["freezer"]), ("cgroup_mkdir", d["memory"]), ("cgroup_mkdir", d["pids"])]
+    src = "/linux/resources"
+    assert _writes(plan) == [
+        (d["memory"], "memory.limit_in_bytes", str(1 << 26), f"{src}/memory/limit"),
+        (d["memory"], "memory.soft_limit_in_bytes", str(1 << 25), f"{src}/memory/reservation"),
+        (d["memory"], "memory.memsw.limit_in_bytes", str(1 << 27), f"{src}/memory/swap"),
+        (d["memory"], "memory.swappiness", "10", f"{src}/memory/swappiness"),
+        (d["pids"], "pids.max", "max", f"{src}/pids/limit"),
+        (d["cpu"], "cpu.shares", "1024", f"{src}/cpu/shares"),
+        (d["cpu"], "cpu.cfs_period_us", "100000", f"{src}/cpu/period"),
+        (d["cpu"], "cpu.cfs_quota_us", "50000", f"{src}/cpu/quota"),
+        (d["cpuset"], "cpuset.cpus", "0-1", f"{src}/cpu/cpus"),
+        (d["cpuset"], "cpuset.mems", "0", f"{src}/cpu/mems"),
+    ]
+    i = names(plan).index("fork")
+    assert plan["ops"][i + 1] == {"op": "cgroup_enter", "proc": "child", "src": "/linux/cgroupsPath",
+                                  "args": {"dirs": list(d.values())}}
+
+
+def test_v2_cgroup_is_one_directory_with_converted_values():
+    plan = compile_fragment({"linux": {"resources": RESOURCES | {"unified": {"io.weight": "50"}}}}, host=HOST_V2)
+    d = f"/sys/fs/cgroup{CG}"
+    assert [(o["op"], o["args"]) for o in plan["ops"] if o["op"] in ("cgroup_mkdir", "cgroup_enter")] == [
+        ("cgroup_mkdir", {"dir": d}), ("cgroup_enter", {"dirs": [d]})]
+    src = "/linux/resources"
+    assert _writes(plan) == [
+        (d, "memory.max", str(1 << 26), f"{src}/memory/limit"),
+        (d, "memory.low", str(1 << 25), f"{src}/memory/reservation"),
+        (d, "memory.swap.max", str((1 << 27) - (1 << 26)), f"{src}/memory/swap"),  # v2 counts swap alone
+        (d, "pids.max", "max", f"{src}/pids/limit"),
+        (d, "cpu.weight", "39", f"{src}/cpu/shares"),  # 1 + (1024 - 2) * 9999 / 262142
+        (d, "cpu.max", "50000 100000", f"{src}/cpu/quota"),
+        (d, "cpuset.cpus", "0-1", f"{src}/cpu/cpus"),
+        (d, "cpuset.mems", "0", f"{src}/cpu/mems"),
+        (d, "io.weight", "50", f"{src}/unified/io.weight"),
+    ]
+
+
+def test_v1_device_rules_in_order_then_the_default_allow_rules():
+    plan = compile_fragment({"linux": {"resources": {"devices": [
+        {"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rw"},
+        {"allow": False, "type": "b", "major": 8, "access": "w"}]}}})
+    d = f"/sys/fs/cgroup/devices{CG}"
+    src = "/linux/resources/devices"
+    defaults = ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 5:0 rwm", "c 1:9 rwm", "c 1:8 rwm",
+                "c 136:* rwm", "c 5:2 rwm", "c 10:200 rwm"]
+    assert _writes(plan) == [(d, "devices.deny", "a", f"{src}/0"), (d, "devices.allow", "c 10:229 rw", f"{src}/1"),
+                             (d, "devices.deny", "b 8:* w", f"{src}/2")] + \
+        [(d, "devices.allow", rule, src) for rule in defaults]
+
+
+def test_unified_resources_on_a_v1_host_are_refused():
+    with pytest.raises(ConfigError, match="needs a cgroup v2 host") as raised:
+        compile_fragment({"linux": {"resources": {"unified": {"memory.high": "1"}}}})
+    assert raised.value.pointer == "/linux/resources/unified"
+
+
+def test_a_controller_the_host_lacks_is_a_note_not_an_op():
+    plan = compile_fragment({"linux": {"resources": {"network": {"classID": 7}}}})
+    assert _writes(plan) == []
+    assert plan["notes"] == ["/linux/resources/network/classID: the net_cls controller is not mounted on this host; "
+                             "not applied"]
+
+
+# --- process: rlimits, ids, capabilities, seccomp -------------------------------------------------------
+
+CAPS = {"bounding": ["CAP_KILL", "CAP_CHOWN", "CAP_KILL"], "effective": ["CAP_KILL"],
+        "permitted": ["CAP_KILL", "CAP_CHOWN"], "inheritable": ["CAP_CHOWN"],
+        "ambient": ["CAP_CHOWN", "CAP_NET_RAW"]}
+
+
+def test_process_tail_rlimits_ids_capabilities_in_the_order_runc_uses():
+    plan = compile_fragment({"process": {
+        "cwd": "/w", "args": ["sh"], "env": ["A=1"], "noNewPrivileges": True, "oomScoreAdj": -5,
+        "user": {"uid": 7, "gid": 8, "umask": 18, "additionalGids": [9, 10]},
+        "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 20}, {"type": "RLIMIT_CORE", "soft": 0, "hard": 0}],
+        "capabilities": CAPS}})
+    tail = plan["ops"][names(plan).index("pivot_root") + 1:]
+    assert [(o["op"], o["src"], o["args"]) for o in tail] == [
+        ("setrlimit", "/process/rlimits/0", {"type": "RLIMIT_NOFILE", "soft": 10, "hard": 20}),
+        ("setrlimit", "/process/rlimits/1", {"type": "RLIMIT_CORE", "soft": 0, "hard": 0}),
+        ("oom_score_adj", "/process/oomScoreAdj", {"value": -5}),
+        ("chdir", "/process/cwd", {"path": "/w", "must": False}),
+        ("drop_bounding", "/process/capabilities/bounding", {"keep": ["CAP_CHOWN", "CAP_KILL"]}),
+        ("keep_caps", "/process/capabilities", {}),
+        ("set_ids", "/process/user", {"uid": 7, "gid": 8, "additional_gids": [9, 10]}),
+        ("capset", "/process/capabilities", {"effective": ["CAP_KILL"], "permitted": ["CAP_CHOWN", "CAP_KILL"],
+                                             "inheritable": ["CAP_CHOWN"]}),
+        ("ambient_raise", "/process/capabilities/ambient", {"caps": ["CAP_CHOWN"]}),
+        ("chdir", "/process/cwd", {"path": "/w", "must": True}),
+        ("umask", "/process/user/umask", {"mask": 18}),
+        ("no_new_privs", "/process/noNewPrivileges", {}),
+        ("close_fds", "/process", {"preserve": 0}),
+        ("execve", "/process/args", {"args": ["sh"], "env": ["A=1"]}),
+    ]
+    # CAP_NET_RAW is neither permitted nor inheritable: the kernel cannot raise it, so the plan says so.
+    assert plan["notes"] == ["/process/capabilities/ambient: CAP_NET_RAW: not permitted and inheritable, so the "
+                             "kernel cannot raise them; not raised"]
+
+
+def test_without_capabilities_in_the_config_the_plan_touches_none():
+    plan = compile_fragment({})
+    assert not {"drop_bounding", "keep_caps", "capset", "ambient_raise"} & set(names(plan))
+    assert ops(plan, "/process/user") == [("set_ids", "init", "/process/user",
+                                           {"uid": 0, "gid": 0, "additional_gids": []})]
+
+
+SECCOMP = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}
+
+
+def test_seccomp_with_no_new_privs_loads_last_just_before_execve():
+    plan = compile_fragment({"process": {"cwd": "/", "args": ["sh"], "noNewPrivileges": True},
+                             "linux": {"seccomp": SECCOMP}})
+    assert names(plan)[-4:] == ["no_new_privs", "close_fds", "seccomp_load", "execve"]
+
+
+def test_seccomp_without_no_new_privs_loads_before_capabilities_drop():
+    plan = compile_fragment({"process": {"cwd": "/", "args": ["sh"], "capabilities": CAPS},
+                             "linux": {"seccomp": SECCOMP}})
+    tail = names(plan)[names(plan).index("chdir"):]
+    assert tail[:4] == ["chdir", "seccomp_load", "drop_bounding", "keep_caps"]
+    assert "no_new_privs" not in tail
+
+
+def test_seccomp_filter_is_compiled_bpf_with_its_readable_form():
+    plan = compile_fragment({"linux": {"seccomp": SECCOMP | {"flags": ["SECCOMP_FILTER_FLAG_LOG"]}}})
+    (load,) = [o for o in plan["ops"] if o["op"] == "seccomp_load"]
+    assert load["src"] == "/linux/seccomp" and load["args"]["flags"] == ["SECCOMP_FILTER_FLAG_LOG"]
+    assert 'filter for syscall "mkdir"' in load["args"]["pfc"] and "action ERRNO(1)" in load["args"]["pfc"]
+    assert len(load["args"]["bpf"]) % 4 == 0 and len(load["args"]["bpf"]) > 8
+
+
+@pytest.mark.parametrize("seccomp", [{"defaultAction": "SCMP_ACT_NOTIFY"},
+                                     SECCOMP | {"syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}])
+def test_seccomp_user_notification_is_refused_wherever_it_appears(seccomp):
+    with pytest.raises(ConfigError, match="SCMP_ACT_NOTIFY") as raised:
+        compile_fragment({"linux": {"seccomp": seccomp}})
+    assert raised.value.pointer == "/linux/seccomp"
+
+
+def test_capability_names_the_kernel_knows_are_all_accepted():
+    plan = compile_fragment({"process": {"cwd": "/", "args": ["sh"],
+                                         "capabilities": {"bounding": sorted(CAPABILITIES)}}})
+    assert ops(plan, "/process/capabilities/bounding")[0][3] == {"keep": sorted(CAPABILITIES)}
