@@ -284,7 +284,10 @@ def test_v2_cgroup_is_one_directory_with_converted_values():
     assert [(o["op"], o["args"]) for o in plan["ops"] if o["op"] in ("cgroup_mkdir", "cgroup_enter")] == [
         ("cgroup_mkdir", {"dir": d}), ("cgroup_enter", {"dirs": [d]})]
     src = "/linux/resources"
+    enable = "+cpu +cpuset +io +memory +pids"  # each ancestor hands the host's controllers down
     assert _writes(plan) == [
+        ("/sys/fs/cgroup", "cgroup.subtree_control", enable, "/linux/cgroupsPath"),
+        ("/sys/fs/cgroup/mrunc", "cgroup.subtree_control", enable, "/linux/cgroupsPath"),
         (d, "memory.max", str(1 << 26), f"{src}/memory/limit"),
         (d, "memory.low", str(1 << 25), f"{src}/memory/reservation"),
         (d, "memory.swap.max", str((1 << 27) - (1 << 26)), f"{src}/memory/swap"),  # v2 counts swap alone
