@@ -362,11 +362,13 @@ def test_process_tail_rlimits_ids_capabilities_in_the_order_runc_uses():
                              "kernel cannot raise them; not raised"]
 
 
-def test_without_capabilities_in_the_config_the_plan_touches_none():
+def test_without_capabilities_or_user_the_plan_touches_no_caps_and_sets_root_and_umask_022():
     plan = compile_fragment({})
     assert not {"drop_bounding", "keep_caps", "capset", "ambient_raise"} & set(names(plan))
-    assert ops(plan, "/process/user") == [("set_ids", "init", "/process/user",
-                                           {"uid": 0, "gid": 0, "additional_gids": []})]
+    assert ops(plan, "/process/user") == [
+        ("set_ids", "init", "/process/user", {"uid": 0, "gid": 0, "additional_gids": []}),
+        ("umask", "init", "/process/user", {"mask": 0o022}),  # runc's default, not whatever mrunc inherited
+    ]
 
 
 SECCOMP = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}
