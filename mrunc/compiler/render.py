@@ -46,7 +46,21 @@ def script(plan: dict, kind: str) -> str:
                              trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
     env.filters["json"] = lambda v: json.dumps(v)
     env.filters["sh"] = _sh_quote
-    return env.get_template(f"plan.{kind}.j2").render(plan=plan, describe=_short_args)
+    extra = {"listing": text(plan), "executor": executor_sources()} if kind == "py" else {}
+    return env.get_template(f"plan.{kind}.j2").render(plan=plan, describe=_short_args, **extra)
+
+
+def executor_sources() -> dict[str, str]:
+    """mrunc's executor (stdlib only), module name -> source, for the standalone Python rendering."""
+    from importlib import resources
+
+    package = resources.files("mrunc")
+    sources = {"mrunc": package.joinpath("__init__.py").read_text()}
+    for entry in sorted(package.joinpath("executor").iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".py"):
+            stem = entry.name[:-3]
+            sources["mrunc.executor" if stem == "__init__" else f"mrunc.executor.{stem}"] = entry.read_text()
+    return sources
 
 
 def _sh_quote(value: object) -> str:
