@@ -106,9 +106,15 @@ class FakeSyscalls:
             # RESOLVE_IN_ROOT: an absolute path is still inside root_fd
             "open_in_root": lambda fd, path, flags=0: self._open_existing(self._resolve(path.lstrip("/"), fd)),
             "close_range": lambda first, last, flags: r("close_range", first, hex(last), flags),
+            "openat2": lambda fd, path, flags=0, resolve=0: self._open_existing(self._resolve(path, fd)),
+            "fstatfs_type": lambda fd: libc.PROC_SUPER_MAGIC if self._fds[fd].startswith("/proc") else 0,
         }
 
     def _prctl(self, option: int, arg2: int = 0, *rest: int) -> int:
+        if option == libc.PR_CAPBSET_DROP and arg2 > self.cap_last_cap:  # as the kernel answers
+            self._record("prctl", "PR_CAPBSET_DROP", arg2)
+            self.calls[-1] += " = EINVAL"
+            raise OSError(errno.EINVAL, "Invalid argument")
         if option == libc.PR_CAPBSET_DROP:
             self._record("prctl", "PR_CAPBSET_DROP", CAP_NAMES[arg2])
         elif option == libc.PR_CAP_AMBIENT:
@@ -151,8 +157,9 @@ class FakeSyscalls:
     def _fstat(self, fd: int) -> SimpleNamespace:
         path = self._fds[fd]
         if path in self.devices:
-            return SimpleNamespace(st_mode=stat.S_IFCHR | 0o666, st_rdev=os.makedev(*self.devices[path]))
-        return SimpleNamespace(st_mode=(stat.S_IFDIR if path in self.dirs else stat.S_IFREG) | 0o644, st_rdev=0)
+            return SimpleNamespace(st_mode=stat.S_IFCHR | 0o666, st_rdev=os.makedev(*self.devices[path]), st_ino=2)
+        kind = stat.S_IFDIR if path in self.dirs else stat.S_IFREG
+        return SimpleNamespace(st_mode=kind | 0o644, st_rdev=0, st_ino=libc.PROC_ROOT_INO if path == "/proc" else 2)
 
     def _create(self, kind: set, name: str, path: str, dir_fd: int | None, detail: str) -> None:
         full = self._resolve(path, dir_fd)
@@ -179,8 +186,9 @@ class FakeSyscalls:
     def _setrlimit(self, kind: int, limits: tuple[int, int]) -> None:
         self._record("setrlimit", RLIMIT_NAMES[kind], *limits)
 
-    def open(self, path: str, mode: str = "r", *args, **kwargs) -> "_FakeFile":
-        return _FakeFile(self, path, mode)
+    def open(self, file: str | int, mode: str = "r", *args, **kwargs) -> "_FakeFile":
+        """open() of a path, or of an fd an earlier (fake) openat2 returned."""
+        return _FakeFile(self, self._fds[file] if isinstance(file, int) else file, mode)
 
     # --- running ops ---
     def install(self, monkeypatch) -> None:
@@ -213,10 +221,10 @@ class _FakeFile:
     def __exit__(self, *exc: object) -> None:
         pass
 
-    def read(self) -> str:
-        if self.path == "/proc/sys/kernel/cap_last_cap":
-            return f"{self.fake.cap_last_cap}\n"
-        raise AssertionError(f"fake open: reading {self.path} is not faked")
+    def read(self, size: int = -1) -> str | bytes:
+        """cap_last_cap has its number; the fake's other files are empty (no `#!` line)."""
+        text = f"{self.fake.cap_last_cap}\n" if self.path == "/proc/sys/kernel/cap_last_cap" else ""
+        return text.encode() if "b" in self.mode else text
 
     def write(self, data: str) -> int:
         self.fake._record("write", self.path, data)

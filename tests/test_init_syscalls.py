@@ -74,13 +74,14 @@ EXPECTED = [
     "mount('tmpfs', fd:/sys/firmware, 'tmpfs', 'MS_RDONLY', 'size=0k')",
     # limits, then credentials: bounding set, keep-caps, groups/gid/uid, capset, ambient
     "setrlimit('RLIMIT_NOFILE', 64, 64)",
-    "chdir('/')",
+    "fchdir('fd:/')",  # cwd opened inside our root, never through a magic link
     *(f"prctl('PR_CAPBSET_DROP', '{cap}')" for cap in CAPABILITIES if cap != "CAP_KILL"),
+    "prctl('PR_CAPBSET_DROP', 41) = EINVAL",  # one past the kernel's last capability: the drop stops there
     "prctl('PR_SET_KEEPCAPS', 1)",
     "setgroups([5])", "setresgid(1000, 1000, 1000)", "setresuid(1000, 1000, 1000)",
     "capset('eff=CAP_KILL', 'prm=CAP_KILL', 'inh=CAP_KILL')",
     "prctl('PR_CAP_AMBIENT', 'PR_CAP_AMBIENT_RAISE', 'CAP_KILL')",
-    "chdir('/')", "umask('0o27')",
+    "fchdir('fd:/')", "umask('0o27')",
     # no_new_privs, fds close-on-exec, then seccomp as late as possible, then execve
     "prctl('PR_SET_NO_NEW_PRIVS', 1)",
     "close_range(3, '0xffffffff', 4)",
@@ -102,7 +103,7 @@ def test_without_no_new_privs_seccomp_loads_before_the_capability_drop(monkeypat
     fake.install(monkeypatch)
     calls = fake.run(init_ops(config))
     start = calls.index("setrlimit('RLIMIT_NOFILE', 64, 64)")
-    assert calls[start:start + 4] == ["setrlimit('RLIMIT_NOFILE', 64, 64)", "chdir('/')",
+    assert calls[start:start + 4] == ["setrlimit('RLIMIT_NOFILE', 64, 64)", "fchdir('fd:/')",
                                       "seccomp('SECCOMP_SET_MODE_FILTER', 0, '<9 insns>')",
                                       "prctl('PR_CAPBSET_DROP', 'CAP_CHOWN')"]
     assert "prctl('PR_SET_NO_NEW_PRIVS', 1)" not in calls
