@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from mrunc.compiler import render
+from mrunc.compiler import render, render_sh
 from mrunc.tools.regen_plans import GOLDENS, PLANS
 from tests.conftest import base_config, mrunc
 
@@ -23,6 +23,50 @@ def test_sh_rendering_of_every_golden_passes_sh_n(golden, tmp_path):
     script.write_text(render.script(golden_plan(golden.name), "sh"))
     result = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("golden", GOLDENS, ids=lambda g: g.name)
+def test_sh_rendering_renders_every_op_or_names_it_as_a_gap(golden):
+    plan = golden_plan(golden.name)
+    script = render.script(plan, "sh")
+    blocks = script.split("\n# op ")[1:]
+    assert len(blocks) == len(plan["ops"])
+    gaps = [f"{i} [{o['proc']}] {o['op']} ({o['src']})" for i, o in enumerate(plan["ops"])
+            if "# NOT EXPRESSIBLE in sh: " in blocks[i]]
+    assert gaps == render_sh.context(plan)["gaps"]
+    assert all(f"#   op {gap}\n" in script for gap in gaps)
+    for i, block in enumerate(blocks):  # a command, or a comment saying where it went or why it cannot be
+        lines = block.splitlines()[1:]
+        assert any(not line.startswith("#") or line.startswith(("# done by", "# sh", "# NOT EXPRESSIBLE"))
+                   for line in lines), (i, block)
+
+
+def test_sh_rendering_refuses_to_run_a_plan_it_cannot_express_fully(tmp_path):
+    """seccomp cannot be loaded from sh: the script stops before touching anything, and says why."""
+    script = tmp_path / "plan.sh"
+    script.write_text(render.script(golden_plan("hardened"), "sh"))
+    assert "seccomp_load (/linux/seccomp)" in script.read_text()
+    result = subprocess.run(["sh", str(script)], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 1
+    assert "sh cannot express 1 op(s) of this plan" in result.stderr
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["MS_BIND", "MS_REC"], "rbind"), (["MS_PRIVATE", "MS_REC"], "rprivate"), (["MS_SLAVE"], "slave"), ([], ""),
+    (["MS_BIND", "MS_REMOUNT", "MS_NOSUID", "MS_RDONLY"], "bind,remount,nosuid,ro")])
+def test_mount_flags_become_mount8_option_words(flags, words):
+    assert render_sh.mount_options(flags) == words
+
+
+def test_sh_rendering_gathers_namespaces_ids_and_privileges_into_nsenter_unshare_and_setpriv():
+    podman = golden_plan("podman-run-netns")
+    (netns,) = [o["args"]["path"] for o in podman["ops"] if o["op"] == "setns"]
+    assert render_sh.context(podman)["enter"][:2] == ["nsenter", f"--net={netns}"]
+    rootless = render_sh.context(golden_plan("runc-spec-rootless"))["enter"]
+    assert rootless[rootless.index("--user"):][:3] == ["--user", "--map-users=0,0,1", "--map-groups=0,0,1"]
+    assert render_sh.context(golden_plan("hardened"))["setpriv"] == [
+        "--bounding-set=-all,+kill,+net_bind_service", "--regid=1000", "--reuid=1000", "--groups=1000",
+        "--inh-caps=-all,+net_bind_service", "--ambient-caps=-all,+net_bind_service", "--no-new-privs"]
 
 
 @pytest.mark.parametrize("golden", GOLDENS, ids=lambda g: g.name)

@@ -3,6 +3,7 @@ and shell and Python scripts for reviewers (jinja2 templates in mrunc/templates)
 
 import json
 
+from mrunc.compiler import render_sh
 from mrunc.executor.run import describe_args
 
 
@@ -46,7 +47,9 @@ def script(plan: dict, kind: str) -> str:
                              trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
     env.filters["json"] = lambda v: json.dumps(v)
     env.filters["sh"] = _sh_quote
-    extra = {"listing": text(plan), "executor": executor_sources()} if kind == "py" else {}
+    env.filters["mount_options"] = render_sh.mount_options
+    env.filters["cgroup_levels"] = render_sh.cgroup_levels
+    extra = {"listing": text(plan), "executor": executor_sources()} if kind == "py" else {"sh": render_sh.context(plan)}
     return env.get_template(f"plan.{kind}.j2").render(plan=plan, describe=_short_args, **extra)
 
 
@@ -67,3 +70,4 @@ def _sh_quote(value: object) -> str:
     import shlex
 
     return shlex.quote(value if isinstance(value, str) else json.dumps(value))
+

@@ -1,0 +1,78 @@
+"""What the sh rendering (templates/plan.sh.j2) needs beyond one op at a time: mount flags as mount(8) words,
+and the calls that gather several ops: nsenter/unshare (namespaces, id maps) and setpriv (ids, capabilities,
+no_new_privs), plus the ops sh cannot express at all."""
+
+import shlex
+
+SH_EXPRESSED = {"cgroup_mkdir", "cgroup_copy_parent", "cgroup_write", "cgroup_enter", "fork", "setns", "unshare",
+                "write_id_map", "become_ns_root", "fork_init", "loopback_up", "mount", "remount", "mknod", "symlink",
+                "pivot_root", "mask_path", "readonly_path", "sysctl", "sethostname", "setdomainname", "setrlimit",
+                "oom_score_adj", "chdir", "umask", "drop_bounding", "keep_caps", "set_ids", "capset",
+                "ambient_raise", "no_new_privs", "close_fds", "execve"}
+MOUNT_WORDS = {"MS_RDONLY": "ro", "MS_NOSUID": "nosuid", "MS_NODEV": "nodev", "MS_NOEXEC": "noexec",
+               "MS_SYNCHRONOUS": "sync", "MS_REMOUNT": "remount", "MS_MANDLOCK": "mand", "MS_DIRSYNC": "dirsync",
+               "MS_NOSYMFOLLOW": "nosymfollow", "MS_NOATIME": "noatime", "MS_NODIRATIME": "nodiratime",
+               "MS_BIND": "bind", "MS_MOVE": "move", "MS_SILENT": "silent", "MS_UNBINDABLE": "unbindable",
+               "MS_PRIVATE": "private", "MS_SLAVE": "slave", "MS_SHARED": "shared", "MS_RELATIME": "relatime",
+               "MS_STRICTATIME": "strictatime", "MS_LAZYTIME": "lazytime"}
+RECURSIVE = {"bind", "private", "slave", "shared", "unbindable"}  # MS_REC turns these into rbind, rprivate, ...
+UNSHARE_OPTIONS = {"CLONE_NEWNS": "--mount", "CLONE_NEWUTS": "--uts", "CLONE_NEWIPC": "--ipc", "CLONE_NEWNET": "--net",
+                   "CLONE_NEWPID": "--pid", "CLONE_NEWCGROUP": "--cgroup", "CLONE_NEWTIME": "--time",
+                   "CLONE_NEWUSER": "--user"}
+NSENTER_OPTIONS = {"network": "--net"}  # the other namespace types are their own option names
+
+
+def mount_options(flags: list[str]) -> str:
+    """MS_ flag names as mount(8) option words: ['MS_BIND', 'MS_REC', 'MS_RDONLY'] -> 'rbind,ro'."""
+    words = [MOUNT_WORDS[f] for f in flags if f != "MS_REC"]
+    if "MS_REC" in flags:
+        words = ["r" + w if w in RECURSIVE else w for w in words]
+    return ",".join(words)
+
+
+def cgroup_levels(directory: str) -> list[str]:
+    """/sys/fs/cgroup/cpuset/a/b -> [/sys/fs/cgroup/cpuset/a, /sys/fs/cgroup/cpuset/a/b]: each level to fill."""
+    parts = directory.split("/")
+    return ["/".join(parts[:i]) for i in range(6, len(parts) + 1)]
+
+
+def _caps(names: list[str]) -> str:
+    return ",".join(["-all"] + [f"+{n.removeprefix('CAP_').lower()}" for n in names])
+
+
+def context(plan: dict) -> dict:
+    """What the sh template gathers from several ops: the nsenter/unshare call, the setpriv call, the gaps."""
+    enter: list[str] = []
+    unshare = ["unshare", "--fork", "--kill-child"]
+    setpriv: list[str] = []
+    gaps = []
+    for i, o in enumerate(plan["ops"]):
+        name, a = o["op"], o["args"]
+        if name == "setns":
+            enter.append(f"{NSENTER_OPTIONS.get(a['type'], '--' + a['type'])}={shlex.quote(a['path'])}")
+        elif name == "unshare":
+            unshare += [UNSHARE_OPTIONS[f] for f in a["flags"]]
+        elif name == "write_id_map":
+            option = "--map-users" if a["file"] == "uid_map" else "--map-groups"
+            for inner, outer, count in (line.split() for line in a["content"].splitlines()):
+                unshare.append(f"{option}={outer},{inner},{count}")
+        elif name == "drop_bounding":
+            setpriv.append(f"--bounding-set={_caps(a['keep'])}")
+        elif name == "set_ids":
+            groups = ",".join(map(str, a["additional_gids"]))
+            setpriv += [f"--regid={a['gid']}", f"--reuid={a['uid']}",
+                        f"--groups={groups}" if groups else "--clear-groups"]
+        elif name == "capset":
+            setpriv.append(f"--inh-caps={_caps(a['inheritable'])}")
+        elif name == "ambient_raise":
+            setpriv.append(f"--ambient-caps={_caps(a['caps'])}")
+        elif name == "no_new_privs":
+            setpriv.append("--no-new-privs")
+        if name not in SH_EXPRESSED:
+            gaps.append(f"{i} [{o['proc']}] {name} ({o['src']})")
+    if "--mount" in unshare:
+        unshare += ["--propagation", "unchanged"]  # the plan's own first mount op sets it
+    from mrunc.executor.ops import OPS
+
+    docs = {o["op"]: OPS[o["op"]].doc for o in plan["ops"]}
+    return {"enter": (["nsenter"] + enter if enter else []) + unshare, "setpriv": setpriv, "gaps": gaps, "docs": docs}
