@@ -162,10 +162,14 @@ class FakeSyscalls:
         return SimpleNamespace(st_mode=kind | 0o644, st_rdev=0, st_ino=libc.PROC_ROOT_INO if path == "/proc" else 2)
 
     def _create(self, kind: set, name: str, path: str, dir_fd: int | None, detail: str) -> None:
+        """mkdir(path, mode) or symlink(target, path): EEXIST if something is there already."""
         full = self._resolve(path, dir_fd)
         if self._exists(full):
             raise FileExistsError(errno.EEXIST, "File exists", full)
-        self._record(name, full, detail) if name != "symlink" else self._record(name, detail, full)
+        if name == "symlink":
+            self._record(name, detail, full)
+        else:
+            self._record(name, full, detail)
         kind.add(full)
 
     def _unlink(self, name: str, dir_fd: int | None = None) -> None:
