@@ -193,9 +193,13 @@ def _cgroups(m: Model) -> None:
     if dirs:
         m.add("cgroups", "path", m.cgroup_path, "/linux/cgroupsPath", [i for i, _ in dirs])
         m.add("cgroups", "controllers", [m.normal(d) for _, d in dirs], "/linux/cgroupsPath", [])
-    for i, o in m.indexed("cgroup_write"):  # keyed by the config field, so v1 and v2 files compare
-        if o["args"]["file"] not in ("devices.allow", "devices.deny"):
-            m.add("cgroups", o["src"].removeprefix("/linux/resources/"), o["args"]["value"], o["src"], [i])
+    for i, o in m.indexed("cgroup_write"):  # a resource keyed by its config field, so v1 and v2 files compare
+        a = o["args"]
+        if a["file"] in ("devices.allow", "devices.deny"):
+            continue
+        resource = o["src"].startswith("/linux/resources/")
+        key = o["src"].removeprefix("/linux/resources/") if resource else f"{a['file']} in {m.normal(a['dir'])}"
+        m.add("cgroups", key, a["value"], o["src"], [i])
 
 
 def _process(m: Model) -> None:

@@ -24,7 +24,7 @@ ARG_TYPES = {
     **dict.fromkeys(("type", "path", "target", "dir", "file", "content", "name", "key", "bpf", "pfc", "link"), STR),
     **dict.fromkeys(("source", "fstype", "data", "root", "create"), OPT_STR),
     **dict.fromkeys(("uid", "gid", "major", "minor", "mode", "soft", "hard", "preserve", "mask"), INT),
-    **dict.fromkeys(("flags", "keep", "caps", "effective", "permitted", "inheritable", "args", "dirs"), STRS),
+    **dict.fromkeys(("flags", "keep", "caps", "effective", "permitted", "inheritable", "args", "dirs", "rules"), STRS),
     "env": _optional(STRS), "must": _of(bool), "value": _of(str, int), "additional_gids": _list_of(int),
 }
 # Arguments that hold names from a table: (op, argument), or ("", argument) in every op.
