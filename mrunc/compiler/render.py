@@ -14,6 +14,8 @@ def _short_args(o: dict) -> str:
         args["pfc"] = "<below>"
     if o["op"] == "hook":
         del args["state"]  # the same for every hook: id, bundle, annotations
+    if o["op"] == "cgroup_device_filter":
+        args.update(bpf=f"<{len(args['listing'])} insns>", rules="<below>", listing="<below>")
     return describe_args(args)
 
 
@@ -36,6 +38,10 @@ def text(plan: dict, failed: int | None = None) -> str:
         if o["op"] == "seccomp_load":
             lines.append(f"\nseccomp filter of op {i} (libseccomp pseudo-filter code):")
             lines.append(o["args"]["pfc"].rstrip())
+        if o["op"] == "cgroup_device_filter":
+            lines.append(f"\ndevice program of op {i}: rules in the order it checks them (the first match decides;"
+                         " none matching: deny), then its instructions:")
+            lines += [f"  {rule}" for rule in o["args"]["rules"]] + o["args"]["listing"]
     return "\n".join(lines) + "\n"
 
 
