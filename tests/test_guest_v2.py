@@ -16,8 +16,14 @@ from tests.guest import uml
 # The tests that run in the guest: container tests that also run on the host, and the v2-only ones (skipped on
 # the host). Left out, with why: the rest of tests/test_real_* check v1 files or kernel features the guest's
 # 6.1 kernel lacks (time namespaces, fuse) or set their own env (see DESELECTED).
+LIFECYCLE = "tests/test_lifecycle.py::test_"  # the lifecycle tests that touch the container's cgroup
 GUEST_TESTS = ["tests/test_run_real.py", "tests/test_real_process.py", "tests/test_real_mounts.py",
-               "tests/test_cgroup_control.py", "tests/test_cgroup_v2.py"]
+               "tests/test_cgroup_control.py", "tests/test_cgroup_v2.py",
+               *(LIFECYCLE + name for name in (
+                   "full_lifecycle_create_start_kill_delete", "delete_force_kills_a_running_container",
+                   "delete_of_a_created_container_removes_it", "failing_op_in_create_cleans_up",
+                   "kill_all_signals_every_process_in_the_cgroup", "ps_and_list_formats",
+                   "pause_freezes_and_resume_thaws"))]
 DESELECTED = {
     "tests/test_real_process.py::test_args_env_and_cwd":
         "sets the container's whole env, so the guest's GLIBC_TUNABLES (tests/guest/init.sh) cannot reach it",

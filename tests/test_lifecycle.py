@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from mrunc.executor.host import cgroup_layout
 from tests.conftest import base_config
 from tests.lifecycle_helpers import Lifecycle, wait_for
 
@@ -29,7 +30,9 @@ def writable(args: list[str]) -> dict:
 
 
 def cgroup_dirs(bundle) -> list[Path]:
-    return list(Path("/sys/fs/cgroup").glob(f"*{bundle.cgroup}"))
+    """The container's cgroup directories: one per v1 controller, or the one v2 directory."""
+    root = Path("/sys/fs/cgroup")
+    return [*root.glob(f"*{bundle.cgroup}"), *root.glob(bundle.cgroup.lstrip("/"))]
 
 
 def test_full_lifecycle_create_start_kill_delete(lc, bundle, tmp_path):
@@ -204,8 +207,11 @@ def test_pause_freezes_and_resume_thaws(lc, bundle):
     assert lc("start", bundle.id).returncode == 0
     wait_for(counter.exists)
     assert lc("pause", bundle.id).returncode == 0
-    freezer = next(Path("/sys/fs/cgroup/freezer").glob(bundle.cgroup.lstrip("/")))
-    assert (freezer / "freezer.state").read_text().strip() == "FROZEN"
+    if cgroup_layout() == "v2":
+        assert "frozen 1" in (cgroup_dirs(bundle)[0] / "cgroup.events").read_text().splitlines()
+    else:
+        freezer = next(Path("/sys/fs/cgroup/freezer").glob(bundle.cgroup.lstrip("/")))
+        assert (freezer / "freezer.state").read_text().strip() == "FROZEN"
     assert lc.state()["status"] == "paused"
     frozen_size = counter.stat().st_size
     time.sleep(0.3)
