@@ -8,11 +8,13 @@ For the lifecycle commands (pause, resume, kill --all, delete). The cgroup direc
       each pid in cgroup.procs, thaw.
 """
 
+import errno
 import os
 import signal
 import time
 
 POLL = 0.005
+GONE = (errno.ENOENT, errno.ENODEV)  # mrunc removed the cgroup once init was reaped (ENODEV: as we read it)
 
 
 def container_cgroups(plan: dict) -> list[str]:
@@ -83,13 +85,17 @@ def kill_all(dirs: list[str], timeout: float = 5) -> None:
 def _unpopulated(events: str) -> bool:
     try:
         return "populated 0" in _read(events).splitlines()
-    except FileNotFoundError:  # mrunc removed the cgroup once init was reaped
-        return True
+    except OSError as e:
+        if e.errno in GONE:
+            return True
+        raise
 
 
 def _pids(procs: str) -> list[int]:
     """The pids in a cgroup.procs file; none once the cgroup is gone (mrunc removes it when init is reaped)."""
     try:
         return [int(p) for p in _read(procs).split()]
-    except FileNotFoundError:
-        return []
+    except OSError as e:
+        if e.errno in GONE:
+            return []
+        raise
