@@ -24,7 +24,8 @@ time. Control passes over a socketpair (close-on-exec) with one-line messages:
     undoes its changes and reports `op N/M [proc] name (src): args: ERRNO (message)`.
 
 Test hook (for the fault tests): MRUNC_FAULT_AT=N makes op N fail with EIO before it runs, in whichever
-process runs it, so every failure path of a plan can be exercised. Unset, it costs one integer compare per op.
+process runs it, so every failure path of a plan can be exercised; MRUNC_FAULT_AT=N:kill SIGKILLs that process
+there instead (a runtime killed mid-setup). Unset, it costs one integer compare per op.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ import sys
 from mrunc.executor import libc, ops_lifecycle
 from mrunc.executor.ops import OPS, Context
 
-_fault = os.environ.get("MRUNC_FAULT_AT", "")
+_fault, _, _how = os.environ.get("MRUNC_FAULT_AT", "").partition(":")
 FAULT_AT = int(_fault) if _fault.isdigit() else -1
+FAULT_KILLS = _how == "kill"
 
 TYPE_CHECKING = False  # exec path: no typing/collections imports at run time (optable.py)
 if TYPE_CHECKING:
@@ -79,6 +81,9 @@ def _trace(ops: list[dict], i: int) -> None:
 
 def _inject_fault(ops: list[dict], i: int) -> None:
     if i == FAULT_AT:
+        if FAULT_KILLS:  # a pid namespace's init ignores its own SIGKILL: it then exits just as abruptly
+            os.kill(os.getpid(), signal.SIGKILL)
+            os._exit(128 + signal.SIGKILL)
         raise OpFailed(ops, i, errno_names.EIO, "fault injected by MRUNC_FAULT_AT")
 
 
