@@ -236,6 +236,9 @@ def _start_container(plan: dict, ctx: Context, fork_index: int, trace: bool,
             raise OpFailed(ops, fork_index, 0, "the child process died during setup")
         if not_started:
             raise not_started
+        waits = next((i for i, o in enumerate(ops) if o["op"] == "wait_start"), None)
+        if created and waits is not None:  # EOF before "created": init died, it did not execve
+            raise OpFailed(ops, waits, 0, "init died during setup, before it reached wait_start")
         if created:  # a plan without wait_start: the container is created and started at execve
             created(ctx.init_pid)
     finally:
