@@ -32,6 +32,9 @@ def create(options: Namespace, opts: Namespace, detach: bool) -> int:
     lock = container.lock()
     try:
         status = _create_locked(container, opts, detach, lock)
+    except OSError as e:  # the state dir's disk is full, say
+        container.remove()
+        return fail(f"container {opts.id!r}: cannot write its state: {e.strerror}: {e.filename or container.dir}")
     except BaseException:
         container.remove()
         raise
