@@ -87,8 +87,9 @@ def _python_script(bundle, config: dict):
 
 
 def _run_isolated(*args: str) -> subprocess.CompletedProcess:
-    """python -I: no PYTHONPATH, no current directory on sys.path, so mrunc itself cannot be imported."""
-    return subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, "-I", *args],
+    """python -I -S: no PYTHONPATH, no current directory, no site-packages (where CI installs mrunc), so mrunc
+    itself cannot be imported."""
+    return subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, "-I", "-S", *args],
                           capture_output=True, text=True, timeout=60, cwd="/")
 
 
