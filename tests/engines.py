@@ -117,3 +117,13 @@ def rootfs_tar(rootfs: Path, dest: Path) -> Path:
     """A tar of the busybox rootfs, for `podman import`."""
     subprocess.run(["tar", "-C", str(rootfs), "-cf", str(dest), "."], check=True)
     return dest
+
+
+def wait_for(condition, seconds: float = 10) -> bool:
+    """Poll `condition` every 0.1 s until it holds (True) or `seconds` pass (False)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tests.engines import Sandbox, cgroup_parent, remove_cgroups
+from tests.engines import Sandbox, cgroup_parent, remove_cgroups, wait_for
 
 
 class Containerd:
@@ -113,17 +113,9 @@ def test_ctr_run_detached_then_task_exec_ps_kill_delete(containerd, rootfs):
     assert int(tasks[4]) in [int(line.split()[0]) for line in ps.stdout.splitlines()[1:]], ps.stdout
 
     assert containerd.ctr("task", "kill", "box").returncode == 0
-    assert _wait_for(lambda: "STOPPED" in containerd.ctr("task", "ls").stdout)
+    assert wait_for(lambda: "STOPPED" in containerd.ctr("task", "ls").stdout)
     deleted = containerd.ctr("task", "delete", "box")
     assert deleted.returncode == 0, deleted.stderr
     assert "exit code 9" in deleted.stderr  # the status the trapped TERM exited with reached containerd
     assert containerd.ctr("container", "delete", "box").returncode == 0
 
-
-def _wait_for(condition, seconds: float = 10) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False

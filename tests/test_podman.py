@@ -1,12 +1,11 @@
 """podman 4 + conmon with mrunc as the OCI runtime: issue 3's scenarios, each run for real in a sandbox."""
 
 import json
-import time
 import uuid
 
 import pytest
 
-from tests.engines import Sandbox, cgroup_parent, remove_cgroups, rootfs_tar
+from tests.engines import Sandbox, cgroup_parent, remove_cgroups, rootfs_tar, wait_for
 
 IMAGE = "localhost/mrunc-busybox:test"
 
@@ -123,7 +122,7 @@ def test_detached_container_exec_stop_kill_pause_rm(podman):
     assert _status(podman, "box") == "running"
 
     assert podman("kill", "--signal", "USR1", "box").returncode == 0
-    assert _wait_for(lambda: "got-usr1" in podman("logs", "box").stdout)
+    assert wait_for(lambda: "got-usr1" in podman("logs", "box").stdout)
 
     stopped = podman("stop", "--time", "1", "box")
     assert stopped.returncode == 0, stopped.stderr
@@ -131,7 +130,7 @@ def test_detached_container_exec_stop_kill_pause_rm(podman):
 
     assert podman("start", "box").returncode == 0
     assert podman("kill", "box").returncode == 0
-    assert _wait_for(lambda: _status(podman, "box") == "exited")
+    assert wait_for(lambda: _status(podman, "box") == "exited")
     assert podman("rm", "-f", "box").returncode == 0
     assert podman("ps", "-a", "-q").stdout == ""
 
@@ -149,11 +148,3 @@ def _status(podman: Podman, name: str) -> str:
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)[0]["State"]["Status"]
 
-
-def _wait_for(condition, seconds: float = 10) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
