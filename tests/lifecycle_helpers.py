@@ -19,11 +19,13 @@ class Lifecycle:
         """`mrunc --root STATE ARGS...`, finished."""
         return mrunc("--root", str(self.bundle.state_root), *args, **kwargs)
 
-    def detached(self, *args: str) -> subprocess.CompletedProcess:
+    def detached(self, *args: str, fd3: str = "") -> subprocess.CompletedProcess:
         """A command that leaves a container behind (create, run -d): its stdio goes to self.output."""
         command = ["unshare", "-m", "--propagation", "private", sys.executable, "-m", "mrunc",
                    "--root", str(self.bundle.state_root), *args]
         with open(self.output, "ab") as out:
+            if fd3:  # an engine's extra fd (create --preserve-fds): a file opened as fd 3
+                command = ["sh", "-c", 'exec 3>>"$0" && exec "$@"', fd3, *command]
             return subprocess.run(command, stdin=subprocess.DEVNULL, stdout=out, stderr=out, timeout=60,
                                   env=dict(os.environ, PYTHONPATH=str(REPO)))
 

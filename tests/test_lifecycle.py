@@ -285,3 +285,22 @@ def test_debug_logs_the_created_container(lc, bundle, tmp_path):
     bundle.write(base_config(["sleep", "100"]))
     assert lc.detached("--debug", "--log", str(log), "create", "--bundle", str(bundle.path), bundle.id).returncode == 0
     assert f"level=debug msg=\"container '{bundle.id}' created: init pid {lc.state()['pid']}" in log.read_text()
+
+
+def test_preserve_fds_passes_the_engines_fds_to_the_container(lc, bundle, tmp_path):
+    """An engine passes fd 3 (here: a file) with --preserve-fds 1; the user process writes to it."""
+    bundle.write(base_config(["sh", "-c", "echo through-fd-3 >&3"]))
+    target = tmp_path / "fd3"
+    result = lc.detached("run", "--detach", "--preserve-fds", "1", "--bundle", str(bundle.path), bundle.id,
+                         fd3=str(target))
+    assert result.returncode == 0, lc.output.read_text()
+    lc.wait_status("stopped")
+    assert target.read_text() == "through-fd-3\n"
+
+
+def test_a_detached_terminal_needs_a_console_socket(lc, bundle):
+    config = base_config(["true"])
+    config["process"]["terminal"] = True
+    assert lc.create(config).returncode == 1
+    assert "/process/terminal: true needs --console-socket" in lc.output.read_text()
+    assert not (bundle.state_root / bundle.id).exists()

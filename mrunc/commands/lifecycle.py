@@ -40,7 +40,7 @@ def create(options: Namespace, opts: Namespace, detach: bool) -> int:
         raise
     finally:
         os.close(lock)
-    if status and detach or not detach:  # a failed create, or a foreground run that is over
+    if status or not detach:  # a failed create, or a foreground run that is over
         container.remove()
     return status
 
@@ -55,6 +55,8 @@ def _create_locked(container: Container, opts: Namespace, detach: bool, lock: in
                             preserve_fds=opts.preserve_fds)
     if isinstance(plan, str):
         return fail(plan)
+    if detach and any(o["op"] == "pty_relay" for o in plan["ops"]):  # as runc: nobody would hold the pty
+        return fail("/process/terminal: true needs --console-socket when the container is detached")
     with open(config_path) as f:
         config = json.load(f)
     state = {"ociVersion": config["ociVersion"], "id": opts.id, "status": "creating", "pid": 0,
