@@ -123,3 +123,22 @@ def test_umask_defaults_to_0022_whatever_mrunc_was_started_with(bundle):
     """runc's default: the container must not inherit the umask of the shell that ran the runtime."""
     result = run_config(bundle, base_config(["sh", "-c", "umask"]), preexec_fn=lambda: os.umask(0o077))
     assert result.stdout.strip() == "0022", result.stderr
+
+
+def test_missing_cwd_is_created_even_under_a_readonly_root(bundle):
+    """As runc does: the directory is made before the root turns read-only, and only inside the rootfs."""
+    config = base_config(["pwd"])
+    config["process"]["cwd"] = "/no/such/dir"
+    result = run_config(bundle, config)
+    assert result.stdout.strip() == "/no/such/dir", result.stderr
+    assert (bundle.path / "rootfs" / "no" / "such" / "dir").is_dir()
+
+
+def test_cwd_through_a_dangling_symlink_is_refused_and_nothing_made_outside(bundle, tmp_path):
+    outside = tmp_path / "outside"
+    (bundle.path / "rootfs" / "escape").symlink_to(outside)
+    config = base_config(["pwd"])
+    config["process"]["cwd"] = "/escape/made"
+    result = run_config(bundle, config)
+    assert result.returncode == 1 and "[init] mkdir_in_root (/process/cwd)" in result.stderr, result.stderr
+    assert not outside.exists()

@@ -162,3 +162,11 @@ def lower_paths(emit: Emitter, linux: dict) -> None:
         emit("readonly_path", "init", pointer("linux", "readonlyPaths", i), path=path)
     for i, path in enumerate(linux.get("maskedPaths", [])):
         emit("mask_path", "init", pointer("linux", "maskedPaths", i), path=path)
+
+
+def lower_cwd(emit: Emitter, process: dict, rootfs: str) -> None:
+    """A missing cwd is created, as runc does: after the mounts (it may lie on one), before the root turns
+    read-only."""
+    cwd = process.get("cwd", "/")
+    if cwd.strip("/"):
+        emit("mkdir_in_root", "init", "/process/cwd", root=rootfs, path=cwd)

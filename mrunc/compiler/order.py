@@ -48,6 +48,7 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
         lower_rootfs.lower_root(emit, rootfs, linux.get("rootfsPropagation", ""))
         lower_rootfs.lower_mounts(emit, config, rootfs, bundle, cgroup_by_ctrl)
         lower_rootfs.lower_devices(emit, linux, rootfs, in_userns="user" in ns)
+        lower_rootfs.lower_cwd(emit, process, rootfs)
 
     # 5. Hooks after the mounts and before pivot_root (config.md): prestart (deprecated) and createRuntime
     #    by the runtime on the host, then createContainer in the container's namespaces.
@@ -66,6 +67,7 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
             emit("remount", "init", "/root/readonly", target="/",
                  flags=["MS_BIND", "MS_REMOUNT", "MS_RDONLY", "MS_REC"], root=None)
     else:
+        lower_rootfs.lower_cwd(emit, process, rootfs)
         emit("chroot", "init", "/root/path", root=rootfs)
         lower_terminal.lower(emit, process, console_socket, mount_ns=False)
     if config.get("hostname"):

@@ -136,6 +136,12 @@ def symlink(ctx: Context, root: str, target: str, link: str) -> None:
         os.close(parent)
 
 
+@op("mkdir_in_root", "init", "root", "path")
+def mkdir_in_root(ctx: Context, root: str, path: str) -> None:
+    """Create a directory and its missing parents inside root (mode 0755), resolved safely; existing is fine."""
+    os.close(_open_in_root(root, path, create="dir"))
+
+
 @op("pivot_root", "init", "root")
 def pivot_root(ctx: Context, root: str) -> None:
     """pivot_root(".", "."), then make the old root a slave and detach it, so no host mount stays reachable."""
