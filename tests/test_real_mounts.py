@@ -135,3 +135,30 @@ def test_sysctls_are_set_in_the_containers_namespaces(bundle):
     assert result.stdout.split() == [value, "1234"], result.stderr
     assert open("/proc/sys/net/ipv4/ip_forward").read().strip() == host_forward  # host untouched
     assert open("/proc/sys/kernel/shmmni").read().strip() == host_shmmni
+
+
+def test_mount_types_and_atime_options(bundle, tmp_path):
+    host_file = tmp_path / "hostname-file"
+    host_file.write_text("bound file\n")
+    config = _writable_root(["sh", "-c", "cat /f; { echo x > /f; } 2>&1; ls /s/kernel >/dev/null && echo sysfs; "
+                                         "cat /proc/self/mountinfo"])
+    config["mounts"] += [
+        {"destination": "/s", "type": "sysfs", "source": "sysfs", "options": ["ro", "nosuid"]},
+        {"destination": "/mq", "type": "mqueue", "source": "mqueue", "options": ["nodev"]},
+        {"destination": "/noatime", "type": "tmpfs", "source": "tmpfs", "options": ["noatime", "ro"]},
+        {"destination": "/strict", "type": "tmpfs", "source": "tmpfs", "options": ["strictatime", "nodiratime"]},
+        {"destination": "/f", "type": "bind", "source": str(host_file), "options": ["rbind", "ro"]},
+    ]
+    result = run_config(bundle, config)
+    lines = result.stdout.splitlines()
+    assert lines[0] == "bound file" and "Read-only file system" in lines[1] and lines[2] == "sysfs", result.stderr
+
+    def options(point: str) -> tuple[str, set[str]]:
+        fields = _mountinfo(result.stdout, point)
+        return fields[fields.index("-") + 1], set(fields[5].split(","))
+
+    assert options("/s")[0] == "sysfs" and {"ro", "nosuid"} <= options("/s")[1]
+    assert options("/mq")[0] == "mqueue" and "nodev" in options("/mq")[1]
+    assert {"ro", "noatime"} <= options("/noatime")[1]
+    assert "nodiratime" in options("/strict")[1] and "relatime" not in options("/strict")[1]
+    assert "ro" in options("/f")[1]
