@@ -83,7 +83,9 @@ def test_a_cwd_through_proc_self_fd_cannot_reach_the_host(bundle, tmp_path):
         os.close(fd)
     assert SECRET in unprotected.stdout, unprotected.stderr
     assert protected.returncode == 1 and SECRET not in protected.stdout
-    assert f"chdir (/process/cwd): path=/proc/self/fd/{fd} must=True: ELOOP" in protected.stderr
+    # refused where the cwd is first resolved inside the rootfs: making a missing cwd, or the chdir
+    assert "(/process/cwd): " in protected.stderr and f"path=/proc/self/fd/{fd}" in protected.stderr
+    assert "ELOOP" in protected.stderr
 
 
 # seccomp on every x86 ABI; no_new_privs against setuid; the bounding set against file capabilities.
