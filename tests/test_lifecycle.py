@@ -141,9 +141,9 @@ def test_bad_config_create_names_the_field_and_leaves_nothing(lc, bundle):
 
 def test_failing_op_in_create_cleans_up(lc, bundle):
     config = base_config(["true"])
-    config["process"]["cwd"] = "/nonexistent"
+    config["mounts"].append({"destination": "/data", "type": "bind", "source": "/nonexistent", "options": ["bind"]})
     assert lc.create(config).returncode == 1
-    assert "chdir (/process/cwd)" in lc.output.read_text()
+    assert f"mount (/mounts/{len(config['mounts']) - 1})" in lc.output.read_text()
     assert not (bundle.state_root / bundle.id).exists() and not cgroup_dirs(bundle)
 
 
