@@ -4,7 +4,8 @@ colliding on purpose. Afterwards `delete --force` (or the command's own cleanup)
 state dir, and `list` tells the truth throughout.
 
 Sizes: MRUNC_KILL_EVERY_OP=1 kills at every op (default: the first op of each kind and every runtime or
-protocol op); MRUNC_LOAD_CONTAINERS (default 10; the issue's 50 with MRUNC_LOAD_CONTAINERS=50)."""
+protocol op but repeated cgroup_writes; each cgroup_mkdir leaves a different half-made set);
+MRUNC_LOAD_CONTAINERS (default 10; the issue's 50 with MRUNC_LOAD_CONTAINERS=50)."""
 
 import json
 import os
@@ -84,14 +85,13 @@ def _kill_points(ops: list[dict]) -> list[int]:
         return list(range(len(ops)))
     seen, points = set(), []
     for i, o in enumerate(ops):
-        if o["proc"] == "runtime" or o["op"] not in seen or o["op"] in ("fork", "fork_init"):
+        repeated_write = o["op"] == "cgroup_write" and o["op"] in seen  # changes nothing delete must undo
+        if o["op"] not in seen or o["proc"] == "runtime" and not repeated_write or o["op"] in ("fork", "fork_init"):
             points.append(i)
         seen.add(o["op"])
     return points
 
 
-@pytest.mark.skip(reason="known bug, open: delete --force of a create SIGKILLed during its cgroup_mkdir ops fails "
-                  "(freezer.state of a cgroup never made, then a traceback) and leaks the cgroups it did make")
 def test_create_killed_at_any_op_is_cleaned_by_delete_force(runtime):
     config = hardened_config(["sleep", "100"])
     assert runtime.create(config, "probe").returncode == 0

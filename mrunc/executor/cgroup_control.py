@@ -61,7 +61,13 @@ def set_frozen(dirs: list[str], frozen: bool, timeout: float = 5) -> None:
 
 
 def kill_all(dirs: list[str], timeout: float = 5) -> None:
-    """SIGKILL every process of the container; returns once its cgroup is empty."""
+    """SIGKILL every process of the container; returns once its cgroups are empty.
+
+    Only the cgroups that exist count: a create killed among its cgroup_mkdir ops made some of them, and no
+    process can be in one never made."""
+    dirs = [d for d in dirs if os.path.isdir(d)]
+    if not dirs:
+        return
     unified = _unified(dirs)
     if unified and os.path.exists(os.path.join(unified, "cgroup.kill")):
         _write(os.path.join(unified, "cgroup.kill"), "1")
@@ -71,7 +77,7 @@ def kill_all(dirs: list[str], timeout: float = 5) -> None:
     freezer = next((d for d in dirs if "/freezer/" in d), None)
     if freezer:
         set_frozen(dirs, True, timeout)
-    procs = os.path.join(dirs[0], "cgroup.procs")
+    procs = [os.path.join(d, "cgroup.procs") for d in dirs]
     for pid in _pids(procs):
         try:
             os.kill(pid, signal.SIGKILL)
@@ -91,11 +97,14 @@ def _unpopulated(events: str) -> bool:
         raise
 
 
-def _pids(procs: str) -> list[int]:
-    """The pids in a cgroup.procs file; none once the cgroup is gone (mrunc removes it when init is reaped)."""
-    try:
-        return [int(p) for p in _read(procs).split()]
-    except OSError as e:
-        if e.errno in GONE:
-            return []
-        raise
+def _pids(procs: list[str]) -> set[int]:
+    """The pids in any of these cgroup.procs files; none in a cgroup that is gone (mrunc removes it when init
+    is reaped)."""
+    pids: set[int] = set()
+    for path in procs:
+        try:
+            pids.update(int(p) for p in _read(path).split())
+        except OSError as e:
+            if e.errno not in GONE:
+                raise
+    return pids
