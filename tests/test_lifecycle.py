@@ -165,6 +165,16 @@ def test_kill_takes_signal_names_and_numbers(lc, bundle, name):
     lc.wait_status("stopped")
 
 
+@pytest.mark.parametrize("name", ["TERM", "INT"])
+def test_kill_stops_a_created_container_as_runc_does(lc, bundle, name):
+    assert lc.create(base_config(["sleep", "100"])).returncode == 0
+    pid = lc.state()["pid"]
+    assert lc("kill", bundle.id, name).returncode == 0
+    lc.wait_status("stopped")
+    wait_for(lambda: not _alive(pid))
+    assert lc("delete", bundle.id).returncode == 0
+
+
 def test_kill_refuses_an_unknown_signal(lc, bundle):
     assert lc.create(base_config(["sleep", "100"])).returncode == 0
     result = lc("kill", bundle.id, "NOPE")

@@ -12,6 +12,7 @@ built-in modules and modules imported beforehand may be used here.
 from __future__ import annotations
 
 import _json  # already loaded on the exec path (plan.py); its string encoder writes the hooks' state JSON
+import _signal  # built in and loaded at interpreter start (signal.py would import enum)
 import errno
 import os
 import select
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 SIGKILL = 9
+# A created container's init is pid 1 of its pid namespace, which the kernel spares every signal it has no
+# handler for. runc's waiting init (Go) exits on these, so `kill ID TERM` stops a created container there.
+STOPPING_SIGNALS = (1, 2, 3, 15)  # HUP, INT, QUIT, TERM
 # The status a hook of each kind sees on stdin (runtime-spec runtime.md, "Lifecycle").
 HOOK_STATUS = {"prestart": "creating", "createRuntime": "creating", "createContainer": "creating",
                "startContainer": "created", "poststart": "running", "poststop": "stopped"}
@@ -46,10 +50,17 @@ def _unlink_if_there(path: str) -> None:
 
 @op("wait_start", "init", "path")
 def wait_start(ctx: Context, path: str) -> None:
-    """Block reading the exec fifo (by the inherited fd) until `mrunc start` writes its byte."""
+    """Block reading the exec fifo (by the inherited fd) until `mrunc start` writes its byte. Until execve
+    resets them, STOPPING_SIGNALS end init, as they end runc's."""
+    for signum in STOPPING_SIGNALS:
+        _signal.signal(signum, _exit_on_signal)
     while os.read(ctx.exec_fifo, 1) != b"0":
         pass
     # The fd stays open: it closes on execve (close-on-exec), which is how `start` knows the exec happened.
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    os._exit(128 + signum)
 
 
 def release(path: str, wait_for_exec: bool) -> None:
