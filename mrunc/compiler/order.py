@@ -82,6 +82,9 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
         # Block until `mrunc start` (config.md: startContainer hooks run after start), then the
         # startContainer hooks. poststart/poststop: lower_later.
         if exec_fifo:
+            # Until start, init is the host's interpreter holding the state dir's fds, and `mrunc exec` may put
+            # the container's processes beside it: they must not reach its /proc/1/exe, fds or environ.
+            emit("non_dumpable", "init", "/")
             emit("wait_start", "init", "/", path=exec_fifo)
         lower_hooks.lower(emit, config, "startContainer", "init", container_id)
         lower_hooks.lower_later(emit, config, container_id)
@@ -145,12 +148,18 @@ def lower_exec(process: dict, target: dict, console_socket: str | None, pid_file
     emit = Emitter()
     # 1. Join the container's cgroup before its namespaces, as init did (its cgroup namespace is rooted there).
     emit("fork", "runtime", "/")
+    # 0. Non-dumpable before joining anything (as runc's nsexec when it joins namespaces): the container's
+    #    processes would otherwise see, in /proc/PID of ours, the host's interpreter (exe) to reopen for
+    #    writing once we are gone (CVE-2019-5736), and our fds and environ. init inherits it; execve resets it.
+    emit("non_dumpable", "child", "/container/namespaces")
     emit("cgroup_enter", "child", "/container/cgroups", dirs=target["cgroups"])
     # 2. Join every namespace init is in: the user namespace first (it then owns our rights in the others).
-    for kind in lower_process.NAMESPACE_ORDER:
-        if kind in target["namespaces"]:
-            emit("setns", "child", "/container/namespaces", type=kind,
-                 path=f"/proc/{target['pid']}/ns/{lower_process.NS_FILES[kind]}")
+    #    Their files are all opened first, from the host: init's /proc/PID/ns is out of reach once joined.
+    paths = {kind: f"/proc/{target['pid']}/ns/{lower_process.NS_FILES[kind]}" for kind in
+             lower_process.NAMESPACE_ORDER if kind in target["namespaces"]}
+    emit("open_ns_files", "child", "/container/namespaces", paths=list(paths.values()))
+    for kind, path in paths.items():
+        emit("setns", "child", "/container/namespaces", type=kind, path=path)
     # 3. Fork: a joined pid (and time) namespace applies to children only.
     emit("fork_init", "child", "/container/namespaces")
     # 4. Joining the mount namespace made its root ours; without one the container is a chroot.

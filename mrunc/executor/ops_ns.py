@@ -17,10 +17,19 @@ protocol_op("fork", "runtime", "fork the child process; from here runtime and ch
 protocol_op("fork_init", "child", "fork init, the container's pid 1; child reports its pid and exits")
 
 
+@op("open_ns_files", "child", "paths")
+def open_ns_files(ctx: Context, paths: list[str]) -> None:
+    """open(2) every namespace file the setns ops that follow join, while still on the host: once in the
+    container's user namespace /proc/PID/ns of its init may be denied, and once in its mount namespace
+    /proc is the container's, where PID is no pid or another process."""
+    ctx.ns_fds = {path: os.open(path, os.O_RDONLY | os.O_CLOEXEC) for path in paths}
+
+
 @op("setns", "child", "type", "path")
 def setns(ctx: Context, type: str, path: str) -> None:
-    """Join an existing namespace by path (setns(2))."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    """Join an existing namespace by path (setns(2)), through the fd open_ns_files opened if it did."""
+    fd = (ctx.ns_fds or {}).pop(path, None)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC) if fd is None else fd
     try:
         libc.setns(fd, CLONE_FLAGS[NAMESPACE_FLAGS[type]])
     finally:

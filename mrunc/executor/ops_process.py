@@ -103,6 +103,13 @@ def no_new_privs(ctx: Context) -> None:
     libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
 
 
+@op("non_dumpable", "child init")
+def non_dumpable(ctx: Context) -> None:
+    """prctl(PR_SET_DUMPABLE, 0): the container's processes can no longer open our /proc/PID/exe (the host's
+    interpreter: CVE-2019-5736), fds, cwd or environ, nor ptrace us. A fork inherits it; execve resets it."""
+    libc.prctl(libc.PR_SET_DUMPABLE, 0)
+
+
 @op("seccomp_load", "init", "bpf", "flags", "pfc")
 def seccomp_load(ctx: Context, bpf: str, flags: list[str], pfc: str) -> None:
     """seccomp(SECCOMP_SET_MODE_FILTER) with the BPF the compiler made; `pfc` is its readable form."""
