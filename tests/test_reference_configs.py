@@ -124,13 +124,22 @@ def test_official_examples_without_a_process_compile_and_run_once_given_one(bund
     assert result.stdout == "ran\n", result.stderr
 
 
-def test_official_netdevice_example_is_refused_by_name(bundle):
-    """Moving host interfaces into the container is not implemented: refused, naming the field, not ignored."""
-    bundle.write(_official_good("linux-netdevice.json", bundle, ["true"]))
+def test_official_netdevice_example_compiles_once_it_has_a_network_namespace(bundle):
+    """As given it has no namespaces, so the devices would stay in the host's: refused, as runc does. With a new
+    network namespace it lowers to one move per device. Not run: it names the host's real eth0."""
+    config = _official_good("linux-netdevice.json", bundle, ["true"])
+    bundle.write(config)
     result = mrunc("compile", str(bundle.config_path))
-    assert result.returncode == 1
-    assert "/linux/netDevices: moving network devices into the container is not supported" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "/linux/netDevices: moving network devices needs a network namespace in /linux/namespaces" in result.stderr
+    config["linux"]["namespaces"] = [{"type": "network"}]
+    bundle.write(config)
+    result = mrunc("compile", "--format", "text", str(bundle.config_path))
+    assert result.returncode == 0, result.stderr
+    moves = [line.split("netdev_move")[1].strip() for line in result.stdout.splitlines() if "netdev_move" in line]
+    assert moves == ["device=ens4 name=ens4  # /linux/netDevices/ens4",
+                     "device=ens5 name=ens5  # /linux/netDevices/ens5",
+                     "device=eth0 name=container_eth0  # /linux/netDevices/eth0"]
 
 
 def test_official_spec_example_compiles(bundle):

@@ -5,7 +5,7 @@ runc, crun and youki agree on this order (design.md); where they differ the choi
 
 from collections.abc import Callable
 
-from mrunc.compiler import lower_cgroups, lower_hooks, lower_process, lower_rootfs, lower_terminal
+from mrunc.compiler import lower_cgroups, lower_hooks, lower_network, lower_process, lower_rootfs, lower_terminal
 from mrunc.compiler.emit import Emitter
 
 
@@ -34,6 +34,10 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
     # 2. Namespaces: joins, then a new user namespace whose maps the parent writes while child waits
     #    (only a process outside it may), then the rest, owned by that user namespace.
     lower_process.lower_namespaces(emit, linux)
+    # linux.netDevices: runtime moves each host interface into the network namespace child is now in (new or
+    # joined), by child's pid, while child waits; so before init exists and the container process ever looks at
+    # its interfaces (runc moves them at the same point). Not later: child exits at fork_init.
+    lower_network.lower(emit, linux)
 
     # 3. Fork again: a new pid namespace takes effect for children only; init is its pid 1.
     emit("fork_init", "child", "/linux/namespaces")

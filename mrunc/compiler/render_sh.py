@@ -8,7 +8,8 @@ SH_EXPRESSED = {"cgroup_mkdir", "cgroup_copy_parent", "cgroup_write", "cgroup_en
                 "write_id_map", "become_ns_root", "fork_init", "loopback_up", "mount", "remount", "mknod", "symlink",
                 "pivot_root", "mask_path", "readonly_path", "sysctl", "sethostname", "setdomainname", "setrlimit",
                 "oom_score_adj", "chdir", "umask", "drop_bounding", "keep_caps", "set_ids", "capset",
-                "ambient_raise", "no_new_privs", "close_fds", "execve", "mkdir_in_root", "cgroup_write_first"}
+                "ambient_raise", "no_new_privs", "close_fds", "execve", "mkdir_in_root", "cgroup_write_first",
+                "netdev_move"}
 MOUNT_WORDS = {"MS_RDONLY": "ro", "MS_NOSUID": "nosuid", "MS_NODEV": "nodev", "MS_NOEXEC": "noexec",
                "MS_SYNCHRONOUS": "sync", "MS_REMOUNT": "remount", "MS_MANDLOCK": "mand", "MS_DIRSYNC": "dirsync",
                "MS_NOSYMFOLLOW": "nosymfollow", "MS_NOATIME": "noatime", "MS_NODIRATIME": "nodiratime",
@@ -75,4 +76,6 @@ def context(plan: dict) -> dict:
     from mrunc.executor.ops import OPS
 
     docs = {o["op"]: OPS[o["op"]].doc for o in plan["ops"]}
-    return {"enter": (["nsenter"] + enter if enter else []) + unshare, "setpriv": setpriv, "gaps": gaps, "docs": docs}
+    netdevs = [o["args"] for o in plan["ops"] if o["op"] == "netdev_move"]  # init moves them from the host's netns
+    return {"enter": (["nsenter"] + enter if enter else []) + unshare, "setpriv": setpriv, "gaps": gaps, "docs": docs,
+            "netdevs": netdevs}
