@@ -39,9 +39,10 @@ def _destroy(container: Container, state: dict) -> int:
 
     pid, started = state["pid"], state.get("init_start_time")
     try:
-        cgroup_control.kill_all(state["cgroups"])
+        how = cgroup_control.kill_all(state["cgroups"])
     except (OSError, TimeoutError) as e:
         return fail(f"container {container.id!r}: cannot kill its processes: {e}")
+    log.debug(f"delete {container.id!r}: killed what was left: {how}")
     if not ops_lifecycle.wait_gone(lambda: ops_lifecycle.alive(pid, started), 10):
         return fail(f"container {container.id!r}: init {pid} survived SIGKILL")
     plan = container.plan()

@@ -1,12 +1,14 @@
-"""`mrunc kill [--all] ID [SIGNAL]`: signal init (or, with --all, every process in the container's cgroup).
-SIGNAL is a name with or without SIG, or a number; TERM by default. A stopped container cannot be killed."""
+"""`mrunc kill [--all] ID [SIGNAL]`: signal init (or, with --all, every process in the container's cgroup:
+mrunc/executor/cgroup_control.py, cgroup.kill for KILL on v2). SIGNAL is a name with or without SIG, or a
+number; TERM by default. A stopped container cannot be killed."""
 
 import argparse
 import os
 import signal
 
 from mrunc.commands.common import fail
-from mrunc.state import Container, StateError, cgroup_procs
+from mrunc.executor import cgroup_control
+from mrunc.state import Container, StateError
 
 
 def parse_signal(text: str) -> int:
@@ -35,12 +37,22 @@ def main(options, args: list[str]) -> int:
             status = container.status(state)
             if status in ("stopped", "creating"):
                 return fail(f"cannot kill container {opts.id!r}: it is {status}, not created or running")
-            pids = cgroup_procs(state["cgroups"]) if opts.all else [state["pid"]]
-            for pid in pids:
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
+            if opts.all:
+                _signal_all(opts.id, state["cgroups"], sig)
+                return 0
+            try:
+                os.kill(state["pid"], sig)
+            except ProcessLookupError:
+                pass
     except StateError as e:
         return fail(str(e))
+    except (OSError, TimeoutError) as e:
+        return fail(f"cannot kill container {opts.id!r}: {e}")
     return 0
+
+
+def _signal_all(container_id: str, cgroups: list[str], sig: int) -> None:
+    from mrunc import log
+
+    how = cgroup_control.signal_all(cgroups, sig)
+    log.debug(f"kill --all {container_id!r} signal {sig}: {how}")

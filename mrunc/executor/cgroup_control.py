@@ -2,10 +2,9 @@
 
 For the lifecycle commands (pause, resume, kill --all, delete). The cgroup directories are the plan's:
 `container_cgroups(plan)` reads them from its cgroup_enter op, so these do what the plan says and no more.
-  v2: cgroup.freeze (1/0; done when cgroup.events says 'frozen 1'), cgroup.kill (one write kills the whole
-      subtree, atomically, so no process forks away from it).
-  v1: the freezer controller's freezer.state (FROZEN/THAWED); v1 has no cgroup.kill, so freeze, SIGKILL
-      each pid in cgroup.procs, thaw.
+  v2: cgroup.freeze (1/0; done when cgroup.events says 'frozen 1'), cgroup.kill for SIGKILL (one write kills
+      the whole subtree, atomically, so no process forks away from it).
+  v1, other signals, or a v2 kernel without cgroup.kill: freeze, signal each pid of the cgroup trees, thaw.
 """
 
 import errno
@@ -60,32 +59,76 @@ def set_frozen(dirs: list[str], frozen: bool, timeout: float = 5) -> None:
     _wait(lambda: _read(state).strip() == want, want, timeout)
 
 
-def kill_all(dirs: list[str], timeout: float = 5) -> None:
-    """SIGKILL every process of the container; returns once its cgroups are empty.
+def signal_all(dirs: list[str], sig: int, timeout: float = 5) -> str:
+    """Send `sig` to every process of the container (kill --all); returns how, for the debug log.
+    SIGKILL on v2 is one write to cgroup.kill. Anything else, or a kernel without cgroup.kill (before 5.14),
+    or v1: freeze, signal each pid, thaw, so nothing forks away in between (as runc does)."""
+    unified = _unified(dirs)
+    if sig == signal.SIGKILL and unified and os.path.exists(os.path.join(unified, "cgroup.kill")):
+        _write(os.path.join(unified, "cgroup.kill"), "1")
+        return "cgroup.kill"
+    return signal_each(dirs, sig, timeout)
+
+
+def signal_each(dirs: list[str], sig: int, timeout: float = 5) -> str:
+    """Freeze the container (if it has a freezer), signal every pid of its cgroup trees, thaw: a killed process
+    dies as it thaws. Like runc, thaws even a container that was paused before."""
+    freezer = _freezer_file(dirs)
+    if freezer:
+        set_frozen(dirs, True, timeout)
+    try:
+        for pid in tree_pids(dirs):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+    finally:
+        if freezer:
+            _thaw(*freezer)
+    return f"freeze ({freezer[0]}), signal each pid, thaw" if freezer else "signal each pid (no freezer)"
+
+
+def kill_all(dirs: list[str], timeout: float = 5) -> str:
+    """SIGKILL every process of the container; returns (how) once its cgroups are empty.
 
     Only the cgroups that exist count: a create killed among its cgroup_mkdir ops made some of them, and no
     process can be in one never made."""
     dirs = [d for d in dirs if os.path.isdir(d)]
     if not dirs:
-        return
+        return "no cgroup to kill in (none was made)"
+    how = signal_all(dirs, signal.SIGKILL, timeout)
     unified = _unified(dirs)
-    if unified and os.path.exists(os.path.join(unified, "cgroup.kill")):
-        _write(os.path.join(unified, "cgroup.kill"), "1")
+    if unified:
         _wait(lambda: _unpopulated(os.path.join(unified, "cgroup.events")), "kill", timeout)
-        return
-    # v1: freeze first, so nothing forks between reading cgroup.procs and the kills (as runc does).
+    else:
+        _wait(lambda: not tree_pids(dirs), "kill", timeout)
+    return how
+
+
+def tree_pids(dirs: list[str]) -> list[int]:
+    """Every pid in the container's cgroups and the cgroups below them (a container may make its own)."""
+    pids: set[int] = set()
+    for top in dirs:
+        pids.update(_pids([os.path.join(d, "cgroup.procs") for d, _, _ in os.walk(top)]))
+    return sorted(pids)
+
+
+def _freezer_file(dirs: list[str]) -> tuple[str, str] | None:
+    """(freeze file, its thawed value): v2's cgroup.freeze or v1's freezer.state; None if the plan has neither."""
+    unified = _unified(dirs)
+    if unified:
+        return os.path.join(unified, "cgroup.freeze"), "0"
     freezer = next((d for d in dirs if "/freezer/" in d), None)
-    if freezer:
-        set_frozen(dirs, True, timeout)
-    procs = [os.path.join(d, "cgroup.procs") for d in dirs]
-    for pid in _pids(procs):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    if freezer:
-        _write(os.path.join(freezer, "freezer.state"), "THAWED")  # the killed die as they thaw
-    _wait(lambda: not _pids(procs), "kill", timeout)
+    return (os.path.join(freezer, "freezer.state"), "THAWED") if freezer else None
+
+
+def _thaw(path: str, value: str) -> None:
+    """Thaw without waiting: the killed die as they thaw, and mrunc may remove the cgroup once init is reaped."""
+    try:
+        _write(path, value)
+    except OSError as e:
+        if e.errno not in GONE:
+            raise
 
 
 def _unpopulated(events: str) -> bool:
