@@ -144,12 +144,15 @@ def test_official_netdevice_example_compiles_once_it_has_a_network_namespace(bun
 
 def test_official_spec_example_compiles(bundle):
     """It cannot run on this host: cpuset.cpus 2-3 on a 2-cpu machine, uid map to host 1000 that cannot reach a
-    rootfs under a 0700 directory, sda and hook binaries that do not exist. It compiles, with notes."""
+    rootfs under a 0700 directory, sda and hook binaries that do not exist, and no AppArmor or SELinux to take its
+    labels. It compiles, with notes; the labels are ops and mount options, as runc applies them."""
     bundle.write(_official_good("spec-example.json", bundle))
     result = mrunc("compile", "--format", "text", str(bundle.config_path))
     assert result.returncode == 0, result.stderr
     for expected in ("set_time_offsets", "write_id_map", "seccomp_load", "sethostname", "setdomainname",
-                     "note: /linux/resources/hugepageLimits/1"):
+                     "note: /linux/resources/hugepageLimits/1", "apparmor_profile    name=acme_secure_profile",
+                     "selinux_exec_label  label=system_u:system_r:svirt_lxc_net_t:s0:c124,c675",
+                     'data=mode=755,size=65536k,context="system_u:object_r:svirt_san'):
         assert expected in result.stdout
 
 

@@ -97,6 +97,9 @@ def check_process(process: object) -> None:
             raise ConfigError(pointer("rlimits", i), f"got {json.dumps(limit)}; allowed: type one of "
                               f"{', '.join(RLIMITS)}, with soft and hard")
         _numbers(limit, ("soft", "hard"), pointer("rlimits", i), required=True)
+    for key in ("apparmorProfile", "selinuxLabel"):
+        if not isinstance(process.get(key, ""), str):
+            raise ConfigError(f"/{key}", f"got {json.dumps(process[key])}; allowed: a string")
     for key in ("terminal", "noNewPrivileges"):
         if not isinstance(process.get(key, False), bool):
             raise ConfigError(f"/{key}", f"got {json.dumps(process[key])}; allowed: true or false")

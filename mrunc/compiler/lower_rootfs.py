@@ -37,6 +37,10 @@ ROOT_PROPAGATION = {"": ["MS_PRIVATE", "MS_REC"], "private": ["MS_PRIVATE", "MS_
                     "slave": ["MS_SLAVE", "MS_REC"], "shared": ["MS_SHARED", "MS_REC"],
                     "unbindable": ["MS_UNBINDABLE", "MS_REC"]}
 
+# Filesystems made for the container get linux.mountLabel as an SELinux context= option, as runc does; these keep
+# the labels their kernel code gives them (runc labels mqueue's files only where SELinux is on).
+UNLABELLED_TYPES = {"proc", "sysfs", "mqueue"}
+
 # Nodes every container gets (runc's and crun's defaults), and the /dev symlinks.
 DEFAULT_DEVICES = (("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/tty", 5, 0),
                    ("/dev/urandom", 1, 9), ("/dev/random", 1, 8))
@@ -79,6 +83,7 @@ def lower_root(emit: Emitter, rootfs: str, propagation: str) -> None:
 
 def lower_mounts(emit: Emitter, config: dict, rootfs: str, bundle: str, cgroup_dirs: dict[str, str]) -> None:
     """Every mount in listed order (config.md: 'MUST mount entries in the listed order')."""
+    label = config.get("linux", {}).get("mountLabel")
     for i, m in enumerate(config.get("mounts", [])):
         where = pointer("mounts", i)
         flags, bind, propagation, data = parse_options(m.get("options", []), where)
@@ -99,6 +104,8 @@ def lower_mounts(emit: Emitter, config: dict, rootfs: str, bundle: str, cgroup_d
         else:
             if not kind:
                 raise ConfigError(where + "/type", "missing; allowed: a filesystem type, or a bind option")
+            if label and kind not in UNLABELLED_TYPES:
+                data.append(f'context="{label}"')
             emit("mount", "init", where, source=m.get("source") or kind, target=m["destination"], fstype=kind,
                  flags=flags, data=",".join(data) or None, root=rootfs, create="dir")
         for change in propagation:
@@ -162,6 +169,8 @@ def lower_paths(emit: Emitter, linux: dict) -> None:
         emit("readonly_path", "init", pointer("linux", "readonlyPaths", i), path=path)
     for i, path in enumerate(linux.get("maskedPaths", [])):
         emit("mask_path", "init", pointer("linux", "maskedPaths", i), path=path)
+    if linux.get("mountLabel") and linux.get("maskedPaths"):
+        emit.note("/linux/mountLabel", "not given to the empty tmpfs over a masked directory (runc labels it)")
 
 
 def lower_cwd(emit: Emitter, process: dict, rootfs: str) -> None:

@@ -103,6 +103,14 @@ def lower_user_process(emit: Emitter, process: dict, seccomp: dict | None, secco
                        before_exec: Callable[[], None]) -> None:
     """From rlimits to execve: the steps that shape the user process, for a container's init and for a
     process `mrunc exec` adds to it. `seccomp`: the seccomp_load op's arguments, if there is a filter."""
+    # LSM labels take effect at execve; asked for while init is still root, before seccomp and no_new_privs
+    # (runc: AppArmor right after the hostname, SELinux just before seccomp). On a host without that LSM the
+    # kernel refuses the write, so the container fails there, as runc's does (runc refuses an SELinux label
+    # earlier, before creating anything; mrunc's cleanup leaves nothing either).
+    if process.get("apparmorProfile"):
+        emit("apparmor_profile", "init", "/process/apparmorProfile", name=process["apparmorProfile"])
+    if process.get("selinuxLabel"):
+        emit("selinux_exec_label", "init", "/process/selinuxLabel", label=process["selinuxLabel"])
     # rlimits (runc sets them from the parent with prlimit, crun before clone, youki after the user
     # namespace): here init sets them, while it still holds its capabilities.
     lower_process.lower_limits(emit, process)

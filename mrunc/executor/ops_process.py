@@ -33,6 +33,22 @@ def chdir(ctx: Context, path: str, must: bool) -> None:
             raise
 
 
+@op("apparmor_profile", "init", "name")
+def apparmor_profile(ctx: Context, name: str) -> None:
+    """Enter AppArmor profile `name` at the next execve: write `exec NAME` to /proc/thread-self/attr/apparmor/exec
+    (attr/exec on kernels older than 5.8), as libapparmor's aa_change_onexec does."""
+    try:
+        write_proc("thread-self/attr/apparmor/exec", f"exec {name}")
+    except FileNotFoundError:
+        write_proc("thread-self/attr/exec", f"exec {name}")
+
+
+@op("selinux_exec_label", "init", "label")
+def selinux_exec_label(ctx: Context, label: str) -> None:
+    """Run the next execve in SELinux context `label`: write it to /proc/thread-self/attr/exec (setexeccon)."""
+    write_proc("thread-self/attr/exec", label)
+
+
 @op("setrlimit", "init", "type", "soft", "hard")
 def setrlimit(ctx: Context, type: str, soft: int, hard: int) -> None:
     """setrlimit(2) on the container's init; its children inherit it."""

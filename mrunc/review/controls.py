@@ -220,6 +220,12 @@ def _unsafe_sysctls(m: Model) -> Iterator[Hit]:
             yield Hit(f.src, f.ops, f"{f.key[7:]} = {f.value}")
 
 
+def _apparmor_unconfined(m: Model) -> Iterator[Hit]:
+    profile = m.get("process", "apparmor profile")
+    if profile and profile.value == "unconfined":
+        yield Hit(profile.src, profile.ops, "AppArmor profile 'unconfined'")
+
+
 def _privilege_escalation(m: Model) -> Iterator[Hit]:
     if not m.get("process", "no_new_privs"):
         execve = m.get("process", "args")
@@ -273,6 +279,8 @@ CONTROLS = (
             "without a deny-all device rule, mknod and open of any device node works", _devices_allow_all),
     Control("sysctl.unsafe", "baseline", "medium", "sysctl outside the safe set",
             "only the Pod Security Standards' safe sysctls are known not to affect other containers", _unsafe_sysctls),
+    Control("apparmor.unconfined", "baseline", "high", "AppArmor disabled",
+            "'unconfined' turns off the mandatory access control the host applies to containers", _apparmor_unconfined),
     Control("caps.restricted", "restricted", "medium", "capabilities beyond NET_BIND_SERVICE",
             "restricted containers drop every capability but binding low ports", _caps_beyond(RESTRICTED_CAPS)),
     Control("process.privilege-escalation", "restricted", "medium", "noNewPrivileges is false",

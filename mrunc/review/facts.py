@@ -204,7 +204,8 @@ def _cgroups(m: Model) -> None:
 
 def _process(m: Model) -> None:
     keys = {"sethostname": "hostname", "setdomainname": "domainname", "oom_score_adj": "oom_score_adj",
-            "umask": "umask", "close_fds": "preserved fds"}
+            "umask": "umask", "close_fds": "preserved fds", "apparmor_profile": "apparmor profile",
+            "selinux_exec_label": "selinux label"}
     for i, o in enumerate(m.ops):
         a = o["args"]
         if o["op"] == "set_ids":
