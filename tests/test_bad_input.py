@@ -185,7 +185,7 @@ BAD_PLANS = [
     ("missing-arg", "/args: mount takes"),
     ("args-not-object", "/args: mount takes"),
     ("op-not-object", ": expected an object"),
-    ("no-execve", "/ops: a plan must fork, fork_init, and end with execve"),
+    ("no-execve", "/ops: no execve, so there is nothing to start"),
     ("host", "/host: the plan was compiled for another host: cgroup"),
     ("not-object", "plan: expected a JSON object"),
 ]

@@ -108,12 +108,31 @@ def test_official_minimal_for_start_runs(bundle):
 
 
 @pytest.mark.parametrize("name", ["minimal.json", "linux-rdma.json"])
-def test_official_examples_without_a_process_compile_and_run_once_given_one(bundle, name):
-    """The spec makes `process` REQUIRED only for start; with none there is nothing to run, and mrunc says so.
-    Given a process they run (rdma is not a controller here: the plan notes it is not applied)."""
+def test_official_examples_without_a_process_compile_and_nothing_starts_them(bundle, name):
+    """The spec makes `process` REQUIRED only for start: the plan compiles, says there is nothing to run and
+    has no process ops; exec of that plan, run and create refuse it naming /process, leaving nothing behind."""
     bundle.write(_official_good(name, bundle))
-    refused = mrunc("compile", str(bundle.config_path))
-    assert refused.returncode == 1 and "/process: missing" in refused.stderr and "Traceback" not in refused.stderr
+    plan_path = bundle.path / "plan.json"
+    compiled = mrunc("compile", str(bundle.config_path), "-o", str(plan_path))
+    assert compiled.returncode == 0, compiled.stderr
+    ops = [o["op"] for o in json.loads(plan_path.read_text())["ops"]]
+    assert "execve" not in ops and "chdir" not in ops and "fork_init" in ops
+    listing = mrunc("compile", "--format", "text", str(bundle.config_path)).stdout
+    assert "note: /process: missing: the config has no process, so there is nothing to start" in listing
+    state = ("--root", str(bundle.state_root))
+    for command in (("exec", str(plan_path)), (*state, "run", "--bundle", str(bundle.path), bundle.id),
+                    (*state, "create", "--bundle", str(bundle.path), bundle.id)):
+        result = mrunc(*command)
+        assert result.returncode == 1, result.stderr
+        assert "/process" in result.stderr and "nothing to start" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+        assert not (bundle.state_root / bundle.id).exists()
+    assert "does not exist" in mrunc(*state, "start", bundle.id).stderr
+
+
+@pytest.mark.parametrize("name", ["minimal.json", "linux-rdma.json"])
+def test_official_examples_without_a_process_run_once_given_one(bundle, name):
+    """rdma is not a controller here: the plan notes it is not applied."""
     config = _official_good(name, bundle, ["echo", "ran"])
     bundle.write(config)
     listing = mrunc("compile", "--format", "text", str(bundle.config_path))

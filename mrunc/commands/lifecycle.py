@@ -55,6 +55,10 @@ def _create_locked(container: Container, opts: Namespace, detach: bool, lock: in
                             preserve_fds=opts.preserve_fds)
     if isinstance(plan, str):
         return fail(plan)
+    if not any(o["op"] == "execve" for o in plan["ops"]):
+        from mrunc.executor.plan import NO_PROCESS
+
+        return fail(f"{config_path}: /process: {NO_PROCESS}")
     if detach and any(o["op"] == "pty_relay" for o in plan["ops"]):  # as runc: nobody would hold the pty
         return fail("/process/terminal: true needs --console-socket when the container is detached")
     with open(config_path) as f:

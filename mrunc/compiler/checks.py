@@ -59,8 +59,8 @@ def _check_namespaces(linux: dict) -> dict[str, str | None]:
 
 
 def _check_process(process: dict | None) -> None:
-    if process is None:
-        raise ConfigError("/process", "missing; a container needs a process to run (config.md: REQUIRED for start)")
+    if process is None:  # config.md: REQUIRED for start only; the plan says so and exec, run, create refuse it
+        return
     if not process.get("args"):
         raise ConfigError("/process/args", "missing or empty; allowed: at least the program to run")
     caps = process.get("capabilities", {})

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from mrunc.compiler import lower_cgroups, lower_hooks, lower_network, lower_process, lower_rootfs, lower_terminal
 from mrunc.compiler.emit import Emitter
+from mrunc.executor.plan import NO_PROCESS
 
 
 def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: str,
@@ -16,7 +17,7 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
     `preserve_fds`: fds 3..3+N-1 the engine passes on to the container (create --preserve-fds)."""
     emit = Emitter(bundle)
     linux = config.get("linux", {})
-    process = config["process"]
+    process = config.get("process", {})
     ns = lower_process.namespaces(linux)
 
     # 1. cgroup first, written by runtime before any process exists; child joins it before creating
@@ -81,6 +82,12 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
     for key, value in sorted(linux.get("sysctl", {}).items()):
         emit("sysctl", "init", f"/linux/sysctl/{key}", key=key, value=value)
     lower_rootfs.lower_paths(emit, linux)
+
+    if "process" not in config:
+        # The spec makes process REQUIRED for start only: the plan builds the container, ends before the process
+        # steps, and no command starts it (executor/plan.py).
+        emit.note("/process", f"missing: {NO_PROCESS}")
+        return emit
 
     def before_exec() -> None:
         # Block until `mrunc start` (config.md: startContainer hooks run after start), then the

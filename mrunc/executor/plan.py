@@ -18,6 +18,10 @@ PLAN_FIELDS = ("format", "mrunc_version", "config_sha256", "host", "ops")
 OP_FIELDS = ("op", "proc", "args", "src")
 
 
+NO_PROCESS = "the config has no process, so there is nothing to start (config.md: process is REQUIRED for start)"
+NO_EXECVE = "/ops: no execve, so there is nothing to start (as compiled from a config without /process)"
+
+
 class PlanError(Exception):
     """A plan the executor refuses to run; the message says which field and why."""
 
@@ -133,6 +137,8 @@ def _check_sequence(ops: list[dict]) -> None:
         elif o["op"] == "fork_init":
             phase = "init"
         waits = waits or o["op"] == "wait_start"
+    if not any(o["op"] == "execve" for o in ops):  # compiled from a config without a process
+        raise PlanError(NO_EXECVE)
     if ops[-1]["op"] != "execve" or phase != "init":
         raise PlanError("/ops: a plan must fork, fork_init, and end with execve")
 
