@@ -1,7 +1,7 @@
 """A recording fake of the syscall layer: ops run against it touch nothing on the host and leave, in order,
 the syscalls they would have made, strace-style, with flags by name.
 
-It replaces, in the op modules only, `libc` (the ctypes wrappers), `os`, `resource` and `open`. Calls that
+It replaces, in the op modules only, `libc` (the ctypes wrappers), `os` and `open`. Calls that
 change state are recorded; lookups (open, openat2, dup, close, fstat, statvfs) are not, but the fds they
 return are shown by the path they were opened for: `mount("proc", fd:/b/rootfs/proc, ...)`. The fake world
 is a set of existing paths (`files`, `dirs`, `devices`); opening anything else is ENOENT, and what an op
@@ -52,7 +52,6 @@ class FakeSyscalls:
         self._next_fd = 10
         self.libc = _Strict("libc", libc, self._libc_calls())
         self.os = _Strict("os", os, self._os_calls(), pure=PURE_OS)
-        self.resource = SimpleNamespace(setrlimit=self._setrlimit)
 
     # --- bookkeeping ---
     def _record(self, name: str, *args: object) -> None:
@@ -107,6 +106,7 @@ class FakeSyscalls:
             "open_in_root": lambda fd, path, flags=0: self._open_existing(self._resolve(path.lstrip("/"), fd)),
             "close_range": lambda first, last, flags: r("close_range", first, hex(last), flags),
             "openat2": lambda fd, path, flags=0, resolve=0: self._open_existing(self._resolve(path, fd)),
+            "setrlimit": lambda kind, soft, hard: r("setrlimit", RLIMIT_NAMES[kind], soft, hard),
             "fstatfs_type": lambda fd: libc.PROC_SUPER_MAGIC if self._fds[fd].startswith("/proc") else 0,
         }
 
@@ -186,10 +186,7 @@ class FakeSyscalls:
         self._record("mknod", full, f"{kind}|{oct(stat.S_IMODE(mode))}", f"{os.major(device)}:{os.minor(device)}")
         self.devices[full] = (os.major(device), os.minor(device))
 
-    # --- resource, open() ---
-    def _setrlimit(self, kind: int, limits: tuple[int, int]) -> None:
-        self._record("setrlimit", RLIMIT_NAMES[kind], *limits)
-
+    # --- open() ---
     def open(self, file: str | int, mode: str = "r", *args, **kwargs) -> "_FakeFile":
         """open() of a path, or of an fd an earlier (fake) openat2 returned."""
         return _FakeFile(self, self._fds[file] if isinstance(file, int) else file, mode)
@@ -197,7 +194,7 @@ class FakeSyscalls:
     # --- running ops ---
     def install(self, monkeypatch) -> None:
         for module in PATCHED_MODULES:
-            for name in ("libc", "os", "resource"):
+            for name in ("libc", "os"):
                 if hasattr(module, name):
                     monkeypatch.setattr(module, name, getattr(self, name))
             monkeypatch.setattr(module, "open", self.open, raising=False)

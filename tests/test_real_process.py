@@ -142,3 +142,15 @@ def test_cwd_through_a_dangling_symlink_is_refused_and_nothing_made_outside(bund
     result = run_config(bundle, config)
     assert result.returncode == 1 and "[init] mkdir_in_root (/process/cwd)" in result.stderr, result.stderr
     assert not outside.exists()
+
+
+def test_an_rlimit_the_kernel_refuses_is_reported_with_its_errno(bundle):
+    """A hard RLIMIT_NOFILE above fs.nr_open is EPERM for anyone, as raising a hard limit is without
+    CAP_SYS_RESOURCE: the op reports the kernel's errno (not Python's ValueError) and the container does not run."""
+    above = int(open("/proc/sys/fs/nr_open").read()) + 1
+    config = base_config(["echo", "ran"])
+    config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": above, "hard": above}]
+    result = run_config(bundle, config)
+    assert result.returncode == 1 and result.stdout == "", result.stderr
+    assert (f"[init] setrlimit (/process/rlimits/0): type=RLIMIT_NOFILE soft={above} hard={above}: "
+            "EPERM (Operation not permitted)") in result.stderr

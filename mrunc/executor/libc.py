@@ -92,6 +92,20 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
     return _check(_libc.prctl(option, *args))
 
 
+class _Rlimit(ctypes.Structure):
+    _fields_ = [("soft", ctypes.c_uint64), ("hard", ctypes.c_uint64)]
+
+
+RLIM_MAX = 2**64 - 1  # RLIM_INFINITY
+
+
+def setrlimit(resource: int, soft: int, hard: int) -> None:
+    """setrlimit(2), reporting the kernel's errno (Python's resource module turns EPERM into a ValueError)."""
+    if not (0 <= soft <= RLIM_MAX and 0 <= hard <= RLIM_MAX):
+        raise ValueError(f"rlimit values are 0..{RLIM_MAX}, got {soft}, {hard}")
+    _check(_libc.setrlimit(resource, ctypes.byref(_Rlimit(soft, hard))))
+
+
 class _CapHeader(ctypes.Structure):
     _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
 

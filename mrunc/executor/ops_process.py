@@ -3,7 +3,6 @@
 import binascii
 import errno
 import os
-import resource
 
 from mrunc.executor import libc
 from mrunc.executor.flags import CAPABILITIES, RLIMITS, mask
@@ -52,7 +51,7 @@ def selinux_exec_label(ctx: Context, label: str) -> None:
 @op("setrlimit", "init", "type", "soft", "hard")
 def setrlimit(ctx: Context, type: str, soft: int, hard: int) -> None:
     """setrlimit(2) on the container's init; its children inherit it."""
-    resource.setrlimit(RLIMITS[type], (soft, hard))
+    libc.setrlimit(RLIMITS[type], soft, hard)
 
 
 @op("oom_score_adj", "init", "value")
