@@ -16,7 +16,6 @@ import posixpath
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis.internal.conjecture import utils as conjecture_utils
 from hypothesis_jsonschema import from_schema
 
 from mrunc.compiler import load
@@ -33,21 +32,6 @@ ROOTFS = "/b/rootfs"
 SCHEMA = load.schema()
 HOSTS = st.sampled_from([HOST_V1, HOST_V2])
 
-
-def _many_more(self) -> bool:
-    """The pinned hypothesis-jsonschema (0.23.1) drives hypothesis' internal `many` with a `more()` method that
-    the pinned hypothesis (6.170) replaced by a with/for protocol; this is `more()` on top of that protocol."""
-    if self._depth is None:
-        self.__enter__()
-        self._elements = iter(self)
-    if next(self._elements, StopIteration) is StopIteration:
-        self.__exit__(None)
-        return False
-    return True
-
-
-if not hasattr(conjecture_utils.many, "more"):
-    conjecture_utils.many.more = _many_more
 
 COMMON = {"deadline": None, "suppress_health_check": list(HealthCheck), "database": None,
           "derandomize": os.environ.get("MRUNC_HYPOTHESIS_RANDOM") != "1"}
