@@ -16,7 +16,12 @@ import pytest
 
 from mrunc.compiler import render, render_sh
 from mrunc.compiler.errors import ConfigError
+from mrunc.review import audit, profiles
+from mrunc.review.diff import diff
+from mrunc.review.inputs import Subject
+from mrunc.review.verify import verify
 from tests.conftest import REPO, base_config, mrunc, run_config
+from tests.lifecycle_helpers import Lifecycle
 from tests.reference import reference_config
 from tests.test_lowering import compile_fragment, ops
 from tests.test_real_namespaces import named_netns  # noqa: F401  (a fixture)
@@ -247,3 +252,50 @@ def test_the_py_rendering_runs_a_container_with_a_moved_device_without_mrunc(bun
     result = _run_isolated(str(_python_script(bundle, config)))
     assert (result.returncode, result.stdout.split()) == (0, ["c0", "lo"]), result.stderr
     assert _gone_from_host(device)
+
+
+def test_create_moves_the_device_exec_sees_it_and_delete_takes_it_away(bundle, veth, tmp_path):
+    """As runc: the move happens at create, before start; delete kills init and the namespace goes with the veth."""
+    device, peer = veth
+    lc = Lifecycle(bundle, tmp_path)
+    try:
+        config = base_config(["sleep", "100"])
+        config["linux"]["netDevices"] = {device: {"name": "c0"}}
+        assert lc.create(config).returncode == 0, lc.output.read_text()
+        assert not _on_host(device)
+        inside = lc("exec", bundle.id, "--", "ls", "/sys/class/net")
+        assert inside.stdout.split() == ["c0", "lo"], inside.stderr
+        assert lc("delete", "--force", bundle.id).returncode == 0
+        assert _gone_from_host(device, peer)
+    finally:
+        lc.cleanup()
+
+
+# --- review ---------------------------------------------------------------------------------------
+
+def _subject(linux: dict) -> Subject:
+    return Subject("netdev", compile_fragment({"linux": linux}), None, "compiled in the test")
+
+
+def test_the_restricted_audit_names_each_moved_host_interface_and_baseline_does_not():
+    subject = _subject({**NET, "netDevices": {"veth1": {"name": "eth0"}}})
+    found = [f for f in audit.audit(subject, profiles.load("restricted")).findings
+             if f.control == "devices.host-netdev"]
+    assert [(f.pointer, f.grants) for f in found] == [("/linux/netDevices/veth1",
+                                                       "the host's network interface veth1, as eth0")]
+    assert "devices.host-netdev" not in {f.control for f in audit.audit(subject, profiles.load("baseline")).findings}
+
+
+def test_diff_calls_a_moved_host_interface_raising():
+    before, after = _subject(NET), _subject({**NET, "netDevices": {"veth1": {}}})
+    changes = [(c.concern, c.key, c.kind, c.new, c.label) for c in diff(before.plan, after.plan)]
+    assert changes == [("devices", "network device veth1", "added", {"name": "veth1"}, "raising")]
+
+
+def test_verify_refuses_a_move_edited_to_after_fork_init():
+    plan = compile_fragment({"linux": {**NET, "netDevices": {"veth1": {}}}})
+    assert verify(plan).problems == []
+    move = next(i for i, o in enumerate(plan["ops"]) if o["op"] == "netdev_move")
+    plan["ops"].insert(move + 1, plan["ops"].pop(move))  # now just after fork_init
+    assert verify(plan).problems == [f"/ops/{move + 1}: netdev_move must come after child enters the network "
+                                     f"namespace and before fork_init (op {move})"]

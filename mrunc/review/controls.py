@@ -203,6 +203,12 @@ def _host_devices(m: Model) -> Iterator[Hit]:
                           "high" if kind == "block" else "medium")
 
 
+def _host_netdevs(m: Model) -> Iterator[Hit]:
+    for f in m.of("devices"):
+        if f.key.startswith("network device "):
+            yield Hit(f.src, f.ops, f"the host's network interface {f.key.split(' ', 2)[2]}, as {f.value['name']}")
+
+
 def _devices_allow_all(m: Model) -> Iterator[Hit]:
     rules = m.get("devices", "cgroup rules")
     state = "allow"  # a new cgroup inherits its parent's rules: on the host's root cgroup, everything
@@ -289,6 +295,9 @@ CONTROLS = (
             "uid 0 outside a user namespace owns host files that any escape reaches", _root_without_userns),
     Control("host-path.any", "restricted", "medium", "host path mounted",
             "every host path shared with the container widens what a compromise reaches", _host_paths(sensitive=False)),
+    Control("devices.host-netdev", "restricted", "medium", "host network interface moved in",
+            "a host interface carries the container's traffic past the host's bridges and firewall rules",
+            _host_netdevs),
     Control("resources.no-memory-limit", "restricted", "medium", "no memory limit",
             "one container can exhaust the host's memory", _no_limit("memory/limit", "unbounded memory")),
     Control("resources.no-pids-limit", "restricted", "medium", "no pids limit",

@@ -134,7 +134,8 @@ def _mounts(m: Model) -> None:
 
 
 def _devices(m: Model) -> None:
-    """Device nodes (made, or bound from the host in a user namespace), /dev symlinks, cgroup device rules."""
+    """Device nodes (made, or bound from the host in a user namespace), /dev symlinks, host network interfaces
+    moved in, cgroup device rules."""
     for i, o in enumerate(m.ops):
         a = o["args"]
         if o["op"] == "mknod":
@@ -144,6 +145,8 @@ def _devices(m: Model) -> None:
             m.add("devices", f"node {a['target']}", {"bind": a["source"]}, o["src"], [i])
         elif o["op"] == "symlink":
             m.add("devices", f"symlink {a['link']}", a["target"], o["src"], [i])
+        elif o["op"] == "netdev_move":
+            m.add("devices", f"network device {a['device']}", {"name": a["name"]}, o["src"], [i])
     rules = [(i, o) for i, o in m.indexed("cgroup_write") if o["args"]["file"] in ("devices.allow", "devices.deny")]
     if rules:
         value = [f"{o['args']['file'].split('.')[1]} {o['args']['value']}" for _, o in rules]

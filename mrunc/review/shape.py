@@ -21,7 +21,8 @@ def _optional(check: tuple[Callable[[object], bool], str]) -> tuple[Callable[[ob
 STR, OPT_STR, INT, STRS = _of(str), _of(str, type(None)), _of(int), _list_of(str)
 # By argument name: a name means the same in every op. Arguments not listed are not read by the review.
 ARG_TYPES = {
-    **dict.fromkeys(("type", "path", "target", "dir", "file", "content", "name", "key", "bpf", "pfc", "link"), STR),
+    **dict.fromkeys(("type", "path", "target", "dir", "file", "content", "name", "key", "bpf", "pfc", "link",
+                     "device"), STR),
     **dict.fromkeys(("source", "fstype", "data", "root", "create"), OPT_STR),
     **dict.fromkeys(("uid", "gid", "major", "minor", "mode", "soft", "hard", "preserve", "mask"), INT),
     **dict.fromkeys(("flags", "keep", "caps", "effective", "permitted", "inheritable", "args", "dirs", "rules"), STRS),

@@ -66,7 +66,7 @@ def _order_rules(ops: list[dict]) -> list[str]:
     if present and len(present) != len(CAPABILITY_GROUP):
         missing = sorted(set(CAPABILITY_GROUP) - set(present))
         problems.append(f"/ops: {', '.join(present)} without {', '.join(missing)}: the capability drop is incomplete")
-    return problems + _seccomp_place(at)
+    return problems + _seccomp_place(at) + _netdev_place(ops, at)
 
 
 def _seccomp_place(at: dict[str, list[int]]) -> list[str]:
@@ -81,6 +81,16 @@ def _seccomp_place(at: dict[str, list[int]]) -> list[str]:
             problems.append(f"/ops/{i}: seccomp_load after the privilege drop, and there is no no_new_privs: "
                             "the kernel refuses it")
     return problems
+
+
+def _netdev_place(ops: list[dict], at: dict[str, list[int]]) -> list[str]:
+    """netdev_move needs child in the container's network namespace: after it is made or joined, before
+    fork_init (child exits there)."""
+    into = [i for i, o in enumerate(ops) if (o["op"], o["args"].get("type")) == ("setns", "network")
+            or o["op"] == "unshare" and "CLONE_NEWNET" in o["args"]["flags"]]
+    fork_init = at["fork_init"][0]
+    return [f"/ops/{i}: netdev_move must come after child enters the network namespace and before fork_init "
+            f"(op {fork_init})" for i in at.get("netdev_move", []) if not into or i < into[0] or i > fork_init]
 
 
 def _seccomp_filters(ops: list[dict]) -> list[str]:
