@@ -1,6 +1,7 @@
 """The reference configs (real runc/podman output, the official OCI examples), made runnable in a test bundle."""
 
 import json
+import os
 
 from tests.conftest import REFERENCE
 
@@ -14,4 +15,6 @@ def reference_config(name: str, args: list[str] | None = None) -> dict:
     config["process"]["terminal"] = False
     if args is not None:
         config["process"]["args"] = args
+    if os.environ.get("MRUNC_TEST_CONTAINER_ENV"):  # set in the cgroup v2 guest only (tests/guest/init.sh)
+        config["process"]["env"].append(os.environ["MRUNC_TEST_CONTAINER_ENV"])
     return config

@@ -3,15 +3,18 @@
 import base64
 import copy
 import json
+import uuid
+from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mrunc.compiler import device_rules
 from mrunc.compiler import lower_devices_bpf as bpf
 from mrunc.compiler.compile import compile_bytes
 from mrunc.compiler.errors import ConfigError
-from tests.conftest import base_config
+from tests.conftest import TEST_CGROUP_PARENT, base_config
 
 V1 = {"arch": "x86_64", "cgroup": "v1",
       "controllers": ["blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids"]}
@@ -115,19 +118,52 @@ def device_filter(plan: dict) -> dict:
     return next(o["args"] for o in plan["ops"] if o["op"] == "cgroup_device_filter")
 
 
-def test_device_listing_and_rule_table_match_the_program(tmp_path):
+def test_device_rule_table_is_v1s_merged_state_and_the_listing_matches_the_program(tmp_path):
     config = base_config(["sh"])
-    config["linux"]["resources"]["devices"].append({"allow": True, "type": "c", "major": 1, "minor": 11,
-                                                    "access": "r"})
+    config["linux"]["resources"]["devices"] += [{"allow": True, "type": "c", "major": 1, "minor": 11, "access": "r"},
+                                                {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "w"}]
     args = device_filter(compile_for(config, V2, tmp_path))
     code = base64.b64decode(args["bpf"])
     assert args["listing"] == bpf.disassemble(code)
     assert len(args["listing"]) == len(code) // 8
-    # Checked last listed first: runc's default rules (appended after the config's), then the config's.
-    assert args["rules"][0] == "allow c 10:200 rwm  # /linux/resources/devices"
-    assert args["rules"][-2:] == ["allow c 1:11 r  # /linux/resources/devices/1",
-                                  "deny a  # /linux/resources/devices/0"]
-    assert args["listing"][-2:] == [f"{len(code) // 8 - 2:3}: r0 = 0", f"{len(code) // 8 - 1:3}: exit"]
+    d = "/linux/resources/devices"
+    assert args["rules"] == [
+        f"allow c 1:11 rw  # {d}/1, {d}/2", f"allow c *:* m  # {d}", f"allow b *:* m  # {d}",
+        f"allow c 1:3 rwm  # {d}", f"allow c 1:5 rwm  # {d}", f"allow c 1:7 rwm  # {d}", f"allow c 5:0 rwm  # {d}",
+        f"allow c 1:9 rwm  # {d}", f"allow c 1:8 rwm  # {d}", f"allow c 136:* rwm  # {d}", f"allow c 5:2 rwm  # {d}",
+        f"allow c 10:200 rwm  # {d}", f"deny a  # {d}/0"]
+
+
+def test_two_allow_rules_for_one_device_merge_into_one_read_write_check():
+    rules = [(False, "a", None, None, "rwm", "/0"), (True, "c", 1, 11, "r", "/1"), (True, "c", 1, 11, "w", "/2")]
+    state = device_rules.emulate(rules)
+    assert state.lines() == ["allow c 1:11 rw  # /1, /2", "deny a  # /0"]
+    assert bpf.disassemble(bpf.encode(bpf.assemble(state))) == [
+        "  0: r2 = *(u32 *)(r1 + 0)", "  1: r3 = r2", "  2: r2 &= 0xffff", "  3: r3 >>= 16",
+        "  4: r4 = *(u32 *)(r1 + 4)", "  5: r5 = *(u32 *)(r1 + 8)",
+        "  6: if r2 != 2 goto 14", "  7: r6 = r3", "  8: r6 &= 0x1", "  9: if r6 != 0 goto 14",
+        " 10: if r4 != 1 goto 14", " 11: if r5 != 11 goto 14", " 12: r0 = 1", " 13: exit",
+        " 14: r0 = 0", " 15: exit"]
+
+
+def test_a_deny_takes_bits_from_the_same_device_and_a_later_reset_forgets_everything():
+    state = device_rules.emulate([(False, "a", None, None, "rwm", "/0"), (True, "c", 1, 11, "rwm", "/1"),
+                                  (False, "c", 1, 11, "w", "/2"), (False, "b", 8, None, "r", "/3")])
+    assert state.lines() == ["allow c 1:11 rm  # /1, /2", "deny a  # /0"]
+    state = device_rules.emulate([(False, "c", 1, 3, "w", "/0"), (False, "c", 1, 3, "r", "/1"),
+                                  (True, "a", None, None, "r", "/2"), (False, "b", None, None, "m", "/3")])
+    assert state.lines() == ["deny b *:* m  # /3", "allow a  # /2"]
+
+
+def test_a_rule_v1_would_ignore_under_a_wider_one_is_refused_naming_it(tmp_path):
+    config = base_config(["sh"])
+    config["linux"]["resources"]["devices"] += [{"allow": True, "type": "c", "access": "rw"},
+                                                {"allow": False, "type": "c", "major": 1, "minor": 11, "access": "w"}]
+    for host in (V1, V2):
+        with pytest.raises(ConfigError) as error:
+            compile_for(config, host, tmp_path)
+        assert error.value.pointer == "/linux/resources/devices/2"
+        assert "'allow c *:* rw' (/linux/resources/devices/1)" in error.value.problem
 
 
 def run_program(code: bytes, kind: str, major: int, minor: int, access: str) -> int:
@@ -153,17 +189,25 @@ def run_program(code: bytes, kind: str, major: int, minor: int, access: str) -> 
             raise AssertionError(f"unknown opcode {op:#x}")
 
 
-def reference_decision(rules: list[bpf.Rule], kind: str, major: int, minor: int, access: str) -> int:
-    """The last listed rule that matches decides; none matching denies."""
-    for allow, rkind, rmajor, rminor, raccess, _ in reversed(rules):
-        if rkind not in ("a", kind) or rmajor not in (None, major) or rminor not in (None, minor):
-            continue
-        if (allow and set(access) <= set(raccess)) or (not allow and set(access) & set(raccess)):
-            return int(allow)
-    return 0
+def v1_decision(rules: list[device_rules.Rule], kind: str, major: int, minor: int, access: str) -> int:
+    """The v1 controller's answer, said another way: after the last 'a' rule (the default's), an access bit of a
+    (type, major, minor) is an exception if the last rule naming exactly that device and bit had the other
+    verdict. A deny default allows if one exception holds every requested bit; an allow default denies if any
+    exception holds any of them."""
+    last_reset = max((i for i, r in enumerate(rules) if r[1] == "a"), default=-1)
+    default = rules[last_reset][0] if last_reset >= 0 else True
+    held: dict[tuple, set[str]] = {}
+    for allow, rkind, rmajor, rminor, raccess, _ in rules[last_reset + 1:]:
+        bits = held.setdefault((rkind, rmajor, rminor), set())
+        bits.update(raccess) if allow != default else bits.difference_update(raccess)
+    matching = [bits for (rkind, rmajor, rminor), bits in held.items()
+                if rkind == kind and rmajor in (None, major) and rminor in (None, minor)]
+    if default:
+        return int(not any(set(access) & bits for bits in matching))
+    return int(any(set(access) <= bits for bits in matching))
 
 
-def test_program_decides_as_listed_rules_say(tmp_path):
+def test_program_of_a_config_decides_as_v1(tmp_path):
     config = base_config(["sh"])
     config["linux"]["resources"]["devices"] += [
         {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "rw"},
@@ -184,7 +228,68 @@ rules_strategy = st.lists(st.tuples(st.booleans(), st.sampled_from("abc"), numbe
 
 @given(rules=rules_strategy, kind=st.sampled_from("bc"), major=st.integers(0, 3), minor=st.integers(0, 3),
        access=st.sampled_from(["r", "w", "m", "rw", "rwm"]))
-def test_assembled_program_agrees_with_the_rules_for_any_rules_and_device(rules, kind, major, minor, access):
+def test_assembled_program_decides_as_v1_for_any_rules_and_device(rules, kind, major, minor, access):
     rules = [(a, k, None if k == "a" else ma, None if k == "a" else mi, acc, s) for a, k, ma, mi, acc, s in rules]
-    code = bpf.encode(bpf.assemble(bpf.check_order(rules)))
-    assert run_program(code, kind, major, minor, access) == reference_decision(rules, kind, major, minor, access)
+    try:
+        state = device_rules.emulate(rules)
+    except ConfigError:
+        return  # v1 would ignore a rule here; mrunc refuses the config (tested above)
+    code = bpf.encode(bpf.assemble(state))
+    assert run_program(code, kind, major, minor, access) == v1_decision(rules, kind, major, minor, access)
+
+
+V1_DEVICES = Path("/sys/fs/cgroup/devices")
+exception_rules = st.lists(st.tuples(st.booleans(), st.sampled_from("bc"), numbers, numbers,
+                                     st.sampled_from(["r", "w", "m", "rw", "rwm", "wm"]), st.just("/x")),
+                           max_size=6)
+
+
+@pytest.mark.skipif(not V1_DEVICES.is_dir(), reason="needs the v1 devices controller (this host; not the v2 guest)")
+@settings(max_examples=25, deadline=None)
+@given(rules=exception_rules)
+def test_merged_rules_are_what_the_v1_kernel_lists_after_the_same_writes(rules):
+    rules = [(False, "a", None, None, "rwm", "/0"), *rules]
+    try:
+        state = device_rules.emulate(rules)
+    except ConfigError:
+        return  # v1 would ignore a rule here; mrunc refuses the config
+    cgroup = V1_DEVICES / f"{TEST_CGROUP_PARENT}-merge-{uuid.uuid4().hex[:8]}"
+    cgroup.mkdir()
+    try:
+        for allow, kind, major, minor, access, _ in rules:
+            star = lambda n: "*" if n is None else str(n)  # noqa: E731
+            text = "a" if kind == "a" else f"{kind} {star(major)}:{star(minor)} {access}"
+            (cgroup / ("devices.allow" if allow else "devices.deny")).write_text(text)
+        listed = (cgroup / "devices.list").read_text().splitlines()
+    finally:
+        cgroup.rmdir()
+    assert listed == [line.split("  # ")[0].removeprefix("allow ") for line in state.lines()[:-1]]
+
+
+def test_v2_io_hugetlb_and_rdma_lowering_is_exact(tmp_path):
+    config = base_config(["sh"])
+    disk = {"major": 8, "minor": 0}
+    config["linux"]["resources"].update(
+        blockIO={"weight": 500, "leafWeight": 300, "weightDevice": [{**disk, "weight": 200, "leafWeight": 100}],
+                 **{key: [{**disk, "rate": rate}] for key, rate in (
+                     ("throttleReadBpsDevice", 1 << 20), ("throttleWriteBpsDevice", 1 << 19),
+                     ("throttleReadIOPSDevice", 100), ("throttleWriteIOPSDevice", 50))}},
+        hugepageLimits=[{"pageSize": "2MB", "limit": 1 << 30}, {"pageSize": "1GB", "limit": 0}],
+        rdma={"mlx5_1": {"hcaHandles": 3, "hcaObjects": 10000}})
+    plan = compile_for(config, {**V2, "controllers": ["cpu", "hugetlb", "io", "memory", "pids", "rdma"]}, tmp_path)
+    writes = [(o["args"].get("file") or o["args"]["files"], o["args"].get("value") or o["args"]["values"], o["src"])
+              for o in plan["ops"] if o["op"] in ("cgroup_write", "cgroup_write_first")]
+    r = "/linux/resources"
+    assert writes[2:] == [
+        (["io.bfq.weight", "io.weight"], ["500", "4950"], f"{r}/blockIO/weight"),
+        (["io.bfq.weight", "io.weight"], ["8:0 200", "8:0 1920"], f"{r}/blockIO/weightDevice/0"),
+        ("io.max", "8:0 rbps=1048576", f"{r}/blockIO/throttleReadBpsDevice/0"),
+        ("io.max", "8:0 wbps=524288", f"{r}/blockIO/throttleWriteBpsDevice/0"),
+        ("io.max", "8:0 riops=100", f"{r}/blockIO/throttleReadIOPSDevice/0"),
+        ("io.max", "8:0 wiops=50", f"{r}/blockIO/throttleWriteIOPSDevice/0"),
+        ("hugetlb.2MB.max", str(1 << 30), f"{r}/hugepageLimits/0"),
+        ("hugetlb.1GB.max", "0", f"{r}/hugepageLimits/1"),
+        ("rdma.max", "mlx5_1 hca_handle=3 hca_object=10000", f"{r}/rdma/mlx5_1")]
+    no_file = "cgroup v2 has no file for this; not applied"
+    assert [n for n in plan["notes"] if n.startswith(r)] == [f"{r}/blockIO/weightDevice/0/leafWeight: {no_file}",
+                                                             f"{r}/blockIO/leafWeight: {no_file}"]

@@ -1,57 +1,99 @@
-"""Real containers: cgroup v1 limits (this host) written where the config says and enforced.
+"""Real containers: cgroup limits written where the config says and enforced, on this host's v1 layout and, in
+the guest (tests/test_guest_v2.py), on v2.
 
 The runc spec mounts the container's own cgroups at /sys/fs/cgroup, so the container reads back its files.
-Memory and pids enforcement are also checked in test_run_real.py.
+Memory and pids enforcement are also checked in test_run_real.py; more v2 files in test_cgroup_v2.py.
 """
 
 import os
 from pathlib import Path
 
+import pytest
+
+from mrunc.executor.host import cgroup_layout
 from tests.conftest import TEST_CGROUP_PARENT, base_config, run_config
 
 CG = "/sys/fs/cgroup"
+V2 = cgroup_layout() == "v2"
+needs_v1 = pytest.mark.skipif(V2, reason="reads v1 blkio files; v2's io files are checked in test_cgroup_v2.py")
 
 
-def test_cpu_and_cpuset_values_are_written(bundle):
-    files = ("cpu/cpu.shares", "cpu/cpu.cfs_period_us", "cpu/cpu.cfs_quota_us", "cpuset/cpuset.cpus",
-             "cpuset/cpuset.mems")
+def test_cpu_values_are_written(bundle):
+    files = ("cpu.weight", "cpu.max") if V2 else ("cpu/cpu.shares", "cpu/cpu.cfs_period_us", "cpu/cpu.cfs_quota_us")
+    config = base_config(["cat", *(f"{CG}/{f}" for f in files)])
+    config["linux"]["resources"]["cpu"] = {"shares": 512, "period": 50000, "quota": 20000}
+    result = run_config(bundle, config)
+    # v2: weight = 1 + (shares - 2) * 9999 / 262142 (runc's conversion), max = "quota period"
+    assert result.stdout.split() == (["20", "20000", "50000"] if V2 else ["512", "50000", "20000"]), result.stderr
+
+
+@pytest.mark.skipif(V2 and "cpuset" not in Path(CG, "cgroup.controllers").read_text().split(),
+                    reason="the v2 guest's kernel has no cpuset controller (and one CPU)")
+def test_cpuset_values_are_written_and_bind_the_cpus(bundle):
+    cpus = "0" if V2 else "1"
+    files = ("cpuset.cpus", "cpuset.mems") if V2 else ("cpuset/cpuset.cpus", "cpuset/cpuset.mems")
     script = "cat " + " ".join(f"{CG}/{f}" for f in files) + "; grep Cpus_allowed_list /proc/self/status"
     config = base_config(["sh", "-c", script])
-    config["linux"]["resources"]["cpu"] = {"shares": 512, "period": 50000, "quota": 20000, "cpus": "1", "mems": "0"}
+    config["linux"]["resources"]["cpu"] = {"cpus": cpus, "mems": "0"}
     result = run_config(bundle, config)
-    assert result.stdout.split() == ["512", "50000", "20000", "1", "0", "Cpus_allowed_list:", "1"], result.stderr
+    assert result.stdout.split() == [cpus, "0", "Cpus_allowed_list:", cpus], result.stderr
 
 
 def test_memory_pids_values_are_written_and_pids_enforced(bundle):
-    script = (f"cat {CG}/memory/memory.limit_in_bytes {CG}/memory/memory.memsw.limit_in_bytes "
-              f"{CG}/memory/memory.soft_limit_in_bytes {CG}/memory/memory.swappiness {CG}/pids/pids.max;"
-              "sleep 5 & sleep 5 & sleep 5 & echo forked-3")
+    v1_files = ("memory/memory.limit_in_bytes", "memory/memory.memsw.limit_in_bytes",
+                "memory/memory.soft_limit_in_bytes", "memory/memory.swappiness", "pids/pids.max")
+    files = ("memory.max", "memory.swap.max", "memory.low", "pids.max") if V2 else v1_files
+    script = "cat " + " ".join(f"{CG}/{f}" for f in files) + "; sleep 5 & sleep 5 & sleep 5 & echo forked-3"
     config = base_config(["sh", "-c", script])
     config["linux"]["resources"]["memory"] = {"limit": 64 << 20, "swap": 96 << 20, "reservation": 32 << 20,
                                               "swappiness": 10}
     config["linux"]["resources"]["pids"] = {"limit": 3}
     result = run_config(bundle, config, timeout=20)
-    assert result.stdout.split()[:5] == [str(64 << 20), str(96 << 20), str(32 << 20), "10", "3"], result.stderr
+    # v2: swap.max is swap alone (OCI's swap is memory+swap); swappiness has no v2 file
+    expected = [str(64 << 20), str(32 << 20), str(32 << 20), "3"] if V2 else \
+        [str(64 << 20), str(96 << 20), str(32 << 20), "10", "3"]
+    assert result.stdout.split()[:len(expected)] == expected, result.stderr
     assert "forked-3" not in result.stdout  # sh + 2 sleeps: the third fork is refused
     assert "can't fork" in result.stderr or "Resource temporarily unavailable" in result.stderr
 
 
-def test_denied_device_cannot_be_opened(bundle):
-    """Deny all (the runc spec), then allow reads of fuse (10:229): both nodes exist (mknod is allowed), but
-    fuse opens only for reading and loop0 not at all. Neither open needs a capability, so EPERM is the cgroup's."""
-    script = ("head -c 0 /dev/cov-fuse && echo read-ok; echo x > /dev/cov-fuse; head -c 0 /dev/cov-loop;"
-              "ls /dev/cov-fuse /dev/cov-loop")
+KMSG = {"path": "/dev/cov-kmsg", "type": "c", "major": 1, "minor": 11}
+LOOP = {"path": "/dev/cov-loop", "type": "b", "major": 7, "minor": 0}
+
+
+def kmsg_config(script: str, *rules: dict) -> dict:
+    """Deny all (the runc spec), then the rules. The kmsg node exists (mknod is allowed); reading it needs
+    CAP_SYSLOG (dmesg_restrict), granted here, so an EPERM is the device cgroup's."""
     config = base_config(["sh", "-c", script])
-    config["linux"]["devices"] = [{"path": "/dev/cov-fuse", "type": "c", "major": 10, "minor": 229},
-                                  {"path": "/dev/cov-loop", "type": "b", "major": 7, "minor": 0}]
-    config["linux"]["resources"]["devices"].append({"allow": True, "type": "c", "major": 10, "minor": 229,
-                                                    "access": "r"})
+    config["linux"]["devices"] = [KMSG, LOOP]
+    config["linux"]["resources"]["devices"] += list(rules)
+    for kind in ("bounding", "effective", "permitted"):
+        config["process"]["capabilities"][kind].append("CAP_SYSLOG")
+    return config
+
+
+def test_denied_device_cannot_be_opened(bundle):
+    """Allow reads of kmsg: it opens only for reading, and loop0 (in no rule) not at all."""
+    script = "head -c 0 /dev/cov-kmsg && echo read-ok; echo x > /dev/cov-kmsg; head -c 0 /dev/cov-loop; ls /dev/cov-*"
+    config = kmsg_config(script, {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "r"})
     result = run_config(bundle, config)
-    assert result.stdout.splitlines() == ["read-ok", "/dev/cov-fuse", "/dev/cov-loop"], result.stderr
+    assert result.stdout.splitlines() == ["read-ok", "/dev/cov-kmsg", "/dev/cov-loop"], result.stderr
     errors = result.stderr.splitlines()
     assert len(errors) == 2 and all("Operation not permitted" in e for e in errors), errors
 
 
+@pytest.mark.parametrize("accesses, opens", [(["r", "w"], True), (["r"], False)])
+def test_read_and_write_rules_for_one_device_add_up_to_a_read_write_open(bundle, accesses, opens):
+    """As v1's controller merges them (on v2, mrunc merges them at compile time): r then w allow O_RDWR."""
+    rules = [{"allow": True, "type": "c", "major": 1, "minor": 11, "access": a} for a in accesses]
+    result = run_config(bundle, kmsg_config("true <>/dev/cov-kmsg && echo rdwr-ok", *rules))
+    if opens:
+        assert result.stdout.split() == ["rdwr-ok"], result.stderr
+    else:
+        assert result.stdout == "" and "Operation not permitted" in result.stderr, result.stdout + result.stderr
+
+
+@needs_v1
 def test_blkio_weight_and_throttle_are_written(bundle):
     """The weight goes to CFQ's or BFQ's file, whichever the host's I/O scheduler offers (this host: BFQ's)."""
     major, minor = _root_disk()
@@ -65,6 +107,7 @@ def test_blkio_weight_and_throttle_are_written(bundle):
     assert f"{major}:{minor} 1048576" in result.stdout
 
 
+@needs_v1
 def test_blkio_device_weight_the_disk_cannot_take_is_a_named_error(bundle):
     """Per-device weights need BFQ on that disk; here it runs mq-deadline, so the kernel refuses, as under runc."""
     major, minor = _root_disk()

@@ -11,6 +11,7 @@ from tests.conftest import base_config, run_config
 from tests.reference import reference_config
 
 NETNS_DIR = Path("/run/netns")
+HAS_TIME_NS = os.path.exists("/proc/self/ns/time")  # not in the v2 guest's UML kernel (no vDSO there)
 
 
 def _host_ns(kind: str) -> str:
@@ -36,9 +37,9 @@ def named_netns():
 
 
 def test_new_namespaces_differ_from_the_hosts(bundle):
-    kinds = ("uts", "ipc", "net", "mnt", "pid", "cgroup", "time")
+    kinds = ("uts", "ipc", "net", "mnt", "pid", "cgroup", *(("time",) if HAS_TIME_NS else ()))
     config = base_config(["sh", "-c", "for k in " + " ".join(kinds) + "; do readlink /proc/self/ns/$k; done"])
-    config["linux"]["namespaces"] += [{"type": "cgroup"}, {"type": "time"}]
+    config["linux"]["namespaces"] += [{"type": kind} for kind in ("cgroup", "time") if kind in kinds]
     result = run_config(bundle, config)
     assert result.returncode == 0, result.stderr
     inside = result.stdout.split()
@@ -67,12 +68,13 @@ def test_cgroup_namespace_is_rooted_at_the_containers_cgroup(bundle):
     result = run_config(bundle, config)
     lines = result.stdout.splitlines()
     assert lines, result.stderr
-    memory = next(line for line in lines if ":memory:" in line)
-    assert memory.endswith(":memory:/"), lines
+    memory = next(line for line in lines if ":memory:" in line or line.startswith("0::"))  # v1, v2
+    assert memory.endswith(":/"), lines
     # from the host the same process sits in the test's cgroup, so the namespace really hides the path
     assert bundle.cgroup != "/"
 
 
+@pytest.mark.skipif(not HAS_TIME_NS, reason="this kernel has no time namespaces (the v2 guest's UML kernel)")
 def test_time_namespace_offsets_are_visible(bundle):
     day = 86400
     config = base_config(["sh", "-c", "cat /proc/self/timens_offsets; cut -d. -f1 /proc/uptime"])

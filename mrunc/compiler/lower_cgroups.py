@@ -2,6 +2,7 @@
 
 import base64
 
+from mrunc.compiler import device_rules
 from mrunc.compiler import lower_devices_bpf as bpf
 from mrunc.compiler.emit import Emitter
 from mrunc.compiler.errors import ConfigError, pointer
@@ -45,7 +46,7 @@ def lower(emit: Emitter, linux: dict, host: dict, path: str) -> list[str]:
     if host["cgroup"] == "v2":
         _enable_controllers(emit, host, path)
         _v2_devices(emit, targets[""], resources.get("devices", []))
-        writes = _v2_writes(resources, host)
+        writes = _v2_writes(resources, host, emit)
         _v2_notes(emit, resources)
     else:
         writes = _v1_writes(resources, emit)
@@ -55,7 +56,8 @@ def lower(emit: Emitter, linux: dict, host: dict, path: str) -> list[str]:
             continue
         target = targets.get(ctrl, targets.get(""))
         if isinstance(file, tuple):
-            emit("cgroup_write_first", "runtime", src, dir=target, files=list(file), value=value)
+            values = list(value) if isinstance(value, tuple) else [value] * len(file)
+            emit("cgroup_write_first", "runtime", src, dir=target, files=list(file), values=values)
         else:
             emit("cgroup_write", "runtime", src, dir=target, file=file, value=value)
     return list(targets.values())
@@ -72,9 +74,11 @@ def _enable_controllers(emit: Emitter, host: dict, path: str) -> None:
              value=value)
 
 
-Write = tuple[str, str | tuple[str, ...], str, str]  # controller, file (or files: first that exists), value, source
+# controller, file, value, source; or files and a value for each: the first file that exists takes its value
+Write = tuple[str, str | tuple[str, ...], str | tuple[str, ...], str]
 WEIGHT_FILES = ("blkio.weight", "blkio.bfq.weight")
 WEIGHT_DEVICE_FILES = ("blkio.weight_device", "blkio.bfq.weight_device")
+IO_WEIGHT_FILES = ("io.bfq.weight", "io.weight")
 
 
 def _device_rule(rule: tuple) -> str:
@@ -126,9 +130,7 @@ def _v1_writes(r: dict, emit: Emitter) -> list[Write]:
     for i, prio in enumerate(net.get("priorities", [])):
         out.append(("net_prio", "net_prio.ifpriomap", f"{prio['name']} {prio['priority']}",
                     f"{SRC}/network/priorities/{i}"))
-    for name, limits in r.get("rdma", {}).items():
-        value = " ".join(f"{k.replace('hca', 'hca_').lower()}={v}" for k, v in sorted(limits.items()))
-        out.append(("rdma", "rdma.max", f"{name} {value}", pointer("linux", "resources", "rdma", name)))
+    out += _rdma(r.get("rdma", {}))
     if r.get("unified"):
         raise ConfigError(f"{SRC}/unified", "needs a cgroup v2 host; this host has its controllers on cgroup v1")
     return out
@@ -152,57 +154,56 @@ def _v1_blkio_weights(blkio: dict, emit: Emitter) -> list[Write]:
     return out
 
 
-def _v1_devices(rules: list[dict]) -> list[Write]:
-    """devices.allow/deny in listed order, then the default rules (src says where they come from)."""
-    out: list[Write] = []
-    for i, rule in enumerate(rules):
-        file = "devices.allow" if rule["allow"] else "devices.deny"
-        line = _device_rule((rule.get("type", "a"), rule.get("major"), rule.get("minor"), rule.get("access", "rwm")))
-        out.append(("devices", file, line, f"{SRC}/devices/{i}"))
-    if rules:
-        for rule in DEFAULT_DEVICE_RULES:
-            out.append(("devices", "devices.allow", _device_rule(rule), f"{SRC}/devices"))
-    return out
-
-
-def _v2_devices(emit: Emitter, cgroup: str, rules: list[dict]) -> None:
-    """v2 has no devices files: the listed rules, then the default ones, become a BPF program."""
-    if not rules:
-        return
-    listed: list[bpf.Rule] = []
+def _device_rules(rules: list[dict]) -> list[device_rules.Rule]:
+    """The listed rules, then the default ones (src says where each comes from)."""
+    listed: list[device_rules.Rule] = []
     for i, rule in enumerate(rules):
         kind = rule.get("type", "a")
         major, minor = (None, None) if kind == "a" else (_wildcard(rule.get("major")), _wildcard(rule.get("minor")))
         listed.append((rule["allow"], kind, major, minor, rule.get("access", "rwm"), f"{SRC}/devices/{i}"))
-    listed += [(True, *default, f"{SRC}/devices") for default in DEFAULT_DEVICE_RULES]
-    checked = bpf.check_order(listed)
-    code = bpf.encode(bpf.assemble(checked))
+    return listed + [(True, *default, f"{SRC}/devices") for default in DEFAULT_DEVICE_RULES] if rules else []
+
+
+def _v1_devices(rules: list[dict]) -> list[Write]:
+    """devices.allow/deny in listed order, then the default rules; the kernel merges them. Emulating that here
+    refuses what v1 would ignore silently, as on v2 (device_rules.py)."""
+    listed = _device_rules(rules)
+    device_rules.emulate(listed)
+    return [("devices", "devices.allow" if allow else "devices.deny", _device_rule((kind, major, minor, access)), src)
+            for allow, kind, major, minor, access, src in listed]
+
+
+def _v2_devices(emit: Emitter, cgroup: str, rules: list[dict]) -> None:
+    """v2 has no devices files: the v1 controller's state after the rules (emulated) becomes a BPF program."""
+    if not rules:
+        return
+    state = device_rules.emulate(_device_rules(rules))
+    code = bpf.encode(bpf.assemble(state))
     emit("cgroup_device_filter", "runtime", f"{SRC}/devices", dir=cgroup, bpf=base64.b64encode(code).decode(),
-         rules=[bpf.describe(r) for r in checked], listing=bpf.disassemble(code))
+         rules=state.lines(), listing=bpf.disassemble(code))
 
 
 def _wildcard(number: int | None) -> int | None:
     return None if number is None or number < 0 else number
 
 
-def _v2_writes(r: dict, host: dict) -> list[Write]:
+def _v2_writes(r: dict, host: dict, emit: Emitter) -> list[Write]:
     out = _v2_memory(r.get("memory", {}))
     if "pids" in r:
         out.append(("pids", "pids.max", _max(r["pids"]["limit"]), f"{SRC}/pids/limit"))
     out += _v2_cpu(r.get("cpu", {}))
-    out += _v2_io(r.get("blockIO", {}))
+    out += _v2_io(r.get("blockIO", {}), emit)
     for i, page in enumerate(r.get("hugepageLimits", [])):
         out.append(("hugetlb", f"hugetlb.{page['pageSize']}.max", str(page["limit"]), f"{SRC}/hugepageLimits/{i}"))
-    for name, limits in r.get("rdma", {}).items():
-        value = " ".join(f"{k.replace('hca', 'hca_').lower()}={v}" for k, v in sorted(limits.items()))
-        out.append(("rdma", "rdma.max", f"{name} {value}", pointer("linux", "resources", "rdma", name)))
+    out += _rdma(r.get("rdma", {}))
     for key, value in sorted(r.get("unified", {}).items()):
         out.append((_unified_controller(key, value, host), key, value, pointer("linux", "resources", "unified", key)))
     return out
 
 
-V2_HAS_NO_FILE = ("memory/swappiness", "memory/disableOOMKiller", "memory/kernel", "memory/kernelTCP",
-                  "cpu/realtimePeriod", "cpu/realtimeRuntime", "network/classID", "network/priorities")
+V2_HAS_NO_FILE = ("blockIO/leafWeight", "memory/swappiness", "memory/disableOOMKiller", "memory/kernel",
+                  "memory/kernelTCP", "cpu/realtimePeriod", "cpu/realtimeRuntime", "network/classID",
+                  "network/priorities")
 
 
 def _v2_notes(emit: Emitter, r: dict) -> None:
@@ -264,17 +265,42 @@ def _v2_cpu(cpu: dict) -> list[Write]:
     return out
 
 
-def _v2_io(blkio: dict) -> list[Write]:
-    """io.weight (1..10000) from blkio's weight (10..1000), as runc converts it; throttles as io.max lines."""
+def _v2_io(blkio: dict, emit: Emitter) -> list[Write]:
+    """Weights go to BFQ's io.bfq.weight (blkio's own 10..1000) where the kernel has BFQ's cgroup files, else to
+    io.weight (1..10000, converted as runc converts it): cgroup_write_first writes the first that exists, as runc
+    does. Throttles become io.max lines."""
     out: list[Write] = []
     if blkio.get("weight"):
-        weight = 1 + (blkio["weight"] - 10) * 9999 // 990
-        out.append(("io", "io.weight", str(weight), f"{SRC}/blockIO/weight"))
+        weight = blkio["weight"]
+        out.append(("io", IO_WEIGHT_FILES, (str(weight), str(_io_weight(weight))), f"{SRC}/blockIO/weight"))
+    for i, dev in enumerate(blkio.get("weightDevice", [])):
+        if dev.get("weight"):
+            device, weight = f"{dev['major']}:{dev['minor']}", dev["weight"]
+            out.append(("io", IO_WEIGHT_FILES, (f"{device} {weight}", f"{device} {_io_weight(weight)}"),
+                        f"{SRC}/blockIO/weightDevice/{i}"))
+        if "leafWeight" in dev:
+            emit.note(f"{SRC}/blockIO/weightDevice/{i}/leafWeight", "cgroup v2 has no file for this; not applied")
     for key, name in (("throttleReadBpsDevice", "rbps"), ("throttleWriteBpsDevice", "wbps"),
                       ("throttleReadIOPSDevice", "riops"), ("throttleWriteIOPSDevice", "wiops")):
         for i, dev in enumerate(blkio.get(key, [])):
             out.append(("io", "io.max", f"{dev['major']}:{dev['minor']} {name}={dev['rate']}",
                         f"{SRC}/blockIO/{key}/{i}"))
+    return out
+
+
+def _io_weight(blkio_weight: int) -> int:
+    return 1 + (blkio_weight - 10) * 9999 // 990
+
+
+RDMA_KEYS = {"hcaHandles": "hca_handle", "hcaObjects": "hca_object"}  # the kernel's rdma.max keys (singular)
+
+
+def _rdma(rdma: dict) -> list[Write]:
+    """One rdma.max line per device, as v1 and v2 both take it."""
+    out: list[Write] = []
+    for name, limits in sorted(rdma.items()):
+        value = " ".join(f"{RDMA_KEYS[k]}={v}" for k, v in sorted(limits.items()) if k in RDMA_KEYS)
+        out.append(("rdma", "rdma.max", f"{name} {value}", pointer("linux", "resources", "rdma", name)))
     return out
 
 

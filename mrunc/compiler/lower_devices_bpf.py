@@ -2,14 +2,15 @@
 program, assembled here at compile time. The executor only loads and attaches its bytes.
 
 The kernel calls the program on each open/mknod of a device node with (access << 16 | type, major, minor) and
-allows it if the program returns 1. Rules apply in listed order, a later rule overriding an earlier one (as
-writes to v1's devices.allow/deny do), so the program checks them last to first and the first match decides;
-a device no rule matches is denied (runc and crun deny by default too). An allow rule matches a request whose
-accesses it all allows; a deny rule one that asks for any access it denies. (Unlike v1, two allow rules do not
-add up: "allow r" then "allow w" does not allow opening read-write.)
+allows it if the program returns 1. The program is generated from the v1 controller's state after the rules
+(device_rules.py emulates it, as runc does), so v1 and v2 decide alike: it checks each exception in the kernel's
+order and the first match decides, then returns the default. With a deny default an exception matches a request
+whose accesses it holds all of; with an allow default, one that asks for any access it holds.
 """
 
 import struct
+
+from mrunc.compiler.device_rules import DeviceRules
 
 TYPES = {"c": 2, "b": 1}  # BPF_DEVCG_DEV_CHAR, BPF_DEVCG_DEV_BLOCK
 ACCESS = {"m": 1, "r": 2, "w": 4}  # BPF_DEVCG_ACC_MKNOD, _READ, _WRITE
@@ -27,7 +28,6 @@ EXIT = 0x95
 R_TYPE, R_ACCESS, R_MAJOR, R_MINOR, R_TMP = 2, 3, 4, 5, 6
 
 Insn = tuple[int, int, int, int, int]  # opcode, dst, src, off, imm
-Rule = tuple[bool, str, int | None, int | None, str, str]  # allow, type, major, minor, access, source pointer
 
 
 def _load_context() -> list[Insn]:
@@ -36,18 +36,15 @@ def _load_context() -> list[Insn]:
             (RSH_K, R_ACCESS, 0, 0, 16), (LDX_W, R_MAJOR, 1, 4, 0), (LDX_W, R_MINOR, 1, 8, 0)]
 
 
-def _rule_block(rule: Rule) -> list[Insn]:
-    """Tests that jump past the block when the rule does not match, then return its verdict."""
-    allow, kind, major, minor, access, _ = rule
+def _rule_block(allow: bool, kind: str, major: int | None, minor: int | None, access: str) -> list[Insn]:
+    """Tests that jump past the block when the exception does not match, then return its verdict."""
     bits = sum(ACCESS[a] for a in set(access))
-    tests: list[list[Insn]] = []
-    if kind != "a":
-        tests.append([(JNE_K, R_TYPE, 0, None, TYPES[kind])])
+    tests: list[list[Insn]] = [[(JNE_K, R_TYPE, 0, None, TYPES[kind])]]
     if bits != ALL_ACCESS:
-        if allow:  # skip unless every requested access is allowed: request & ~bits == 0
+        if allow:  # skip unless every requested access is held: request & ~bits == 0
             tests.append([(MOV_X, R_TMP, R_ACCESS, 0, 0), (AND_K, R_TMP, 0, 0, ALL_ACCESS & ~bits),
                           (JNE_K, R_TMP, 0, None, 0)])
-        else:  # skip unless some requested access is denied: request & bits != 0
+        else:  # skip unless some requested access is held: request & bits != 0
             tests.append([(MOV_X, R_TMP, R_ACCESS, 0, 0), (AND_K, R_TMP, 0, 0, bits), (JEQ_K, R_TMP, 0, None, 0)])
     if major is not None:
         tests.append([(JNE_K, R_MAJOR, 0, None, major)])
@@ -59,25 +56,12 @@ def _rule_block(rule: Rule) -> list[Insn]:
             in enumerate(block)]
 
 
-def check_order(rules: list[Rule]) -> list[Rule]:
-    """The rules as the program checks them: last listed first, up to one that matches every device
-    ('a', all accesses): nothing after it could run, and the verifier refuses unreachable code."""
-    order = []
-    for rule in reversed(rules):
-        order.append(rule)
-        if rule[1] == "a" and set(rule[4]) == set(ACCESS):
-            break
-    return order
-
-
-def assemble(rules: list[Rule]) -> list[Insn]:
-    """The program for rules in check order (see check_order)."""
+def assemble(rules: DeviceRules) -> list[Insn]:
+    """The program: each exception in order (its verdict is the default's opposite), then the default."""
     program = _load_context()
-    for rule in rules:
-        program += _rule_block(rule)
-    if not (rules and rules[-1][1] == "a" and set(rules[-1][4]) == set(ACCESS)):
-        program += [(MOV_K, 0, 0, 0, 0), (EXIT, 0, 0, 0, 0)]  # no rule matched: deny
-    return program
+    for e in rules.exceptions:
+        program += _rule_block(not rules.default_allow, e.kind, e.major, e.minor, e.access)
+    return program + [(MOV_K, 0, 0, 0, int(rules.default_allow)), (EXIT, 0, 0, 0, 0)]
 
 
 def encode(program: list[Insn]) -> bytes:
@@ -104,11 +88,3 @@ def disassemble(code: bytes) -> list[str]:
         }.get(op, f"unknown opcode {op:#x}")
         lines.append(f"{i:3}: {text}")
     return lines
-
-
-def describe(rule: Rule) -> str:
-    """The rule as v1's devices.allow/deny would take it (so plans of both layouts compare), and its source."""
-    allow, kind, major, minor, access, src = rule
-    star = lambda n: "*" if n is None else str(n)  # noqa: E731
-    text = "a" if kind == "a" and set(access) == set(ACCESS) else f"{kind} {star(major)}:{star(minor)} {access}"
-    return f"{'allow' if allow else 'deny'} {text}  # {src}"

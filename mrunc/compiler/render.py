@@ -39,8 +39,8 @@ def text(plan: dict, failed: int | None = None) -> str:
             lines.append(f"\nseccomp filter of op {i} (libseccomp pseudo-filter code):")
             lines.append(o["args"]["pfc"].rstrip())
         if o["op"] == "cgroup_device_filter":
-            lines.append(f"\ndevice program of op {i}: rules in the order it checks them (the first match decides;"
-                         " none matching: deny), then its instructions:")
+            lines.append(f"\ndevice program of op {i}: the rules merged as v1's devices controller merges them, checked"
+                         " top down (the first match decides; the last line is the default), then its instructions:")
             lines += [f"  {rule}" for rule in o["args"]["rules"]] + o["args"]["listing"]
     return "\n".join(lines) + "\n"
 

@@ -104,10 +104,11 @@ def cgroup_write(ctx: Context, dir: str, file: str, value: str) -> None:
         f.write(value)
 
 
-@op("cgroup_write_first", "runtime", "dir", "files", "value")
-def cgroup_write_first(ctx: Context, dir: str, files: list[str], value: str) -> None:
-    """Write the first of `files` the kernel offers (which exists depends on the host, e.g. its I/O scheduler)."""
-    for file in files:
+@op("cgroup_write_first", "runtime", "dir", "files", "values")
+def cgroup_write_first(ctx: Context, dir: str, files: list[str], values: list[str]) -> None:
+    """Write the first of `files` the kernel offers (which exists depends on the host, e.g. its I/O scheduler)
+    with its value in `values`."""
+    for file, value in zip(files, values, strict=True):
         if os.path.exists(os.path.join(dir, file)):
             cgroup_write(ctx, dir, file, value)
             return
@@ -125,7 +126,8 @@ def cgroup_enter(ctx: Context, dirs: list[str]) -> None:
 @op("cgroup_device_filter", "runtime", "dir", "bpf", "rules", "listing")
 def cgroup_device_filter(ctx: Context, dir: str, bpf: str, rules: list[str], listing: list[str]) -> None:
     """v2 device rules: load the compiler's BPF_PROG_TYPE_CGROUP_DEVICE program and attach it to the cgroup.
-    `rules` (checked top down, first match decides) and `listing` (the instructions) are its readable form."""
+    `rules` (v1's rule state: exceptions checked top down, the first match decides, then the default) and
+    `listing` (the instructions) are its readable form."""
     prog = libc.bpf_prog_load_cgroup_device(binascii.a2b_base64(bpf))
     try:
         cgroup = os.open(dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

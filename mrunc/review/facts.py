@@ -151,8 +151,9 @@ def _devices(m: Model) -> None:
     if rules:
         value = [f"{o['args']['file'].split('.')[1]} {o['args']['value']}" for _, o in rules]
         m.add("devices", "cgroup rules", value, "/linux/resources/devices", [i for i, _ in rules])
-    for i, o in m.indexed("cgroup_device_filter"):  # v2: the program's rules, checked last listed first
-        m.add("devices", "cgroup rules", [r.split("  # ")[0] for r in reversed(o["args"]["rules"])], o["src"], [i])
+    for i, o in m.indexed("cgroup_device_filter"):  # v2: v1's merged rules, the default last: put it first, as v1's
+        rules = [r.split("  # ")[0] for r in o["args"]["rules"]]
+        m.add("devices", "cgroup rules", rules[-1:] + rules[:-1], o["src"], [i])
 
 
 def _capabilities(m: Model) -> None:

@@ -2,7 +2,8 @@
 
 The guest's root is the host's / through hostfs, mounted read-only, so the guest never writes to the host's
 files; its one writable host directory is the results directory (mounted at /mnt in the guest). init.sh is
-the guest's pid 1. `linux.uml` exits 0 whatever happened, so results are read from files the guest wrote.
+the guest's pid 1. `linux.uml` exits 0 whatever happened, so results are read from files the guest wrote. Its one
+block device, /dev/ubda, is a sparse file the guest can only read (for io.max).
 
 Host quirk: Debian's UML 6.1 sizes its XSAVE buffer for CPUs without AMX; on an AMX host the host kernel
 refuses its PTRACE_SETREGSET (EFAULT) and the guest's init dies at once. A seccomp filter on the UML
@@ -21,6 +22,7 @@ UML = "/usr/bin/linux.uml"
 INIT = Path(__file__).with_name("init.sh")
 PTRACE_GETREGSET = 0x4204
 NT_X86_XSTATE = 0x202
+DISK_SIZE = 8 << 20
 
 
 @dataclass
@@ -47,16 +49,20 @@ def _no_xstate_regset() -> None:
     f.load()
 
 
-def run_pytest(repo: Path, python: str, pytest_args: list[str], workdir: Path, timeout: float = 300,
+def run_pytest(repo: Path, python: str, pytest_args: list[str], workdir: Path, timeout: float = 420,
                mem: str = "768M") -> GuestRun:
     """Boot the guest, run `python -m pytest ARGS` in REPO inside it, and return what it reported."""
     results = workdir / "results"
     uml_dir = workdir / "uml"  # UML's pid file and mconsole socket; without it UML makes ~/.uml
     results.mkdir(parents=True)
     uml_dir.mkdir()
+    disk = workdir / "disk.img"  # the guest's one block device (/dev/ubda, read-only): io.max needs a disk
+    disk.write_bytes(b"")
+    os.truncate(disk, DISK_SIZE)
     (results / "args").write_text(" ".join(pytest_args))
     command = [UML, f"mem={mem}", "rootfstype=hostfs", "rootflags=/", "ro", f"init={INIT}", "con=null",
-               "ssl=null", "con0=fd:0,fd:1", f"uml_dir={uml_dir}", f"umid=mrunc-{uuid.uuid4().hex[:8]}",
+               "ssl=null", "con0=fd:0,fd:1", f"ubd0r={disk}", f"uml_dir={uml_dir}",
+               f"umid=mrunc-{uuid.uuid4().hex[:8]}",
                f"GUEST_RESULTS={results}", f"GUEST_REPO={repo}", f"GUEST_PYTHON={python}"]
     console = workdir / "console.log"
     with open(console, "wb") as out:
