@@ -77,3 +77,12 @@ def test_audit_reports_an_unconfined_apparmor_profile(tmp_path):
         result = mrunc("audit", str(path), "--format", "json")
         assert result.returncode == (1 if findings else 0), result.stdout + result.stderr
         assert [[f["control"], f["pointer"]] for f in json.loads(result.stdout)["findings"]] == findings
+
+
+def test_sh_rendering_gives_the_labels_to_setpriv(bundle):
+    config = base_config(["true"])
+    config["process"].update(apparmorProfile="mrunc-test", selinuxLabel=LABEL)
+    bundle.write(config)
+    script = mrunc("compile", "--format", "sh", str(bundle.config_path)).stdout
+    assert f"exec setpriv --apparmor-profile=mrunc-test --selinux-label={LABEL} --bounding-set=" in script
+    assert "sh cannot express" not in script  # neither op is a gap

@@ -1,6 +1,6 @@
 """What the sh rendering (templates/plan.sh.j2) needs beyond one op at a time: mount flags as mount(8) words,
 and the calls that gather several ops: nsenter/unshare (namespaces, id maps) and setpriv (ids, capabilities,
-no_new_privs), plus the ops sh cannot express at all."""
+no_new_privs, LSM labels), plus the ops sh cannot express at all."""
 
 import shlex
 
@@ -9,7 +9,7 @@ SH_EXPRESSED = {"cgroup_mkdir", "cgroup_copy_parent", "cgroup_write", "cgroup_en
                 "pivot_root", "mask_path", "readonly_path", "sysctl", "sethostname", "setdomainname", "setrlimit",
                 "oom_score_adj", "chdir", "umask", "drop_bounding", "keep_caps", "set_ids", "capset",
                 "ambient_raise", "no_new_privs", "close_fds", "execve", "mkdir_in_root", "cgroup_write_first",
-                "netdev_move"}
+                "netdev_move", "apparmor_profile", "selinux_exec_label"}
 MOUNT_WORDS = {"MS_RDONLY": "ro", "MS_NOSUID": "nosuid", "MS_NODEV": "nodev", "MS_NOEXEC": "noexec",
                "MS_SYNCHRONOUS": "sync", "MS_REMOUNT": "remount", "MS_MANDLOCK": "mand", "MS_DIRSYNC": "dirsync",
                "MS_NOSYMFOLLOW": "nosymfollow", "MS_NOATIME": "noatime", "MS_NODIRATIME": "nodiratime",
@@ -69,6 +69,10 @@ def context(plan: dict) -> dict:
             setpriv.append(f"--ambient-caps={_caps(a['caps'])}")
         elif name == "no_new_privs":
             setpriv.append("--no-new-privs")
+        elif name == "apparmor_profile":
+            setpriv.append(f"--apparmor-profile={shlex.quote(a['name'])}")
+        elif name == "selinux_exec_label":
+            setpriv.append(f"--selinux-label={shlex.quote(a['label'])}")
         if name not in SH_EXPRESSED:
             gaps.append(f"{i} [{o['proc']}] {name} ({o['src']})")
     if "--mount" in unshare:

@@ -35,7 +35,7 @@ def chdir(ctx: Context, path: str, must: bool) -> None:
 @op("apparmor_profile", "init", "name")
 def apparmor_profile(ctx: Context, name: str) -> None:
     """Enter AppArmor profile `name` at the next execve: write `exec NAME` to /proc/thread-self/attr/apparmor/exec
-    (attr/exec on kernels older than 5.8), as libapparmor's aa_change_onexec does."""
+    (attr/exec where the kernel has no per-LSM directory), as libapparmor's aa_change_onexec does."""
     try:
         write_proc("thread-self/attr/apparmor/exec", f"exec {name}")
     except FileNotFoundError:
