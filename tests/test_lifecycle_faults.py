@@ -1,5 +1,5 @@
 """Faults and load on the lifecycle commands: `create` SIGKILLed at each op (MRUNC_FAULT_AT=N:kill, run.py), a
-full disk under the state dir, and many containers created, started, killed and deleted at once with ids
+full disk under the state dir, and many containers created, started, exec'd into, killed and deleted at once with ids
 colliding on purpose. Afterwards `delete --force` (or the command's own cleanup) leaves no process, cgroup or
 state dir, and `list` tells the truth throughout.
 
@@ -35,9 +35,11 @@ class Runtime:
     def __call__(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
         return mrunc("--root", self.root, *args, env=env)
 
-    def create(self, config: dict, container_id: str, env: dict | None = None) -> subprocess.CompletedProcess:
-        """create with stderr to a file: the container keeps create's stdio, so a pipe would never close."""
-        directory = self.bundle.path.parent / f"bundle-{container_id}"
+    def create(self, config: dict, container_id: str, env: dict | None = None,
+               bundle: str | None = None) -> subprocess.CompletedProcess:
+        """create with stderr to a file: the container keeps create's stdio, so a pipe would never close.
+        `bundle`: the bundle dir's name (default the id), for attempts at one id with configs of their own."""
+        directory = self.bundle.path.parent / f"bundle-{bundle or container_id}"
         directory.mkdir(exist_ok=True)
         config = dict(config, root={"path": str(self.bundle.path / "rootfs"), "readonly": True},
                       linux=dict(config["linux"], cgroupsPath=f"{self.bundle.cgroup}-{container_id}"))
@@ -143,23 +145,29 @@ def test_a_full_disk_under_the_state_dir_fails_cleanly(bundle):
 
 @pytest.mark.slow
 def test_many_containers_with_colliding_ids_under_load(runtime):
-    """LOAD containers over LOAD // 2 ids, each created, started, killed and deleted, all at once."""
+    """LOAD containers over LOAD // 2 ids, each created, started, exec'd into, killed and deleted, all at once.
+    Each attempt has a hostname of its own, which its exec must see: it ran in that container, no other."""
     config = hardened_config(["sleep", "100"])
     ids = [f"c{i % max(1, LOAD // 2)}" for i in range(LOAD)]
 
-    def lifecycle(container_id: str) -> tuple[str, list[str]]:
-        created = runtime.create(config, container_id)
+    def lifecycle(attempt: int, container_id: str) -> tuple[str, list[str]]:
+        hostname = f"h{attempt}"
+        created = runtime.create(dict(config, hostname=hostname), container_id, bundle=f"{container_id}-{attempt}")
         if created.returncode != 0:
             ok = "already exists" in created.stderr and "Traceback" not in created.stderr
             return "refused", [] if ok else [f"{container_id}: create: {created.stderr.strip()}"]
+        started = runtime("start", container_id)
+        execed = runtime("exec", container_id, "--", "hostname")
         problems = [f"{container_id}: {step}: {r.stderr.strip()}" for step, r in (
-            ("start", runtime("start", container_id)),
+            ("start", started), ("exec", execed),
             ("kill", runtime("kill", container_id, "KILL")),
             ("delete", runtime("delete", "--force", container_id))) if r.returncode != 0]
+        if execed.returncode == 0 and execed.stdout != f"{hostname}\n":
+            problems.append(f"{container_id}: exec of attempt {attempt} ran in {execed.stdout.strip()!r}")
         return "ran", problems
 
     with ThreadPoolExecutor(max(2, LOAD // 2)) as pool:
-        futures = [pool.submit(lifecycle, container_id) for container_id in ids]
+        futures = [pool.submit(lifecycle, attempt, container_id) for attempt, container_id in enumerate(ids)]
         listings = []
         while not all(f.done() for f in futures):
             listings.append(runtime.listed())  # must parse, and never show an id twice
