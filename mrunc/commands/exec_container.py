@@ -45,7 +45,7 @@ def main(options, args: list[str]) -> int:
 
 def _compile(root: str, opts: argparse.Namespace) -> dict | str:
     """The exec plan, or the error text."""
-    from mrunc.compiler.compile_exec import compile_exec, process_from_args
+    from mrunc.compiler.compile_exec import check_process, compile_exec, process_from_args
     from mrunc.compiler.errors import ConfigError
     from mrunc.state import Container, StateError
 
@@ -59,6 +59,8 @@ def _compile(root: str, opts: argparse.Namespace) -> dict | str:
     except StateError as e:
         return str(e)
     source = opts.process or "exec"
+    if opts.preserve_fds < 0:
+        return f"exec: --preserve-fds {opts.preserve_fds}; allowed: 0 or more (fds 3 to 3+N-1 pass to the process)"
     try:
         if opts.process:
             process = _read_process(opts.process)
@@ -68,6 +70,7 @@ def _compile(root: str, opts: argparse.Namespace) -> dict | str:
             with open(os.path.join(state["bundle"], "config.json")) as f:
                 base = json.load(f)["process"]
             process = process_from_args(base, opts.args, opts.tty, opts.cwd, opts.env, opts.user)
+        check_process(process)  # before the flags below read it
         if process.get("terminal") and not opts.console_socket and opts.detach:
             return "exec: a terminal for a detached process needs --console-socket to send it to"
         if opts.console_socket and not process.get("terminal"):
@@ -82,6 +85,8 @@ def _compile(root: str, opts: argparse.Namespace) -> dict | str:
         return f"{source}: not JSON: {e}"
 
 
-def _read_process(path: str) -> dict:
+def _read_process(path: str) -> object:
+    from mrunc.compiler.parse import parse
+
     with open(path, "rb") as f:
-        return json.loads(f.read())
+        return parse(f.read(), "a process")

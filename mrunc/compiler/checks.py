@@ -2,7 +2,7 @@
 
 from mrunc.compiler import lower_network
 from mrunc.compiler.errors import ConfigError, pointer
-from mrunc.executor.flags import CAPABILITIES, RLIMITS
+from mrunc.executor.flags import CAPABILITIES, MAX_ID, MAX_RLIMIT, RLIMITS
 
 # Known to the runtime-spec, not honoured by mrunc: rejected by name rather than ignored.
 UNSUPPORTED = {
@@ -58,11 +58,32 @@ def _check_namespaces(linux: dict) -> dict[str, str | None]:
     return found
 
 
+def check_user_ids(user: dict, where: str) -> None:
+    """Ids above MAX_ID are refused, as runc does (also for `mrunc exec`'s process)."""
+    ids = {"uid": user.get("uid", 0), "gid": user.get("gid", 0)}
+    ids.update((f"additionalGids/{i}", g) for i, g in enumerate(user.get("additionalGids", [])))
+    for key, value in ids.items():
+        if value > MAX_ID:
+            raise ConfigError(f"{where}/{key}", f"got {value}; allowed: 0 to {MAX_ID} (as runc; 4294967295 is -1, "
+                              "which setresuid takes as 'unchanged': the process would stay root)")
+
+
+def check_rlimit(limit: dict, where: str) -> None:
+    """Each limit up to RLIM_INFINITY (the schema says so for a config; exec's process is checked by hand), soft
+    up to hard."""
+    for key in ("hard", "soft"):
+        if limit[key] > MAX_RLIMIT:
+            raise ConfigError(f"{where}/{key}", f"got {limit[key]}; allowed: up to {MAX_RLIMIT} (unlimited)")
+    if limit["soft"] > limit["hard"]:
+        raise ConfigError(where + "/soft", f"soft limit {limit['soft']} is above hard limit {limit['hard']}")
+
+
 def _check_process(process: dict | None) -> None:
     if process is None:  # config.md: REQUIRED for start only; the plan says so and exec, run, create refuse it
         return
     if not process.get("args"):
         raise ConfigError("/process/args", "missing or empty; allowed: at least the program to run")
+    check_user_ids(process.get("user", {}), "/process/user")
     caps = process.get("capabilities", {})
     for kind in CAPABILITY_SETS:  # other keys are unknown to the spec, so ignored
         for i, name in enumerate(caps.get(kind, [])):
@@ -77,8 +98,7 @@ def _check_process(process: dict | None) -> None:
         if limit["type"] in seen:
             raise ConfigError(where + "/type", f"{limit['type']} is set twice; each rlimit may appear once")
         seen.add(limit["type"])
-        if limit["soft"] > limit["hard"]:
-            raise ConfigError(where + "/soft", f"soft limit {limit['soft']} is above hard limit {limit['hard']}")
+        check_rlimit(limit, where)
 
 
 def _check_mounts(config: dict, namespaces: dict) -> None:

@@ -11,6 +11,7 @@ import json
 
 from mrunc import __version__
 from mrunc.compiler import order
+from mrunc.compiler.checks import check_rlimit, check_user_ids
 from mrunc.compiler.errors import ConfigError, pointer
 from mrunc.executor.flags import CAPABILITIES, NAMESPACE_FLAGS, RLIMITS
 from mrunc.executor.host import fingerprint
@@ -88,6 +89,7 @@ def check_process(process: object) -> None:
     if not isinstance(cwd, str) or not cwd.startswith("/"):
         raise ConfigError("/cwd", f"got {json.dumps(cwd)}; allowed: an absolute path")
     _check_user(process.get("user", {}))
+    check_user_ids(process.get("user", {}), "/user")
     for kind in CAP_SETS:
         for i, name in enumerate(_strings(process.get("capabilities", {}), kind, "/capabilities")):
             if name not in CAPABILITIES:
@@ -97,9 +99,13 @@ def check_process(process: object) -> None:
             raise ConfigError(pointer("rlimits", i), f"got {json.dumps(limit)}; allowed: type one of "
                               f"{', '.join(RLIMITS)}, with soft and hard")
         _numbers(limit, ("soft", "hard"), pointer("rlimits", i), required=True)
+        check_rlimit(limit, pointer("rlimits", i))
     for key in ("apparmorProfile", "selinuxLabel"):
         if not isinstance(process.get(key, ""), str):
             raise ConfigError(f"/{key}", f"got {json.dumps(process[key])}; allowed: a string")
+    adj = process.get("oomScoreAdj", 0)
+    if not isinstance(adj, int) or isinstance(adj, bool) or not -1000 <= adj <= 1000:
+        raise ConfigError("/oomScoreAdj", f"got {json.dumps(adj)}; allowed: a number from -1000 to 1000")
     for key in ("terminal", "noNewPrivileges"):
         if not isinstance(process.get(key, False), bool):
             raise ConfigError(f"/{key}", f"got {json.dumps(process[key])}; allowed: true or false")

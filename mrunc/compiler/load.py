@@ -7,6 +7,7 @@ import jsonschema
 
 from mrunc import schemas
 from mrunc.compiler.errors import ConfigError, ConfigErrors, pointer
+from mrunc.compiler.parse import parse  # noqa: F401 (load.parse, as before)
 
 MAX_ERRORS = 20
 
@@ -14,35 +15,6 @@ MAX_ERRORS = 20
 def schema() -> dict:
     with open(os.path.join(os.path.dirname(schemas.__file__), "config.schema.json")) as f:
         return json.load(f)
-
-
-def parse(raw: bytes) -> object:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ConfigError("/", f"not UTF-8 text (byte {e.start})") from None
-    if "\x00" in text:
-        raise ConfigError("/", f"contains a NUL byte at offset {text.index(chr(0))}; JSON text may not")
-    try:
-        config = json.loads(text)
-        _refuse_nul(config, ())
-    except RecursionError:
-        raise ConfigError("/", "nested too deeply to be a config") from None
-    except json.JSONDecodeError as e:
-        raise ConfigError("/", f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-    return config
-
-
-def _refuse_nul(value: object, path: tuple) -> None:
-    """A JSON \\u0000 escape decodes to NUL, which no path, name, argument or environment entry may hold: the
-    kernel would cut the string short there."""
-    if isinstance(value, str) and "\x00" in value:
-        raise ConfigError(pointer(*path), f"got {value!r}; allowed: strings without NUL (\\u0000)")
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        if isinstance(key, str) and "\x00" in key:
-            raise ConfigError(pointer(*path), f"key {key!r}; allowed: keys without NUL (\\u0000)")
-        _refuse_nul(item, (*path, key))
 
 
 def validate(config: object) -> None:

@@ -77,6 +77,11 @@ RLIMITS = {
     "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
 }
 
+# The largest uid/gid a process may be given, as runc (its user package's maxID): a uid_t of 2^32-1 is -1, which
+# setresuid/setresgid take as "leave unchanged", so the process would keep running as root.
+MAX_ID = 2**31 - 1
+MAX_RLIMIT = 2**64 - 1  # RLIM_INFINITY: unlimited
+
 # Time namespace clocks, as /proc/self/timens_offsets names them.
 TIME_CLOCKS = {"monotonic": "monotonic", "boottime": "boottime"}
 

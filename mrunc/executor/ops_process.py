@@ -5,7 +5,7 @@ import errno
 import os
 
 from mrunc.executor import libc
-from mrunc.executor.flags import CAPABILITIES, RLIMITS, mask
+from mrunc.executor.flags import CAPABILITIES, MAX_ID, RLIMITS, mask
 from mrunc.executor.ops_fs import write_proc
 from mrunc.executor.optable import Context, op
 
@@ -89,7 +89,10 @@ def keep_caps(ctx: Context) -> None:
 
 @op("set_ids", "init", "uid", "gid", "additional_gids")
 def set_ids(ctx: Context, uid: int, gid: int, additional_gids: list[int]) -> None:
-    """setgroups, setresgid, setresuid: groups and gid first, while we still may."""
+    """setgroups, setresgid, setresuid: groups and gid first, while we still may. An id above MAX_ID is refused
+    (an edited plan): 4294967295 would leave the id unchanged, root."""
+    if not all(0 <= i <= MAX_ID for i in (uid, gid, *additional_gids)):
+        raise OSError(errno.EINVAL, f"ids must be 0 to {MAX_ID}")
     os.setgroups(additional_gids)
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
