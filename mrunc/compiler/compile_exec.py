@@ -94,8 +94,11 @@ def check_process(process: object) -> None:
         for i, name in enumerate(_strings(process.get("capabilities", {}), kind, "/capabilities")):
             if name not in CAPABILITIES:
                 raise ConfigError(pointer("capabilities", kind, i), f"unknown capability {name!r}")
-    for i, limit in enumerate(process.get("rlimits", [])):
-        if not isinstance(limit, dict) or limit.get("type") not in RLIMITS:
+    rlimits = process.get("rlimits", [])
+    if not isinstance(rlimits, list):
+        raise ConfigError("/rlimits", f"got {json.dumps(rlimits)}; allowed: a list of rlimits")
+    for i, limit in enumerate(rlimits):
+        if not isinstance(limit, dict) or not isinstance(limit.get("type"), str) or limit["type"] not in RLIMITS:
             raise ConfigError(pointer("rlimits", i), f"got {json.dumps(limit)}; allowed: type one of "
                               f"{', '.join(RLIMITS)}, with soft and hard")
         _numbers(limit, ("soft", "hard"), pointer("rlimits", i), required=True)
