@@ -6,9 +6,15 @@ import shutil
 import uuid
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from tests.conftest import TEST_CGROUP_PARENT, Bundle, base_config
+from mrunc.compiler.compile_exec import compile_exec
+from mrunc.compiler.errors import ConfigError
+from mrunc.executor import plan as plans
+from tests.conftest import REFERENCE, TEST_CGROUP_PARENT, Bundle, base_config
 from tests.lifecycle_helpers import Lifecycle
+from tests.test_fuzz import BUNDLE, HOST, _mutate, _seed_plan, fuzz, fuzz_slow
 
 LOOP = ["sh", "-c", "while true; do sleep 0.1; done"]
 DEEP = 100_000
@@ -81,3 +87,34 @@ def test_bad_flags_are_refused_naming_what_is_allowed(box, flags, expected):
     result = box("exec", *flags, box.bundle.id, "--", "true")
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert expected in result.stderr
+
+
+# Fuzz: mutated process documents compile into an exec plan the executor's check accepts, or are refused with
+# a ConfigError (a pointer and a reason). Checked, never run. Sizes as tests/test_fuzz.py.
+
+SEED_PROCESSES = [base_config(["sh"])["process"],
+                  json.loads((REFERENCE / "configs" / "podman-exec-process.json").read_text())]
+TARGET = {"id": "fuzz", "pid": 1, "bundle": BUNDLE, "rootfs": "/"}
+
+
+def _compile_mutated_process(data) -> None:
+    process = _mutate(data, data.draw(st.sampled_from(SEED_PROCESSES)), data.draw(st.integers(1, 3)))
+    try:
+        plan = compile_exec(process, TARGET, _seed_plan(1))  # into the hardened container
+    except ConfigError as e:
+        assert e.pointer.startswith("/") and e.problem
+        return
+    plans.check(json.loads(json.dumps(plan)), host=HOST)
+
+
+@fuzz
+@given(st.data())
+def test_mutated_processes_compile_or_are_refused_with_a_pointer(data):
+    _compile_mutated_process(data)
+
+
+@pytest.mark.slow
+@fuzz_slow
+@given(st.data())
+def test_mutated_processes_at_size(data):
+    _compile_mutated_process(data)

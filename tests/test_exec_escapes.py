@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import REPO, base_config
 from tests.hardened import hardened_config
 from tests.lifecycle_helpers import Lifecycle, wait_for
-from tests.test_escapes import SECRET, _digests, _install, _interpreter_files, tools  # noqa: F401 (a fixture)
+from tests.test_escapes import SECRET, _digests, _fields, _install, _interpreter_files, tools  # noqa: F401 (a fixture)
 
 LOOP = ["sh", "-c", "while true; do sleep 0.1; done"]
 ATTEMPTS = 30  # execs raced by the attacker; it sees the runtime's window in about half of them
@@ -191,3 +191,34 @@ def test_exec_cwd_through_proc_self_fd_is_refused(box, leaked):
     assert protected.returncode == 1 and SECRET not in protected.stdout
     assert "chdir (/process/cwd): path=/proc/self/fd/4 must=True: ELOOP" in protected.stderr, protected.stderr
     assert box.state()["status"] == "running"
+
+
+# no_new_privs against a setuid binary, and the bounding set against file capabilities, for an exec'd process.
+
+def _exec_process(box: Lifecycle, tmp_path, **fields) -> dict[str, str]:
+    """Exec /creds as uid 1000 with the container's process changed by `fields`; its euid and effective caps."""
+    process = dict(json.loads(box.bundle.config_path.read_text())["process"], args=["/creds"],
+                   user={"uid": 1000, "gid": 1000}, **fields)
+    path = tmp_path / "process.json"
+    path.write_text(json.dumps(process))
+    result = box("exec", "--process", str(path), box.bundle.id)
+    assert "Traceback" not in result.stderr, result.stderr
+    return _fields(result.stdout) if result.returncode == 0 else {"error": result.stderr}
+
+
+def test_exec_with_no_new_privileges_gains_nothing_from_a_setuid_binary(box, tools, tmp_path):  # noqa: F811
+    _install(tools, box.bundle, "creds", 0o4755)
+    assert _exec_process(box, tmp_path, noNewPrivileges=False)["euid"] == "0"  # the setuid bit works without it
+    assert _exec_process(box, tmp_path, noNewPrivileges=True)["euid"] == "1000"
+
+
+def test_exec_never_regains_a_dropped_capability_through_file_capabilities(box, tools, tmp_path):  # noqa: F811
+    _install(tools, box.bundle, "creds")
+    subprocess.run(["setcap", "cap_net_raw+ep", str(box.bundle.path / "rootfs" / "creds")], check=True)
+    net_raw = 1 << 13
+    caps = json.loads(box.bundle.config_path.read_text())["process"]["capabilities"]
+    kept = _exec_process(box, tmp_path, noNewPrivileges=False,
+                         capabilities=dict(caps, bounding=[*caps["bounding"], "CAP_NET_RAW"]))
+    assert int(kept["capeff"], 16) & net_raw, kept  # the file capability is granted while bounding allows it
+    dropped = _exec_process(box, tmp_path, noNewPrivileges=False, capabilities=caps)
+    assert "EPERM" in dropped.get("error", "") or not int(dropped["capeff"], 16) & net_raw, dropped
