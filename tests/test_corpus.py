@@ -128,6 +128,7 @@ def _plan_cases(plan: dict) -> dict:
         "unknown-flag": (edit(lambda p, o: o[mount]["args"].update(flags=["MS_NOPE"])), runtime(mount)),
         "uid-a-string": (edit(lambda p, o: o[at["set_ids"]]["args"].update(uid="0")), runtime(at["set_ids"])),
         "uid-negative": (edit(lambda p, o: o[at["set_ids"]]["args"].update(uid=-5)), runtime(at["set_ids"])),
+        "uid-minus-one": (edit(lambda p, o: o[at["set_ids"]]["args"].update(uid=2**32 - 1)), runtime(at["set_ids"])),
         "unknown-capability": (edit(lambda p, o: o[at["drop_bounding"]]["args"].update(keep=["CAP_GOD"])),
                                runtime(at["drop_bounding"])),
         "absurd-rlimit": (edit(lambda p, o: o[at["setrlimit"]]["args"].update(soft=2**70, hard=2**70)),

@@ -3,6 +3,7 @@
 
 import argparse
 
+from mrunc.commands.common import fd_count
 from mrunc.commands.lifecycle import create
 
 
@@ -12,7 +13,7 @@ def parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--bundle", "-b", default=".")
     p.add_argument("--pid-file")
     p.add_argument("--console-socket")
-    p.add_argument("--preserve-fds", type=int, default=0)
+    p.add_argument("--preserve-fds", type=fd_count, default=0)
     p.add_argument("--no-pivot", action="store_true", help="accepted; mrunc always uses pivot_root")
     p.add_argument("--no-new-keyring", action="store_true", help="accepted; mrunc makes no session keyring")
     p.add_argument("--trace", action="store_true", help="print each op to stderr as it runs")

@@ -7,7 +7,7 @@ import argparse
 import json
 import os
 
-from mrunc.commands.common import execute, fail
+from mrunc.commands.common import execute, fail, fd_count
 
 
 def parser() -> argparse.ArgumentParser:
@@ -20,7 +20,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cwd")
     p.add_argument("--env", "-e", action="append", default=[])
     p.add_argument("--user", "-u")
-    p.add_argument("--preserve-fds", type=int, default=0)
+    p.add_argument("--preserve-fds", type=fd_count, default=0)
     p.add_argument("--trace", action="store_true", help="print each op to stderr as it runs")
     p.add_argument("--plan", action="store_true", help="print the exec plan as text instead of running it")
     p.add_argument("id")
@@ -59,8 +59,6 @@ def _compile(root: str, opts: argparse.Namespace) -> dict | str:
     except StateError as e:
         return str(e)
     source = opts.process or "exec"
-    if opts.preserve_fds < 0:
-        return f"exec: --preserve-fds {opts.preserve_fds}; allowed: 0 or more (fds 3 to 3+N-1 pass to the process)"
     try:
         if opts.process:
             process = _read_process(opts.process)
