@@ -71,10 +71,10 @@ def _take_away(state: DeviceRules, kind: str, major: int | None, minor: int | No
                   and wider.major in (None, major) and wider.minor in (None, minor))
         if covers and set(wider.access) & set(access):
             held = "deny" if state.default_allow else "allow"
-            raise ConfigError(src, f"takes {_bits(access)} away from {_text(kind, major, minor, access)}, which the "
-                              f"wider '{held} {_text(wider.kind, wider.major, wider.minor, wider.access)}' "
-                              f"({wider.sources[0]}) still grants; v1 would ignore it silently; allowed: narrow the "
-                              f"wider rule instead")
+            raise ConfigError(src, f"cannot undo {_bits(access)} for {_text(kind, major, minor, '')} under the wider "
+                              f"'{held} {_text(wider.kind, wider.major, wider.minor, wider.access)}' "
+                              f"({wider.sources[0]}): v1's devices controller ignores such a rule silently; allowed: "
+                              "narrow the wider rule instead, or drop this one")
     same = _find(state, kind, major, minor)
     if same:
         same.access, same.sources = "".join(a for a in same.access if a not in access), [*same.sources, src]
@@ -92,4 +92,4 @@ def _bits(access: str) -> str:
 
 def _text(kind: str, major: int | None, minor: int | None, access: str) -> str:
     star = lambda n: "*" if n is None else str(n)  # noqa: E731
-    return f"{kind} {star(major)}:{star(minor)} {_bits(access)}"
+    return f"{kind} {star(major)}:{star(minor)} {_bits(access)}".rstrip()

@@ -28,6 +28,12 @@ mount -t hostfs -o "$GUEST_RESULTS" hostfs /mnt
 # functions, or programs crash (python, static busybox: seen). Containers get it too (tests/conftest.py).
 export GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX512F,-AVX512VL,-AVX512BW,-AVX2,-AVX,-EVEX,-AVX_Fast_Unaligned_Load,-ERMS
 export MRUNC_TEST_CONTAINER_ENV="GLIBC_TUNABLES=$GLIBC_TUNABLES"
+# ctypes' find_library (pyseccomp finds libseccomp with it) runs /sbin/ldconfig with an empty env, and the static
+# ldconfig crashes without GLIBC_TUNABLES: bind a wrapper that sets it over ldconfig (a guest mount; dash is fine).
+cp /sbin/ldconfig /run/ldconfig.real
+printf '#!/bin/sh\nGLIBC_TUNABLES=%s exec /run/ldconfig.real "$@"\n' "$GLIBC_TUNABLES" > /run/ldconfig
+chmod 755 /run/ldconfig
+mount --bind /run/ldconfig /sbin/ldconfig
 export GUEST_REPORT=/mnt/report.jsonl
 echo "guest: kernel $(uname -r), cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 cd "$GUEST_REPO" && PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$GUEST_REPO" "$GUEST_PYTHON" -m pytest -p no:cacheprovider \
