@@ -33,8 +33,11 @@ NET = {"namespaces": [{"type": "network"}, {"type": "mount"}]}
 # --- lowering -------------------------------------------------------------------------------------
 
 def test_each_device_is_one_runtime_move_after_the_namespaces_and_before_init_in_name_order():
+    """All of them are checked first, before anything is made (the spec's check)."""
     plan = compile_fragment({"linux": {**NET, "netDevices": {"veth1": {"name": "eth0"}, "enp3s0": {}}}})
-    assert ops(plan, "/linux/namespaces", "/linux/netDevices")[:4] == [
+    first = plan["ops"][0]
+    assert (first["op"], first["proc"], first["args"]) == ("netdev_check", "runtime", {"devices": ["enp3s0", "veth1"]})
+    assert ops(plan, "/linux/namespaces", "/linux/netDevices/enp3s0", "/linux/netDevices/veth1")[:4] == [
         ("unshare", "child", "/linux/namespaces", {"flags": ["CLONE_NEWNET", "CLONE_NEWNS"]}),
         ("netdev_move", "runtime", "/linux/netDevices/enp3s0", {"device": "enp3s0", "name": "enp3s0"}),
         ("netdev_move", "runtime", "/linux/netDevices/veth1", {"device": "veth1", "name": "eth0"}),
@@ -45,7 +48,7 @@ def test_each_device_is_one_runtime_move_after_the_namespaces_and_before_init_in
 def test_a_device_moves_into_a_joined_network_namespace_and_an_empty_name_keeps_the_hosts():
     plan = compile_fragment({"linux": {"namespaces": [{"type": "network", "path": "/run/netns/x"}, {"type": "mount"}],
                                        "netDevices": {"veth1": {"name": ""}}}})
-    assert ops(plan, "/linux/namespaces/0", "/linux/netDevices") == [
+    assert ops(plan, "/linux/namespaces/0", "/linux/netDevices/veth1") == [
         ("setns", "child", "/linux/namespaces/0", {"type": "network", "path": "/run/netns/x"}),
         ("netdev_move", "runtime", "/linux/netDevices/veth1", {"device": "veth1", "name": "veth1"}),
     ]
@@ -202,16 +205,21 @@ def test_a_device_moves_into_a_user_namespaces_network_namespace(userns_bundle, 
     assert result.returncode == 0
 
 
-def test_a_missing_host_device_fails_at_its_op_and_leaves_nothing(bundle):
-    """The autouse leak check sees that the cgroups were removed."""
+def test_a_missing_host_device_fails_the_check_before_anything_is_made_or_moved(bundle, veth):
+    """The device that does exist is not moved (it would die with the namespace); the autouse leak check sees
+    that no cgroup was left."""
+    device, _ = veth
     missing = f"mx{uuid.uuid4().hex[:8]}"
     config = base_config(["echo", "started"])
-    config["linux"]["netDevices"] = {missing: {"name": "c0"}}
+    config["linux"]["netDevices"] = {device: {}, missing: {"name": "c0"}}
     result = run_config(bundle, config)
     assert result.returncode != 0 and result.stdout == ""
-    assert f"[runtime] netdev_move (/linux/netDevices/{missing}): device={missing} name=c0: ENODEV" in result.stderr
+    devices = sorted([device, missing])
+    assert "mrunc: op 0/" in result.stderr
+    assert f"[runtime] netdev_check (/linux/netDevices): devices={devices!r}: ENODEV" in result.stderr
     assert f"no network device '{missing}' on the host" in result.stderr
     assert "Traceback" not in result.stderr
+    assert _on_host(device)
 
 
 def test_a_name_taken_in_the_joined_namespace_fails_and_the_device_stays_on_the_host(bundle, veth, named_netns):  # noqa: F811
@@ -234,11 +242,12 @@ def test_the_text_listing_and_the_sh_rendering_express_the_move(tmp_path):
     """sh: init moves the device from the host's network namespace (kept open on fd 8) into its own, by `$$`."""
     plan = compile_fragment({"linux": {**NET, "netDevices": {"veth1": {"name": "eth0"}}}})
     listing = render.text(plan)
+    assert "runtime netdev_check        devices=['veth1']  # /linux/netDevices" in listing
     assert "runtime netdev_move         device=veth1 name=eth0  # /linux/netDevices/veth1" in listing
     script = render.script(plan, "sh")
     assert render_sh.context(plan)["gaps"] == []
     outer, init = script.split("init_script=$(cat <<'MRUNC_INIT'\n")
-    assert "exec 8</proc/self/ns/net\n" in outer
+    assert "ip link show dev veth1 > /dev/null\n" in outer and "exec 8</proc/self/ns/net\n" in outer
     assert init.startswith("set -eu\nnsenter --net=/proc/self/fd/8 ip link set dev veth1 netns $$ name eth0\n"
                            "ip link set dev eth0 up\n")
     (tmp_path / "plan.sh").write_text(script)

@@ -45,6 +45,12 @@ def final_name(host_name: str, device: dict) -> str:
     return device.get("name") or host_name
 
 
+def lower_check(emit: Emitter, linux: dict) -> None:
+    """The spec's check that each device can be moved, as one op over all of them."""
+    if linux.get("netDevices"):
+        emit("netdev_check", "runtime", "/linux/netDevices", devices=sorted(linux["netDevices"]))
+
+
 def lower(emit: Emitter, linux: dict) -> None:
     """One op per device, in name order (a JSON object fixes none)."""
     for host_name, device in sorted(linux.get("netDevices", {}).items()):

@@ -20,6 +20,10 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
     process = config.get("process", {})
     ns = lower_process.namespaces(linux)
 
+    # 0. linux.netDevices exist on the host (the spec's check), before anything is made: a missing one then leaves
+    #    nothing to undo, and no device moved before it dies with the container's new network namespace.
+    lower_network.lower_check(emit, linux)
+
     # 1. cgroup first, written by runtime before any process exists; child joins it before creating
     #    namespaces, so every process of the container is accounted from the start and a new cgroup
     #    namespace is rooted at the container's cgroup (crun: CLONE_INTO_CGROUP; runc: after start).

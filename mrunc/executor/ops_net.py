@@ -7,6 +7,17 @@ from mrunc.executor import netlink
 from mrunc.executor.optable import Context, op
 
 
+@op("netdev_check", "runtime", "devices")
+def netdev_check(ctx: Context, devices: list[str]) -> None:
+    """Check that each host interface to move exists (RTM_GETLINK), before anything is made or moved."""
+    host = netlink.Route()
+    try:
+        for device in devices:
+            _host_index(host, device)
+    finally:
+        host.close()
+
+
 @op("netdev_move", "runtime", "device", "name")
 def netdev_move(ctx: Context, device: str, name: str) -> None:
     """Move host interface `device` into child's network namespace as `name`, keeping its addresses; set it up.
