@@ -6,7 +6,9 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.conftest import mrunc, run_config
+import pytest
+
+from tests.conftest import base_config, mrunc, run_config
 from tests.hardened import hardened_config
 
 WORKERS = 2  # the host has two cores; each worker runs its own copy of the plan (own cgroup path)
@@ -98,3 +100,34 @@ def test_a_fault_in_each_process_under_run_removes_the_state_dir(userns_bundle):
         assert result.returncode == 1
         assert f"mrunc: op {i}/{len(ops)} " in result.stderr and "Traceback" not in result.stderr
         assert not (bundle.state_root / bundle.id).exists()
+
+
+
+@pytest.mark.parametrize("pid_namespace", [True, False], ids=["pid-1", "no-pid-namespace"])
+def test_init_dying_unreported_before_execve_is_an_error_not_a_run(userns_bundle, pid_namespace):
+    """init SIGKILLed after its last message to runtime (MRUNC_FAULT_AT=N:kill) closes the sync socket as execve
+    would: exec and run must still exit 1 naming the death, not report the status of a program that never
+    ran. A program that does run and exits 137 at once keeps its own status. (A pid namespace's init ignores
+    its own SIGKILL: the fault hook then exits 137.)"""
+    bundle = userns_bundle
+    config = hardened_config(["sh", "-c", "exit 137"])
+    if not pid_namespace:  # nor a user namespace: its root may not mount a proc of the host's pid namespace
+        config = base_config(["sh", "-c", "exit 137"])
+        config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"] if n["type"] != "pid"]
+    path, plan = _compile(bundle, config, bundle.cgroup, "compiled")
+    ops = plan["ops"]
+    execve = len(ops) - 1
+    last_runtime_op = max(i for i, o in enumerate(ops) if o["proc"] == "runtime")
+    first_unreported = next(i for i in range(last_runtime_op, execve) if ops[i]["proc"] == "init")
+    assert ops[execve]["op"] == "execve"
+    ran = mrunc("exec", str(path))
+    assert (ran.returncode, ran.stderr) == (137, ""), ran.stderr
+    death = "exited with status 137" if pid_namespace else "was killed by signal 9"
+    for i in (first_unreported, execve):
+        env = {"MRUNC_FAULT_AT": f"{i}:kill"}
+        for result in (mrunc("exec", str(path), env=env), run_config(bundle, config, env=env)):
+            lines = result.stderr.splitlines()
+            assert result.returncode == 1 and len(lines) == 1, (i, result.returncode, result.stderr)
+            assert lines[0].startswith(f"mrunc: op {execve}/{len(ops)} [init] execve (/process/args): ")
+            assert lines[0].endswith(f"ERROR (init {death} during setup, before execve)"), lines
+            assert not (bundle.state_root / bundle.id).exists()

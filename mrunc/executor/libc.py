@@ -19,6 +19,7 @@ SYS_OPENAT2 = 437
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
+PR_SET_NAME = 15
 PR_CAPBSET_READ = 23
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
@@ -104,6 +105,12 @@ def setrlimit(resource: int, soft: int, hard: int) -> None:
     if not (0 <= soft <= RLIM_MAX and 0 <= hard <= RLIM_MAX):
         raise ValueError(f"rlimit values are 0..{RLIM_MAX}, got {soft}, {hard}")
     _check(_libc.setrlimit(resource, ctypes.byref(_Rlimit(soft, hard))))
+
+
+def set_name(name: str) -> None:
+    """prctl(PR_SET_NAME): this process's name (comm), at most 15 bytes."""
+    _check(_libc.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()), ctypes.c_ulong(0), ctypes.c_ulong(0),
+                       ctypes.c_ulong(0)))
 
 
 class _CapHeader(ctypes.Structure):

@@ -28,6 +28,7 @@ SIGKILL = 9
 # A created container's init is pid 1 of its pid namespace, which the kernel spares every signal it has no
 # handler for. runc's waiting init (Go) exits on these, so `kill ID TERM` stops a created container there.
 STOPPING_SIGNALS = (1, 2, 3, 15)  # HUP, INT, QUIT, TERM
+INIT_NAME = "mrunc:[init]"  # init's name (comm) from fork_init until execve names it after the program
 # The status a hook of each kind sees on stdin (runtime-spec runtime.md, "Lifecycle").
 HOOK_STATUS = {"prestart": "creating", "createRuntime": "creating", "createContainer": "creating",
                "startContainer": "created", "poststart": "running", "poststop": "stopped"}
@@ -95,6 +96,42 @@ def release(path: str, wait_for_exec: bool) -> None:
     finally:
         if probe >= 0:
             os.close(probe)
+
+
+def died_before_exec(pid: int, timeout: float = 5) -> str | None:
+    """Once init's close-on-exec fds have closed (at execve, or as it died unreported: SIGKILL, the OOM
+    killer): None if it went through execve, else how it died. execve renames init after its program just
+    after closing those fds; a death keeps the name, and the zombie shows it until we (its reaper) wait for
+    it. So poll until the name changes or init is our zombie."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            return "is gone"
+        end = stat.rindex(")")
+        if stat[stat.index("(") + 1:end] != INIT_NAME:
+            return None
+        if stat[end + 2] in "ZX" and (how := _how_it_ended(pid)):
+            return how
+        if time.monotonic() > deadline:  # still not renamed: it did not execve
+            return "died"
+        time.sleep(0.0002)
+
+
+def _how_it_ended(pid: int) -> str | None:
+    """How a zombie child ended (it stays a zombie: the caller reaps it); None until it is ours (its parent,
+    mrunc's child process, may still be exiting and handing it to us, the subreaper)."""
+    try:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return None
+    if info is None:
+        return None
+    if info.si_code == os.CLD_EXITED:
+        return f"exited with status {info.si_status}"
+    return f"was killed by signal {info.si_status}"
 
 
 def _open_writer(path: str) -> int:

@@ -23,6 +23,11 @@ time. Control passes over a socketpair (close-on-exec) with one-line messages:
     Any container-side failure sends "err N ERRNO MESSAGE" and exits 127; runtime kills what is left,
     undoes its changes and reports `op N/M [proc] name (src): args: ERRNO (message)`.
 
+    EOF without "err" is not proof of execve: an init killed unreported (SIGKILL, the OOM killer) closes the
+    socket too. init names itself "mrunc:[init]" at fork_init, and only execve renames it (right after closing
+    close-on-exec fds); a dead init keeps the name as our zombie. So at EOF runtime waits for one or the other
+    (ops_lifecycle.died_before_exec) and reports a death as a failure of the execve op.
+
 Test hook (for the fault tests): MRUNC_FAULT_AT=N makes op N fail with EIO before it runs, in whichever
 process runs it, so every failure path of a plan can be exercised; MRUNC_FAULT_AT=N:kill SIGKILLs that process
 there instead (a runtime killed mid-setup). Unset, it costs one integer compare per op.
@@ -239,6 +244,10 @@ def _start_container(plan: dict, ctx: Context, fork_index: int, trace: bool,
         waits = next((i for i, o in enumerate(ops) if o["op"] == "wait_start"), None)
         if created and waits is not None:  # EOF before "created": init died, it did not execve
             raise OpFailed(ops, waits, 0, "init died during setup, before it reached wait_start")
+        # EOF and no "err": init's end closed at execve (close-on-exec) or as it died unreported (SIGKILL, the
+        # OOM killer); only execve renames it, so its name tells which.
+        if death := ops_lifecycle.died_before_exec(ctx.init_pid):
+            raise OpFailed(ops, len(ops) - 1, 0, f"init {death} during setup, before execve")
         if created:  # a plan without wait_start: the container is created and started at execve
             created(ctx.init_pid)
     finally:
@@ -268,6 +277,7 @@ def _container_side(ops: list[dict], start: int, channel: _Channel, trace: bool,
                     channel.send(f"pid {pid}")
                     os._exit(0)
                 ctx.init_pid = ops_lifecycle.host_pid()
+                libc.set_name(ops_lifecycle.INIT_NAME)  # until execve: how runtime tells execve from death
                 i += 1
             else:
                 if o["op"] in ("wait_start", "wait_runtime_exit"):  # a detached runtime returns here
