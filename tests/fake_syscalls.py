@@ -128,7 +128,7 @@ class FakeSyscalls:
         r = self._record
         return {
             "open": self._os_open, "close": lambda fd: None, "dup": lambda fd: self._new_fd(self._fds[fd]),
-            "fstat": self._fstat, "statvfs": lambda path: SimpleNamespace(f_flag=0),
+            "fstat": self._fstat, "stat": self._stat, "statvfs": lambda path: SimpleNamespace(f_flag=0),
             "mkdir": lambda name, mode=0o777, dir_fd=None: self._create(self.dirs, "mkdir", name, dir_fd, oct(mode)),
             "unlink": self._unlink,
             "mknod": self._mknod,
@@ -160,6 +160,11 @@ class FakeSyscalls:
             return SimpleNamespace(st_mode=stat.S_IFCHR | 0o666, st_rdev=os.makedev(*self.devices[path]), st_ino=2)
         kind = stat.S_IFDIR if path in self.dirs else stat.S_IFREG
         return SimpleNamespace(st_mode=kind | 0o644, st_rdev=0, st_ino=libc.PROC_ROOT_INO if path == "/proc" else 2)
+
+    def _stat(self, name: str, *, dir_fd: int | None = None, follow_symlinks: bool = True) -> SimpleNamespace:
+        """fstatat(2); the fake world has no symlinks, so following them or not is the same."""
+        fd = self._open_existing(self._resolve(name, dir_fd))
+        return self._fstat(fd)
 
     def _create(self, kind: set, name: str, path: str, dir_fd: int | None, detail: str) -> None:
         """mkdir(path, mode) or symlink(target, path): EEXIST if something is there already."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, base_config, mrunc
+from tests.conftest import REPO, base_config, mrunc, run_config
 from tests.hardened import HOST_ID, hardened_config
 
 SECRET = "host-secret-7f3a"
@@ -204,17 +204,40 @@ def test_a_mount_through_a_symlink_lands_inside_the_rootfs(bundle, tmp_path):
     assert list((outside / "target").iterdir()) == []
 
 
-def test_a_mount_point_is_never_created_through_a_dangling_symlink(bundle, tmp_path):
-    outside = _outside_link(bundle, tmp_path, "/etc/hosts")
-    naive = subprocess.run(["touch", str(bundle.path / "rootfs" / "etc" / "hosts")])
-    assert naive.returncode == 0 and (outside / "target").exists()  # creating through it lands on the host
-    (outside / "target").unlink()
-    config = base_config(["true"])
+def test_a_mount_on_a_dangling_symlink_lands_at_its_target_inside_the_rootfs(bundle, tmp_path):
+    """As runc: /data -> /nonexistent/dir is followed inside the rootfs and its missing target made there."""
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    (volume / "marker").write_text(SECRET + "\n")
+    (bundle.path / "rootfs" / "data").symlink_to("/nonexistent/dir")
+    config = base_config(["sh", "-c", "cat /data/marker /nonexistent/dir/marker; grep -c ' /nonexistent/dir ' "
+                                      "/proc/self/mountinfo"])
+    config["mounts"].append({"destination": "/data", "type": "bind", "source": str(volume), "options": ["bind", "ro"]})
+    result = run_config(bundle, config)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [SECRET, SECRET, "1"]
+    assert (bundle.path / "rootfs" / "nonexistent" / "dir").is_dir()
+
+
+@pytest.mark.parametrize("kind", ["absolute", "relative"])
+def test_a_mount_point_is_never_created_through_a_dangling_symlink_outside(bundle, tmp_path, kind):
+    """A dangling /etc/hosts pointing out of the rootfs (a host path, or enough `..` to climb out of it): the
+    mount point is made where the link leads when the rootfs is `/`, never on the host."""
+    rootfs = bundle.path / "rootfs"
+    host_target = tmp_path / "outside" / "target" if kind == "absolute" else Path(f"/tmp/mrunc-escape-{os.getpid()}")
+    host_target.parent.mkdir(exist_ok=True)
+    link = host_target if kind == "absolute" else Path("../" * 40 + str(host_target).lstrip("/"))
+    (rootfs / "etc" / "hosts").symlink_to(link)
+    naive = subprocess.run(["touch", str(rootfs / "etc" / "hosts")])
+    assert naive.returncode == 0 and host_target.exists()  # creating through it lands on the host
+    host_target.unlink()
+    config = base_config(["sh", "-c", f"cat /etc/hosts; grep -c ' {host_target} ' /proc/self/mountinfo"])
     config["mounts"].append({"destination": "/etc/hosts", "source": "/etc/hostname", "options": ["bind", "ro"]})
     result = mrunc("exec", _compile(bundle, config))
-    assert result.returncode == 1
-    assert "EEXIST ('hosts' is a symlink to nothing inside the rootfs; not creating through it" in result.stderr
-    assert list(outside.iterdir()) == []
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [*Path("/etc/hostname").read_text().split(), "1"]
+    assert not host_target.exists()
+    assert (rootfs / str(host_target).lstrip("/")).is_file()  # the mount point, inside the rootfs
 
 
 def test_a_symlink_swapped_in_during_setup_never_sends_a_mount_out(bundle, tmp_path):

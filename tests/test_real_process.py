@@ -134,13 +134,16 @@ def test_missing_cwd_is_created_even_under_a_readonly_root(bundle):
     assert (bundle.path / "rootfs" / "no" / "such" / "dir").is_dir()
 
 
-def test_cwd_through_a_dangling_symlink_is_refused_and_nothing_made_outside(bundle, tmp_path):
+def test_cwd_through_a_dangling_symlink_is_made_inside_the_rootfs_never_outside(bundle, tmp_path):
+    """As runc: the link is followed as if the rootfs were `/` (ops_fs._make_in_root), so the cwd is made at its
+    target inside the rootfs, never on the host."""
     outside = tmp_path / "outside"
     (bundle.path / "rootfs" / "escape").symlink_to(outside)
     config = base_config(["pwd"])
     config["process"]["cwd"] = "/escape/made"
     result = run_config(bundle, config)
-    assert result.returncode == 1 and "[init] mkdir_in_root (/process/cwd)" in result.stderr, result.stderr
+    assert result.returncode == 0 and result.stdout == f"{outside}/made\n", result.stderr
+    assert (bundle.path / "rootfs" / str(outside).lstrip("/") / "made").is_dir()
     assert not outside.exists()
 
 

@@ -30,35 +30,65 @@ def _open_in_root(root: str, path: str, create: str | None = None) -> int:
         except FileNotFoundError:
             if not create:
                 raise
-        parts = [p for p in path.split("/") if p]
-        parent = os.dup(root_fd)
-        try:
-            for i, name in enumerate(parts):
-                last = i == len(parts) - 1
-                try:
-                    fd = libc.open_in_root(parent, name)
-                except FileNotFoundError:
-                    _create(parent, name, "file" if last and create == "file" else "dir", path)
-                    fd = libc.open_in_root(parent, name)
-                os.close(parent)
-                parent = fd
-            return os.dup(parent)
-        finally:
-            os.close(parent)
+        return libc.open_in_root(root_fd, _make_in_root(root_fd, path, create))
     finally:
         os.close(root_fd)
 
 
+MAX_SYMLINKS = 40  # as the kernel's path walk
+
+
+def _make_in_root(root_fd: int, path: str, create: str) -> str:
+    """Make what is missing of `path` inside root and return where it led, as runc does: a symlink on the way,
+    even a dangling one, is followed as if root were `/` (`..` stops there), and its missing target made.
+    Each step is opened from root with RESOLVE_IN_ROOT, so nothing is made outside it."""
+    todo = [p for p in path.split("/") if p]
+    done: list[str] = []  # the resolved path so far: real directories under root
+    links = 0
+    while todo:
+        name = todo.pop(0)
+        if name in (".", ".."):
+            if name == ".." and done:
+                done.pop()
+            continue
+        parent = libc.open_in_root(root_fd, "/" + "/".join(done))
+        try:
+            target = _readlink_or_make(parent, name, "file" if not todo and create == "file" else "dir", path)
+        finally:
+            os.close(parent)
+        if target is None:
+            done.append(name)
+            continue
+        links += 1
+        if links > MAX_SYMLINKS:
+            raise OSError(errno.ELOOP, "too many levels of symbolic links", path)
+        if target.startswith("/"):
+            done = []
+        todo = [p for p in target.split("/") if p] + todo
+    return "/" + "/".join(done)
+
+
+def _readlink_or_make(parent: int, name: str, kind: str, path: str) -> str | None:
+    """The target if `name` is a symlink; None if it is anything else, or was missing and is now made."""
+    try:
+        if not stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
+            return None
+        return os.readlink(name, dir_fd=parent)
+    except FileNotFoundError:
+        _create(parent, name, kind, path)
+        return None
+
+
 def _create(parent: int, name: str, kind: str, path: str) -> None:
-    """Make a missing file or dir. Never through a symlink: one left dangling by the rootfs would create its
-    target on the host (O_EXCL and mkdir do not follow the last component)."""
+    """Make a missing file or dir. Never through a symlink (O_EXCL and mkdir do not follow the last component):
+    one swapped in since we looked is refused."""
     try:
         if kind == "file":
             os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=parent))
         else:
             os.mkdir(name, 0o755, dir_fd=parent)
     except FileExistsError:
-        raise OSError(errno.EEXIST, f"{name!r} is a symlink to nothing inside the rootfs; not creating through it",
+        raise OSError(errno.EEXIST, f"{name!r} appeared while it was being made; not creating through it",
                       path) from None
 
 
