@@ -296,6 +296,9 @@ def test_a_proc_symlink_cannot_fake_procfs(bundle):
     (fake / "cap_last_cap").write_text("0\n")  # a runtime that believed it would keep every capability
     (fake / "shmmax").write_text("untouched\n")
     (rootfs / "proc").symlink_to("fakeproc")
+    (rootfs / "proc" / "sys" / "kernel" / "shmmax").write_text("123456\n")  # a write by path lands in the fake
+    assert (fake / "shmmax").read_text() == "123456\n"
+    (fake / "shmmax").write_text("untouched\n")
     config = base_config(["grep", "CapBnd", "/proc/self/status"])
     config["mounts"] = [m for m in config["mounts"] if m["destination"] not in ("/proc", "/sys", "/sys/fs/cgroup")]
     config["linux"]["maskedPaths"] = config["linux"]["readonlyPaths"] = []
@@ -329,6 +332,13 @@ def test_masking_fails_closed_when_dev_null_is_not_the_null_device(request, kind
         null.write_text("not null")
     else:
         os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 5))
+    masked = tmp_path / "masked"
+    masked.write_text("")
+    naive = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                            f"mount --bind {null} {masked} && head -c 8 {masked}"], capture_output=True)
+    assert naive.returncode == 0 and naive.stdout, naive.stderr  # a mask bound from it hides nothing
+    if kind == "symlink":  # it is the host's file
+        assert naive.stdout == Path("/proc/sys/kernel/core_pattern").read_bytes()[:8]
     config = hardened_config(["stat", "-c", "%t:%T", "/proc/keys"], uid=0) if userns else \
         base_config(["stat", "-c", "%t:%T", "/proc/keys"])
     config["mounts"] = [m for m in config["mounts"] if m["destination"] != "/dev"]  # the rootfs's own /dev
