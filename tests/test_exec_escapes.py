@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from mrunc.compiler.compile_exec import compile_exec
+from mrunc.state import Container
 from tests.conftest import REPO, base_config
 from tests.hardened import hardened_config
 from tests.lifecycle_helpers import Lifecycle, wait_for
@@ -40,9 +42,6 @@ def box(bundle, tmp_path, tools):  # noqa: F811
 
 def _exec_plan(box: Lifecycle, args: list[str], without: str) -> str:
     """The plan `mrunc exec ID -- ARGS` runs, minus every `without` op, as a file `mrunc exec PLAN` replays."""
-    from mrunc.compiler.compile_exec import compile_exec
-    from mrunc.state import Container
-
     container = Container(str(box.bundle.state_root), box.bundle.id)
     process = dict(json.loads(box.bundle.config_path.read_text())["process"], args=args)
     plan = compile_exec(process, container.load(), container.plan())
