@@ -14,7 +14,7 @@ from mrunc.compiler import device_rules
 from mrunc.compiler import lower_devices_bpf as bpf
 from mrunc.compiler.compile import compile_bytes
 from mrunc.compiler.errors import ConfigError
-from tests.conftest import TEST_CGROUP_PARENT, base_config
+from tests.conftest import TEST_CGROUP_PARENT, base_config, mrunc
 
 V1 = {"arch": "x86_64", "cgroup": "v1",
       "controllers": ["blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids"]}
@@ -164,6 +164,10 @@ def test_a_rule_v1_would_ignore_under_a_wider_one_is_refused_naming_it(tmp_path)
             compile_for(config, host, tmp_path)
         assert error.value.pointer == "/linux/resources/devices/2"
         assert "'allow c *:* rw' (/linux/resources/devices/1)" in error.value.problem
+    (tmp_path / "config.json").write_text(json.dumps({**config, "root": {"path": "rootfs"}}))
+    result = mrunc("compile", str(tmp_path / "config.json"), private_mounts=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "/linux/resources/devices/2: cannot undo w for c 1:11 under the wider 'allow c *:* rw'" in result.stderr
 
 
 def run_program(code: bytes, kind: str, major: int, minor: int, access: str) -> int:

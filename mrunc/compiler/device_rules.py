@@ -40,7 +40,7 @@ class DeviceRules:
         """As v1's devices.allow/deny would take them, checked top down (the first match decides), then the
         default; each with the config fields it came from."""
         verdict = "deny" if self.default_allow else "allow"
-        out = [f"{verdict} {_text(e.kind, e.major, e.minor, e.access)}  # {', '.join(e.sources)}"
+        out = [f"{verdict} {text(e.kind, e.major, e.minor, e.access)}  # {', '.join(e.sources)}"
                for e in self.exceptions]
         return out + [f"{'allow' if self.default_allow else 'deny'} a  # {self.default_src}"]
 
@@ -71,8 +71,8 @@ def _take_away(state: DeviceRules, kind: str, major: int | None, minor: int | No
                   and wider.major in (None, major) and wider.minor in (None, minor))
         if covers and set(wider.access) & set(access):
             held = "deny" if state.default_allow else "allow"
-            raise ConfigError(src, f"cannot undo {_bits(access)} for {_text(kind, major, minor, '')} under the wider "
-                              f"'{held} {_text(wider.kind, wider.major, wider.minor, wider.access)}' "
+            raise ConfigError(src, f"cannot undo {_bits(access)} for {text(kind, major, minor, '')} under the wider "
+                              f"'{held} {text(wider.kind, wider.major, wider.minor, wider.access)}' "
                               f"({wider.sources[0]}): v1's devices controller ignores such a rule silently; allowed: "
                               "narrow the wider rule instead, or drop this one")
     same = _find(state, kind, major, minor)
@@ -90,6 +90,9 @@ def _bits(access: str) -> str:
     return "".join(a for a in ACCESS_ORDER if a in access)
 
 
-def _text(kind: str, major: int | None, minor: int | None, access: str) -> str:
+def text(kind: str, major: int | None, minor: int | None, access: str) -> str:
+    """A rule as v1's devices.allow/deny take it ('a' alone means every device, whatever the access)."""
+    if kind == "a":
+        return "a"
     star = lambda n: "*" if n is None else str(n)  # noqa: E731
     return f"{kind} {star(major)}:{star(minor)} {_bits(access)}".rstrip()

@@ -81,14 +81,6 @@ WEIGHT_DEVICE_FILES = ("blkio.weight_device", "blkio.bfq.weight_device")
 IO_WEIGHT_FILES = ("io.bfq.weight", "io.weight")
 
 
-def _device_rule(rule: tuple) -> str:
-    kind, major, minor, access = rule
-    if kind == "a":
-        return "a"
-    star = lambda n: "*" if n is None or n < 0 else str(n)  # noqa: E731
-    return f"{kind} {star(major)}:{star(minor)} {access}"
-
-
 def _v1_writes(r: dict, emit: Emitter) -> list[Write]:
     out: list[Write] = []
     mem = r.get("memory", {})
@@ -169,7 +161,7 @@ def _v1_devices(rules: list[dict]) -> list[Write]:
     refuses what v1 would ignore silently, as on v2 (device_rules.py)."""
     listed = _device_rules(rules)
     device_rules.emulate(listed)
-    return [("devices", "devices.allow" if allow else "devices.deny", _device_rule((kind, major, minor, access)), src)
+    return [("devices", f"devices.{'allow' if allow else 'deny'}", device_rules.text(kind, major, minor, access), src)
             for allow, kind, major, minor, access, src in listed]
 
 
