@@ -5,6 +5,7 @@ move one end of a veth pair made for the test (a virtual device: it dies with th
 taking its peer with it, as the spec says of virtual devices); each test removes whatever remains.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -220,6 +221,22 @@ def test_a_missing_host_device_fails_the_check_before_anything_is_made_or_moved(
     assert f"no network device '{missing}' on the host" in result.stderr
     assert "Traceback" not in result.stderr
     assert _on_host(device)
+
+
+def test_a_failure_after_the_move_removes_the_cgroups_and_the_namespace_takes_the_veth(bundle, veth):
+    """MRUNC_FAULT_AT fails the op after the move (fork_init): runtime kills child, the new namespace goes, and
+    the kernel destroys the virtual device in it, as with runc; the autouse leak check sees no cgroup left."""
+    device, peer = veth
+    config = base_config(["echo", "started"])
+    config["linux"]["netDevices"] = {device: {}}
+    bundle.write(config)
+    plan = mrunc("compile", str(bundle.config_path), private_mounts=False)
+    names = [o["op"] for o in json.loads(plan.stdout)["ops"]]
+    after = names.index("netdev_move") + 1
+    result = run_config(bundle, config, env={"MRUNC_FAULT_AT": str(after)})
+    assert result.returncode != 0 and result.stdout == ""
+    assert f"op {after}/{len(names)} [child] fork_init" in result.stderr and "EIO" in result.stderr
+    assert _gone_from_host(device, peer)
 
 
 def test_a_name_taken_in_the_joined_namespace_fails_and_the_device_stays_on_the_host(bundle, veth, named_netns):  # noqa: F811

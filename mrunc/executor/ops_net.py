@@ -28,9 +28,9 @@ def netdev_move(ctx: Context, device: str, name: str) -> None:
     physical one to the host's initial namespace.
     """
     target = os.open(f"/proc/{ctx.child_pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    host, inside = netlink.Route(), None
+    host = inside = None
     try:
-        inside = netlink.route_in(target)
+        host, inside = netlink.Route(), netlink.route_in(target)
         index = _host_index(host, device)
         _check_free(inside, name)
         addresses = host.permanent_global_addresses(index)
@@ -44,9 +44,9 @@ def netdev_move(ctx: Context, device: str, name: str) -> None:
         inside.set_up(moved)
     finally:
         os.close(target)
-        host.close()
-        if inside:
-            inside.close()
+        for sock in (host, inside):
+            if sock:
+                sock.close()
 
 
 def _host_index(host: netlink.Route, device: str) -> int:
