@@ -157,9 +157,11 @@ class FakeSyscalls:
     def _fstat(self, fd: int) -> SimpleNamespace:
         path = self._fds[fd]
         if path in self.devices:
-            return SimpleNamespace(st_mode=stat.S_IFCHR | 0o666, st_rdev=os.makedev(*self.devices[path]), st_ino=2)
+            return SimpleNamespace(st_mode=stat.S_IFCHR | 0o666, st_rdev=os.makedev(*self.devices[path]), st_ino=2,
+                                   st_dev=1)
         kind = stat.S_IFDIR if path in self.dirs else stat.S_IFREG
-        return SimpleNamespace(st_mode=kind | 0o644, st_rdev=0, st_ino=libc.PROC_ROOT_INO if path == "/proc" else 2)
+        return SimpleNamespace(st_mode=kind | 0o644, st_rdev=0, st_ino=libc.PROC_ROOT_INO if path == "/proc" else 2,
+                               st_dev=1)
 
     def _stat(self, name: str, *, dir_fd: int | None = None, follow_symlinks: bool = True) -> SimpleNamespace:
         """fstatat(2); the fake world has no symlinks, so following them or not is the same."""

@@ -362,11 +362,16 @@ def _digests(paths: list[Path]) -> dict[Path, str]:
     return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
 
 
-def test_a_script_run_by_proc_self_exe_never_runs_or_reaches_the_runtime_binary(bundle):
-    rootfs = bundle.path / "rootfs"
-    for library in _interpreter_files()[1:]:  # so the interpreter, once exec'd in there, can start
+def _add_interpreter_libraries(rootfs: Path) -> None:
+    """So the host's interpreter, once exec'd in the container, can start (and show that it ran)."""
+    for library in _interpreter_files()[1:]:
         (rootfs / str(library.parent).lstrip("/")).mkdir(parents=True, exist_ok=True)
         shutil.copy(library, rootfs / str(library).lstrip("/"))
+
+
+def test_a_script_run_by_proc_self_exe_never_runs_or_reaches_the_runtime_binary(bundle):
+    rootfs = bundle.path / "rootfs"
+    _add_interpreter_libraries(rootfs)
     (rootfs / "evil").write_text("#!/proc/self/exe\n")
     (rootfs / "evil").chmod(0o755)
     (rootfs / "link").symlink_to("/proc/self/exe")
@@ -384,6 +389,60 @@ def test_a_script_run_by_proc_self_exe_never_runs_or_reaches_the_runtime_binary(
         config["root"]["readonly"] = False
         result = mrunc("exec", _compile(bundle, config))
         assert result.returncode == 1 and "Python" not in result.stderr, result.stderr
-        assert "execve (/process/args)" in result.stderr and "ELOOP" in result.stderr and "CVE-2019-5736" in \
+        assert "check_program (/process/args)" in result.stderr and "ELOOP" in result.stderr and "CVE-2019-5736" in \
             result.stderr
+    assert _digests(protected) == before
+
+
+def test_an_execute_only_script_cannot_hide_its_proc_self_exe_line(bundle):
+    """Mode 0111: the container user may run /evil but not read it, so a check made as the user cannot see its
+    `#!/proc/self/exe`. Without check_program (which reads it before the id change) the host's interpreter runs
+    in the container; with it the program is refused. An execute-only binary still runs."""
+    rootfs = bundle.path / "rootfs"
+    _add_interpreter_libraries(rootfs)
+    (rootfs / "evil").write_text("#!/proc/self/exe\n")
+    (rootfs / "evil").chmod(0o111)
+    shutil.copy(rootfs / "bin" / "busybox", rootfs / "echo")  # busybox runs the applet its name says
+    (rootfs / "echo").chmod(0o111)
+    protected = [*_interpreter_files(), *Path(REPO, "mrunc").rglob("*.py")]
+    before = _digests(protected)
+    config = base_config(["/evil"])
+    config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    unprotected = mrunc("exec", _compile(bundle, config, without="check_program"))
+    assert "program name = '/proc/self/exe'" in unprotected.stderr, unprotected.stderr  # the host's interpreter ran
+    result = mrunc("exec", _compile(bundle, config))
+    assert result.returncode == 1 and "Python" not in result.stderr, result.stderr
+    assert "check_program (/process/args)" in result.stderr and "ELOOP" in result.stderr
+    assert "CVE-2019-5736" in result.stderr
+    config["process"]["args"] = ["/echo", "ran"]
+    tool = mrunc("exec", _compile(bundle, config))
+    assert (tool.returncode, tool.stdout) == (0, "ran\n"), tool.stderr
+    assert _digests(protected) == before
+
+
+def test_a_program_swapped_after_its_check_is_refused(bundle):
+    """A startContainer hook runs in the container after check_program and before execve: it swaps /prog for
+    an execute-only `#!/proc/self/exe` script, which the user cannot read. Without check_program the late
+    check cannot see the #! line and the host's interpreter runs; with it execve runs only the file checked."""
+    rootfs = bundle.path / "rootfs"
+    _add_interpreter_libraries(rootfs)
+
+    def plant() -> None:
+        for name, text, mode in (("prog", "#!/bin/sh\necho checked\n", 0o755), ("evil", "#!/proc/self/exe\n", 0o111)):
+            (rootfs / name).unlink(missing_ok=True)
+            (rootfs / name).write_text(text)
+            (rootfs / name).chmod(mode)
+
+    protected = [*_interpreter_files(), *Path(REPO, "mrunc").rglob("*.py")]
+    before = _digests(protected)
+    config = base_config(["/prog"])
+    config["root"]["readonly"] = False
+    config["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "mv /evil /prog"]}]}
+    plant()
+    unprotected = mrunc("exec", _compile(bundle, config, without="check_program"))
+    assert "program name = '/proc/self/exe'" in unprotected.stderr, unprotected.stderr  # the host's interpreter ran
+    plant()
+    result = mrunc("exec", _compile(bundle, config))
+    assert result.returncode == 1 and "Python" not in result.stderr and "checked" not in result.stdout, result.stderr
+    assert "execve (/process/args)" in result.stderr and "EPERM" in result.stderr and "replaced" in result.stderr
     assert _digests(protected) == before

@@ -151,7 +151,7 @@ def test_exec_of_a_script_run_by_proc_self_exe_is_refused(box):
     for program in ("/evil", "/link"):
         result = box("exec", box.bundle.id, "--", program)
         assert result.returncode == 1 and "Python" not in result.stderr, result.stderr
-        assert "execve (/process/args)" in result.stderr and "ELOOP" in result.stderr, result.stderr
+        assert "check_program (/process/args)" in result.stderr and "ELOOP" in result.stderr, result.stderr
         assert "CVE-2019-5736" in result.stderr
     assert box.state()["status"] == "running"
     assert _digests(protected) == before

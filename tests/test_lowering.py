@@ -345,6 +345,7 @@ def test_process_tail_rlimits_ids_capabilities_in_the_order_runc_uses():
         ("setrlimit", "/process/rlimits/1", {"type": "RLIMIT_CORE", "soft": 0, "hard": 0}),
         ("oom_score_adj", "/process/oomScoreAdj", {"value": -5}),
         ("chdir", "/process/cwd", {"path": "/w", "must": False}),
+        ("check_program", "/process/args", {"program": "sh", "search_path": None}),
         ("drop_bounding", "/process/capabilities/bounding", {"keep": ["CAP_CHOWN", "CAP_KILL"]}),
         ("keep_caps", "/process/capabilities", {}),
         ("set_ids", "/process/user", {"uid": 7, "gid": 8, "additional_gids": [9, 10]}),
@@ -384,7 +385,7 @@ def test_seccomp_without_no_new_privs_loads_before_capabilities_drop():
     plan = compile_fragment({"process": {"cwd": "/", "args": ["sh"], "capabilities": CAPS},
                              "linux": {"seccomp": SECCOMP}})
     tail = names(plan)[names(plan).index("chdir"):]
-    assert tail[:4] == ["chdir", "seccomp_load", "drop_bounding", "keep_caps"]
+    assert tail[:5] == ["chdir", "check_program", "seccomp_load", "drop_bounding", "keep_caps"]
     assert "no_new_privs" not in tail
 
 

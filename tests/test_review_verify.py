@@ -77,6 +77,18 @@ def test_seccomp_loaded_before_no_new_privs_breaks_the_order_rule():
     assert any("seccomp_load before no_new_privs" in p for p in verify(plan).problems)
 
 
+def test_a_plan_without_check_program_or_checking_after_the_id_change_is_caught():
+    plan = subject("hardened").plan
+    without("check_program")(plan)
+    assert "/ops: check_program appears 0 times; a plan has it once" in verify(plan).problems
+    plan = subject("hardened").plan
+    ops = plan["ops"]
+    check = ops.pop(next(i for i, o in enumerate(ops) if o["op"] == "check_program"))
+    ops.insert(next(i for i, o in enumerate(ops) if o["op"] == "set_ids") + 1, check)
+    (problem,) = verify(plan).problems
+    assert "drop_bounding comes after check_program" in problem and "the order is check_program -> " in problem
+
+
 def flip_first_return(plan: dict, to: int) -> None:
     op = next(o for o in plan["ops"] if o["op"] == "seccomp_load")
     raw = bytearray(base64.b64decode(op["args"]["bpf"]))

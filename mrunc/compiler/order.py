@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from mrunc.compiler import lower_cgroups, lower_hooks, lower_network, lower_process, lower_rootfs, lower_terminal
 from mrunc.compiler.emit import Emitter
+from mrunc.executor.ops_process import search_path_of
 from mrunc.executor.plan import NO_PROCESS
 
 
@@ -130,6 +131,11 @@ def lower_user_process(emit: Emitter, process: dict, seccomp: dict | None, secco
     #    (the user may enter dirs root cannot, e.g. root-squashed NFS); only the second must succeed.
     cwd = process.get("cwd", "/")
     emit("chdir", "init", "/process/cwd", path=cwd, must=False)
+    # The CVE-2019-5736 check reads the program and its #! interpreters while init may still read any file it
+    # could own: after the id change a script the user may run but not read (0111) would hide its #! line.
+    # After the chdir, so a relative program is found where execve will find it.
+    emit("check_program", "init", "/process/args", program=process["args"][0],
+         search_path=search_path_of(process.get("env", [])))
 
     # 8. seccomp before the capability drop when no_new_privs is off: loading it then needs
     #    CAP_SYS_ADMIN. With no_new_privs it goes last, so the filter sees as few of our syscalls as can be.

@@ -7,7 +7,7 @@ import shlex
 SH_EXPRESSED = {"cgroup_mkdir", "cgroup_copy_parent", "cgroup_write", "cgroup_enter", "fork", "setns", "unshare",
                 "write_id_map", "become_ns_root", "fork_init", "loopback_up", "mount", "remount", "mknod", "symlink",
                 "pivot_root", "mask_path", "readonly_path", "sysctl", "sethostname", "setdomainname", "setrlimit",
-                "oom_score_adj", "chdir", "umask", "drop_bounding", "keep_caps", "set_ids", "capset",
+                "oom_score_adj", "chdir", "check_program", "umask", "drop_bounding", "keep_caps", "set_ids", "capset",
                 "ambient_raise", "no_new_privs", "close_fds", "execve", "mkdir_in_root", "cgroup_write_first",
                 "netdev_check", "netdev_move", "apparmor_profile", "selinux_exec_label"}
 MOUNT_WORDS = {"MS_RDONLY": "ro", "MS_NOSUID": "nosuid", "MS_NODEV": "nodev", "MS_NOEXEC": "noexec",

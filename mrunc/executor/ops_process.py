@@ -140,22 +140,30 @@ def close_fds(ctx: Context, preserve: int) -> None:
     libc.close_range(3 + preserve, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC)
 
 
-def _lookup(name: str, env: list[str]) -> str:
+def search_path_of(env: list[str]) -> str | None:
+    """The container's PATH, as execvp would take it from the environment."""
+    return next((e[5:] for e in env if e.startswith("PATH=")), None)
+
+
+def _lookup(name: str, search_path: str | None) -> str:
     """Find the program as execvp would, but with the container's PATH."""
     if "/" in name:
         return name
-    path = next((e[5:] for e in env if e.startswith("PATH=")), "/usr/local/bin:/usr/bin:/bin")
-    for directory in path.split(":"):
+    search_path = search_path or "/usr/local/bin:/usr/bin:/bin"
+    for directory in search_path.split(":"):
         candidate = os.path.join(directory or ".", name)
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
-    raise FileNotFoundError(2, f"executable file not found in $PATH ({path})", name)
+    raise FileNotFoundError(2, f"executable file not found in $PATH ({search_path})", name)
 
 
 def _refuse_own_binary(path: str, depth: int = 0) -> None:
     """Refuse a program, or a script interpreter (`#!/proc/self/exe`), reached through a magic link: the kernel
     would run our own interpreter binary in the container, which could then reopen it for writing through
-    /proc/PID/exe and replace the host's copy (CVE-2019-5736). Unreadable files are left to execve."""
+    /proc/PID/exe and replace the host's copy (CVE-2019-5736). A file this process cannot read is left to
+    execve: check_program runs while init may read any file it could own (mode 0111 hides nothing then); one
+    it still cannot read belongs to a uid outside init's user namespace, as the runtime's binary does, which
+    the container then cannot write either."""
     root = os.open("/", libc.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         fd = libc.open_in_root(root, path, os.O_RDONLY | os.O_CLOEXEC)
@@ -174,10 +182,34 @@ def _refuse_own_binary(path: str, depth: int = 0) -> None:
         _refuse_own_binary(os.fsdecode(interpreter[0]), depth + 1)
 
 
+def _identity(path: str) -> tuple[int, int]:
+    """The file the kernel's execve of `path` would open (a plain stat: one syscall any filter lets a program
+    make, as execve runs after seccomp_load)."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+@op("check_program", "init", "program", "search_path")
+def check_program(ctx: Context, program: str, search_path: str | None) -> None:
+    """Find the program as execve will and refuse it if it or a #! interpreter resolves through a magic link
+    such as /proc/self/exe (CVE-2019-5736). Run before the id change, so a script the user may execute but not
+    read (mode 0111) cannot hide its #! line; execve then runs this very file or refuses."""
+    try:
+        path = _lookup(program, search_path)
+        identity = _identity(path)
+    except FileNotFoundError:
+        return  # execve reports it, with the user's view of PATH
+    _refuse_own_binary(path)
+    ctx.checked_program = identity
+
+
 @op("execve", "init", "args", "env")
 def execve(ctx: Context, args: list[str], env: list[str]) -> None:
-    """execve(2) the user process, unless it would run our own binary (_refuse_own_binary). Nothing follows it."""
+    """execve(2) the user process: the file check_program read, checked again as the user. Nothing follows it."""
     environ = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
-    program = _lookup(args[0], env)
+    program = _lookup(args[0], search_path_of(env))
+    if ctx.checked_program and _identity(program) != ctx.checked_program:
+        raise OSError(errno.EPERM, "not the file check_program read before the id change; it was replaced since",
+                      program)
     _refuse_own_binary(program)
     os.execve(program, args, environ)

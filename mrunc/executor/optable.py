@@ -31,6 +31,7 @@ class Context:
     pty_master: int = -1  # the terminal's master, in init until sent to runtime (ops_tty.py)
     pty_slave: int = -1
     pty_name: str = ""
+    checked_program: Any = None  # (st_dev, st_ino) of the program check_program read (ops_process)
     ns_fds: Any = None  # child: namespace files opened before the joins, by path (ops_ns.open_ns_files)
 
     def __init__(self, **fields: Any) -> None:

@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from mrunc.review import shape
 from mrunc.review.bpf import BpfError, check_matches
 
-CREDENTIAL_ORDER = ("drop_bounding", "keep_caps", "set_ids", "capset", "ambient_raise", "no_new_privs", "close_fds")
+# check_program first: it must read the program while init may still read any file (CVE-2019-5736).
+CREDENTIAL_ORDER = ("check_program", "drop_bounding", "keep_caps", "set_ids", "capset", "ambient_raise",
+                    "no_new_privs", "close_fds")
 CAPABILITY_GROUP = ("drop_bounding", "keep_caps", "capset")
-ONCE = ("fork", "fork_init", "set_ids", "close_fds", "execve")
+ONCE = ("fork", "fork_init", "check_program", "set_ids", "close_fds", "execve")
 
 
 @dataclass
