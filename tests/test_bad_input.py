@@ -62,7 +62,9 @@ BAD_CONFIGS = [
     # fields the spec knows and mrunc cannot honour: refused by name
     ("/process/ioPriority", {"class": "IOPRIO_CLASS_IDLE", "priority": 0}, "/process/ioPriority: I/O priority"),
     ("/linux/intelRdt", {"closID": "x"}, "/linux/intelRdt: Intel RDT is not supported"),
-    ("/linux/personality", {"domain": "LINUX"}, "/linux/personality: personality is not supported"),
+    ("/linux/personality", {"domain": "LINUX64"}, "/linux/personality/domain: got \"LINUX64\"; allowed:"),
+    ("/linux/personality", {"flags": []}, "/linux/personality: 'domain' is a required property"),
+    ("/linux/personality", {"domain": "LINUX", "flags": ["X"]}, "/linux/personality/flags: got ['X']; allowed: []"),
     ("/mounts/0/options", ["idmap"], "/mounts/0/options/0: mount option 'idmap' is not supported"),
     ("/linux/seccomp", {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/x.sock"},
      "/linux/seccomp: seccomp user notification"),

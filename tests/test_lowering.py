@@ -409,3 +409,13 @@ def test_capability_names_the_kernel_knows_are_all_accepted():
     plan = compile_fragment({"process": {"cwd": "/", "args": ["sh"],
                                          "capabilities": {"bounding": sorted(CAPABILITIES)}}})
     assert ops(plan, "/process/capabilities/bounding")[0][3] == {"keep": sorted(CAPABILITIES)}
+
+
+# --- process attributes execve keeps ---------------------------------------------------------------
+
+@pytest.mark.parametrize("domain,name", [("LINUX32", "PER_LINUX32"), ("LINUX", "PER_LINUX")])
+def test_personality_is_one_op_after_the_paths_and_before_the_process_steps(domain, name):
+    plan = compile_fragment({"linux": {"namespaces": [{"type": "mount"}], "personality": {"domain": domain}}})
+    assert ops(plan, "/linux/personality") == [("personality", "init", "/linux/personality", {"domain": name})]
+    tail = names(plan)[names(plan).index("pivot_root"):]
+    assert tail[:3] == ["pivot_root", "personality", "chdir"]

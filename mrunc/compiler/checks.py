@@ -1,6 +1,6 @@
 """Semantic checks the schema cannot express. Each names the field, what is wrong and what is allowed."""
 
-from mrunc.compiler import lower_network
+from mrunc.compiler import lower_network, lower_procattrs
 from mrunc.compiler.errors import ConfigError, pointer
 from mrunc.executor.flags import CAPABILITIES, MAX_ID, MAX_RLIMIT, RLIMITS
 
@@ -11,7 +11,6 @@ UNSUPPORTED = {
     ("process", "execCPUAffinity"): "exec CPU affinity is not supported",
     ("linux", "intelRdt"): "Intel RDT is not supported",
     ("linux", "memoryPolicy"): "NUMA memory policy is not supported",
-    ("linux", "personality"): "personality is not supported",
 }
 
 CAPABILITY_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
@@ -36,6 +35,7 @@ def check(config: dict) -> None:
     _check_ids(linux, namespaces)
     _check_sysctl(linux, namespaces)
     lower_network.check(linux, namespaces)
+    lower_procattrs.check(config)
     if "hostname" in config and config["hostname"] and "uts" not in namespaces:
         raise ConfigError("/hostname", "setting a hostname needs a new uts namespace in /linux/namespaces")
     if "timeOffsets" in linux and namespaces.get("time", "x") is not None:

@@ -6,6 +6,7 @@ runc, crun and youki agree on this order (design.md); where they differ the choi
 from collections.abc import Callable
 
 from mrunc.compiler import lower_cgroups, lower_hooks, lower_network, lower_process, lower_rootfs, lower_terminal
+from mrunc.compiler import lower_procattrs as procattrs
 from mrunc.compiler.emit import Emitter
 from mrunc.executor.ops_process import search_path_of
 from mrunc.executor.plan import NO_PROCESS
@@ -105,6 +106,9 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
         lower_hooks.lower(emit, config, "startContainer", "init", container_id)
         lower_hooks.lower_later(emit, config, container_id)
 
+    # Attributes execve keeps (personality): set where runc's init sets them, after the paths and before the LSM
+    # exec label, seccomp and the capability drop; so as root, and before a filter may forbid the syscall.
+    procattrs.lower(emit, config)
     seccomp = linux.get("seccomp")
     lower_user_process(emit, process, _seccomp(seccomp) if seccomp else None, "/linux/seccomp", preserve_fds,
                        before_exec)

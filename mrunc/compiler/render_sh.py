@@ -9,7 +9,7 @@ SH_EXPRESSED = {"cgroup_mkdir", "cgroup_copy_parent", "cgroup_write", "cgroup_en
                 "pivot_root", "mask_path", "readonly_path", "sysctl", "sethostname", "setdomainname", "setrlimit",
                 "oom_score_adj", "chdir", "check_program", "umask", "drop_bounding", "keep_caps", "set_ids", "capset",
                 "ambient_raise", "no_new_privs", "close_fds", "execve", "mkdir_in_root", "cgroup_write_first",
-                "netdev_check", "netdev_move", "apparmor_profile", "selinux_exec_label"}
+                "netdev_check", "netdev_move", "apparmor_profile", "selinux_exec_label", "personality"}
 MOUNT_WORDS = {"MS_RDONLY": "ro", "MS_NOSUID": "nosuid", "MS_NODEV": "nodev", "MS_NOEXEC": "noexec",
                "MS_SYNCHRONOUS": "sync", "MS_REMOUNT": "remount", "MS_MANDLOCK": "mand", "MS_DIRSYNC": "dirsync",
                "MS_NOSYMFOLLOW": "nosymfollow", "MS_NOATIME": "noatime", "MS_NODIRATIME": "nodiratime",
@@ -20,6 +20,7 @@ RECURSIVE = {"bind", "private", "slave", "shared", "unbindable"}  # MS_REC turns
 UNSHARE_OPTIONS = {"CLONE_NEWNS": "--mount", "CLONE_NEWUTS": "--uts", "CLONE_NEWIPC": "--ipc", "CLONE_NEWNET": "--net",
                    "CLONE_NEWPID": "--pid", "CLONE_NEWCGROUP": "--cgroup", "CLONE_NEWTIME": "--time",
                    "CLONE_NEWUSER": "--user"}
+SETARCH = {"PER_LINUX": "linux64", "PER_LINUX32": "linux32"}  # setarch(8) names of personality domains
 NSENTER_OPTIONS = {"network": "--net"}  # the other namespace types are their own option names
 
 
@@ -46,6 +47,7 @@ def context(plan: dict) -> dict:
     enter: list[str] = []
     unshare = ["unshare", "--fork", "--kill-child"]
     setpriv: list[str] = []
+    wrap: list[str] = []  # commands that set what execve keeps (setarch), run as root before setpriv
     gaps = []
     for i, o in enumerate(plan["ops"]):
         name, a = o["op"], o["args"]
@@ -73,6 +75,8 @@ def context(plan: dict) -> dict:
             setpriv.append(f"--apparmor-profile={shlex.quote(a['name'])}")
         elif name == "selinux_exec_label":
             setpriv.append(f"--selinux-label={shlex.quote(a['label'])}")
+        elif name == "personality":
+            wrap += ["setarch", SETARCH[a["domain"]]]
         if name not in SH_EXPRESSED:
             gaps.append(f"{i} [{o['proc']}] {name} ({o['src']})")
     if "--mount" in unshare:
@@ -81,5 +85,5 @@ def context(plan: dict) -> dict:
 
     docs = {o["op"]: OPS[o["op"]].doc for o in plan["ops"]}
     netdevs = [o["args"] for o in plan["ops"] if o["op"] == "netdev_move"]  # init moves them from the host's netns
-    return {"enter": (["nsenter"] + enter if enter else []) + unshare, "setpriv": setpriv, "gaps": gaps, "docs": docs,
-            "netdevs": netdevs}
+    return {"enter": (["nsenter"] + enter if enter else []) + unshare, "setpriv": setpriv, "wrap": wrap, "gaps": gaps,
+            "docs": docs, "netdevs": netdevs}

@@ -204,3 +204,8 @@ def bpf_prog_attach_cgroup_device(prog_fd: int, cgroup_fd: int) -> None:
     attr = struct.pack("<IIII", cgroup_fd, prog_fd, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI)
     buf = ctypes.create_string_buffer(attr, len(attr))
     _check(_syscall(SYS_BPF, BPF_PROG_ATTACH, buf, len(attr)), "bpf(BPF_PROG_ATTACH)")
+
+
+def personality(persona: int) -> None:
+    """personality(2): the execution domain the next execve keeps (PER_LINUX32: uname says i686)."""
+    _check(_libc.personality(ctypes.c_ulong(persona)), "personality")
