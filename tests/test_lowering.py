@@ -10,6 +10,7 @@ import pytest
 
 from mrunc.compiler.compile import compile_bytes
 from mrunc.compiler.errors import ConfigError
+from mrunc.compiler.order import lower_exec
 from mrunc.executor.flags import CAPABILITIES
 from mrunc.tools.regen_plans import HOST_V1, HOST_V2
 
@@ -419,3 +420,69 @@ def test_personality_is_one_op_after_the_paths_and_before_the_process_steps(doma
     assert ops(plan, "/linux/personality") == [("personality", "init", "/linux/personality", {"domain": name})]
     tail = names(plan)[names(plan).index("pivot_root"):]
     assert tail[:3] == ["pivot_root", "personality", "chdir"]
+
+
+def test_scheduler_and_io_priority_are_one_op_each_after_rlimits_while_init_is_root():
+    plan = compile_fragment({"process": {
+        "cwd": "/", "args": ["sh"], "rlimits": [{"type": "RLIMIT_CORE", "soft": 0, "hard": 0}],
+        "scheduler": {"policy": "SCHED_DEADLINE", "flags": ["SCHED_FLAG_RESET_ON_FORK"], "runtime": 10**6,
+                      "deadline": 2 * 10**6, "period": 4 * 10**6},
+        "ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 3}}})
+    assert ops(plan, "/process/scheduler", "/process/ioPriority") == [
+        ("sched_setattr", "init", "/process/scheduler", {
+            "policy": "SCHED_DEADLINE", "flags": ["SCHED_FLAG_RESET_ON_FORK"], "nice": 0, "priority": 0,
+            "runtime": 10**6, "deadline": 2 * 10**6, "period": 4 * 10**6}),
+        ("ioprio_set", "init", "/process/ioPriority", {"io_class": "IOPRIO_CLASS_BE", "priority": 3}),
+    ]
+    tail = names(plan)[names(plan).index("setrlimit"):]
+    assert tail[:4] == ["setrlimit", "sched_setattr", "ioprio_set", "chdir"]
+
+
+def test_scheduler_defaults_nice_and_priority_to_zero_and_io_priority_level_to_zero():
+    plan = compile_fragment({"process": {"cwd": "/", "args": ["sh"], "scheduler": {"policy": "SCHED_FIFO",
+                                                                                  "priority": 10},
+                                         "ioPriority": {"class": "IOPRIO_CLASS_IDLE"}}})
+    assert [args for _, _, _, args in ops(plan, "/process/scheduler", "/process/ioPriority")] == [
+        {"policy": "SCHED_FIFO", "flags": [], "nice": 0, "priority": 10, "runtime": 0, "deadline": 0, "period": 0},
+        {"io_class": "IOPRIO_CLASS_IDLE", "priority": 0}]
+
+
+@pytest.mark.parametrize("scheduler,error", [
+    ({"policy": "SCHED_BATCH", "priority": 5}, "/process/scheduler/priority: only for SCHED_FIFO or SCHED_RR"),
+    ({"policy": "SCHED_FIFO"}, "/process/scheduler/priority: got 0; allowed: an integer from 1 to 99"),
+    ({"policy": "SCHED_RR", "priority": 100}, "/process/scheduler/priority: got 100; allowed: an integer from 1"),
+    ({"policy": "SCHED_OTHER", "runtime": 5}, "/process/scheduler/runtime: only for SCHED_DEADLINE"),
+    ({"policy": "SCHED_ISO"}, "/process/scheduler/policy: got \"SCHED_ISO\"; allowed: SCHED_OTHER"),
+    ({"policy": "SCHED_DEADLINE", "runtime": 100, "deadline": 200}, "/process/scheduler/runtime: got 100; allowed: at"),
+    ({"policy": "SCHED_DEADLINE", "runtime": 2000, "deadline": 1500}, "/process/scheduler/deadline: got 1500"),
+    ({"policy": "SCHED_DEADLINE", "runtime": 2000, "deadline": 3000, "period": 2500}, "/process/scheduler/period"),
+    ({"policy": "SCHED_OTHER", "flags": ["SCHED_FLAG_UTIL_CLAMP_MIN"]}, "/process/scheduler/flags/0: got"),
+])
+def test_scheduler_fields_the_policy_does_not_take_are_refused_naming_the_field(scheduler, error):
+    with pytest.raises(ConfigError, match="^" + error.replace("(", r"\(")):
+        compile_fragment({"process": {"cwd": "/", "args": ["sh"], "scheduler": scheduler}})
+
+
+def test_exec_cpu_affinity_initial_before_the_cgroup_join_final_in_init_after_it():
+    process = {"cwd": "/", "args": ["sh"], "execCPUAffinity": {"initial": "0-2, 5", "final": "1"}}
+    plan = lower_exec(process, {"pid": 9, "cgroups": ["/sys/fs/cgroup/cpuset/c"], "namespaces": ["mount"],
+                                "rootfs": ""}, None, None, 0, False)
+    assert [(o["op"], o["proc"], o["src"], o["args"]) for o in plan.ops if o["op"] == "sched_setaffinity"] == [
+        ("sched_setaffinity", "child", "/process/execCPUAffinity/initial", {"cpus": [0, 1, 2, 5]}),
+        ("sched_setaffinity", "init", "/process/execCPUAffinity/final", {"cpus": [1]})]
+    order = [o["op"] for o in plan.ops]
+    assert order.index("sched_setaffinity") + 1 == order.index("cgroup_enter")
+    assert order[order.index("fork_init") + 1] == "sched_setaffinity"
+
+
+def test_exec_cpu_affinity_in_a_config_is_a_note_not_an_op_for_init():
+    plan = compile_fragment({"process": {"cwd": "/", "args": ["sh"], "execCPUAffinity": {"final": "1"}}})
+    assert "sched_setaffinity" not in names(plan)
+    assert plan["notes"] == ["/process/execCPUAffinity: not for the container's init (config.md); applied to the "
+                             "processes `mrunc exec` adds"]
+
+
+@pytest.mark.parametrize("text", ["3-1", "0-", "9999", "1,,-2"])
+def test_exec_cpu_affinity_that_is_no_cpu_list_is_refused_naming_the_field(text):
+    with pytest.raises(ConfigError, match=f"^/process/execCPUAffinity/final: got \"{text}\"; allowed: CPU numbers"):
+        compile_fragment({"process": {"cwd": "/", "args": ["sh"], "execCPUAffinity": {"final": text}}})

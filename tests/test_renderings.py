@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from mrunc.compiler import render, render_sh
+from mrunc.compiler.compile import compile_bytes
 from mrunc.tools.regen_plans import GOLDENS, PLANS
 from tests.conftest import base_config, mrunc
 
@@ -110,3 +111,22 @@ def test_py_rendering_refuses_a_bundle_whose_config_changed(bundle):
     result = _run_isolated(str(script))
     assert result.returncode == 1
     assert "changed since the plan was compiled" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_sh_rendering_sets_personality_scheduler_and_io_priority_with_wrappers_before_setpriv(tmp_path):
+    """setarch, chrt, nice and ionice run as root and exec the next; setpriv then drops privileges."""
+    config = base_config(["true"])
+    config["linux"]["personality"] = {"domain": "LINUX32"}
+    config["process"]["scheduler"] = {"policy": "SCHED_RR", "priority": 5, "nice": 2,
+                                      "flags": ["SCHED_FLAG_RESET_ON_FORK"]}
+    config["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE"}
+    plan = compile_bytes(json.dumps(config).encode(), str(tmp_path))
+    sh = render_sh.context(plan)
+    assert sh["wrap"] == ["setarch", "linux32", "chrt", "--rr", "--reset-on-fork", "5", "nice", "-n", "2",
+                          "ionice", "-c", "3", "-n", "0"]
+    assert sh["gaps"] == []
+    script = render.script(plan, "sh")
+    assert "exec setarch linux32 chrt --rr --reset-on-fork 5 nice -n 2 ionice -c 3 -n 0 setpriv " in script
+    config["process"]["scheduler"]["flags"] = ["SCHED_FLAG_KEEP_PARAMS"]  # chrt has no option for it
+    plan = compile_bytes(json.dumps(config).encode(), str(tmp_path))
+    assert [gap.split()[2] for gap in render_sh.context(plan)["gaps"]] == ["sched_setattr"]

@@ -6,9 +6,6 @@ from mrunc.executor.flags import CAPABILITIES, MAX_ID, MAX_RLIMIT, RLIMITS
 
 # Known to the runtime-spec, not honoured by mrunc: rejected by name rather than ignored.
 UNSUPPORTED = {
-    ("process", "ioPriority"): "I/O priority is not supported",
-    ("process", "scheduler"): "scheduler policy is not supported",
-    ("process", "execCPUAffinity"): "exec CPU affinity is not supported",
     ("linux", "intelRdt"): "Intel RDT is not supported",
     ("linux", "memoryPolicy"): "NUMA memory policy is not supported",
 }

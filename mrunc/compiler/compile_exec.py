@@ -10,7 +10,7 @@ import hashlib
 import json
 
 from mrunc import __version__
-from mrunc.compiler import order
+from mrunc.compiler import lower_procattrs, order
 from mrunc.compiler.checks import check_rlimit, check_user_ids
 from mrunc.compiler.errors import ConfigError, pointer
 from mrunc.executor.flags import CAPABILITIES, NAMESPACE_FLAGS, RLIMITS
@@ -114,6 +114,7 @@ def check_process(process: object) -> None:
             raise ConfigError(f"/{key}", f"got {json.dumps(process[key])}; allowed: true or false")
     if "consoleSize" in process:
         _numbers(process["consoleSize"], ("height", "width"), "/consoleSize", required=True)
+    lower_procattrs.check_process(process, "")
 
 
 def _check_user(user: object) -> None:

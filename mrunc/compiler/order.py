@@ -94,6 +94,9 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
         # steps, and no command starts it (executor/plan.py).
         emit.note("/process", f"missing: {NO_PROCESS}")
         return emit
+    if process.get("execCPUAffinity"):
+        emit.note("/process/execCPUAffinity", "not for the container's init (config.md); applied to the processes "
+                  "`mrunc exec` adds")
 
     def before_exec() -> None:
         # Block until `mrunc start` (config.md: startContainer hooks run after start), then the
@@ -106,9 +109,9 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
         lower_hooks.lower(emit, config, "startContainer", "init", container_id)
         lower_hooks.lower_later(emit, config, container_id)
 
-    # Attributes execve keeps (personality): set where runc's init sets them, after the paths and before the LSM
-    # exec label, seccomp and the capability drop; so as root, and before a filter may forbid the syscall.
-    procattrs.lower(emit, config)
+    # personality(2), which execve keeps: set where runc's init sets it, after the paths and before the LSM exec
+    # label, seccomp and the capability drop; so as root, and before a filter may forbid the syscall.
+    procattrs.lower_personality(emit, config)
     seccomp = linux.get("seccomp")
     lower_user_process(emit, process, _seccomp(seccomp) if seccomp else None, "/linux/seccomp", preserve_fds,
                        before_exec)
@@ -130,6 +133,9 @@ def lower_user_process(emit: Emitter, process: dict, seccomp: dict | None, secco
     # rlimits (runc sets them from the parent with prlimit, crun before clone, youki after the user
     # namespace): here init sets them, while it still holds its capabilities.
     lower_process.lower_limits(emit, process)
+    # Scheduler and I/O priority: init is still root (raising either needs CAP_SYS_NICE) and no filter is loaded
+    # yet (runc's init sets them at the same point, before the SELinux label, seccomp and the capability drop).
+    procattrs.lower_process(emit, process)
 
     # 7. chdir before the id change (root may enter dirs the user cannot) and again after it
     #    (the user may enter dirs root cannot, e.g. root-squashed NFS); only the second must succeed.
@@ -185,6 +191,9 @@ def lower_exec(process: dict, target: dict, console_socket: str | None, pid_file
     #    processes would otherwise see, in /proc/PID of ours, the host's interpreter (exe) to reopen for
     #    writing once we are gone (CVE-2019-5736), and our fds and environ. init inherits it; execve resets it.
     emit("non_dumpable", "child", "/container/namespaces")
+    # process.execCPUAffinity.initial: the CPUs child runs on until it joins the cgroup, whose cpuset then decides
+    # (config.md); `final` is set by init, once in the cgroup.
+    procattrs.lower_affinity(emit, process, "initial", "child")
     emit("cgroup_enter", "child", "/container/cgroups", dirs=target["cgroups"])
     # 2. Join every namespace init is in: the user namespace first (it then owns our rights in the others).
     #    Their files are all opened first, from the host: init's /proc/PID/ns is out of reach once joined.
@@ -195,6 +204,7 @@ def lower_exec(process: dict, target: dict, console_socket: str | None, pid_file
         emit("setns", "child", "/container/namespaces", type=kind, path=path)
     # 3. Fork: a joined pid (and time) namespace applies to children only.
     emit("fork_init", "child", "/container/namespaces")
+    procattrs.lower_affinity(emit, process, "final", "init")
     # 4. Joining the mount namespace made its root ours; without one the container is a chroot.
     if "mount" not in target["namespaces"]:
         emit("chroot", "init", "/container/rootfs", root=target["rootfs"])

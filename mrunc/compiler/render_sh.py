@@ -9,7 +9,8 @@ SH_EXPRESSED = {"cgroup_mkdir", "cgroup_copy_parent", "cgroup_write", "cgroup_en
                 "pivot_root", "mask_path", "readonly_path", "sysctl", "sethostname", "setdomainname", "setrlimit",
                 "oom_score_adj", "chdir", "check_program", "umask", "drop_bounding", "keep_caps", "set_ids", "capset",
                 "ambient_raise", "no_new_privs", "close_fds", "execve", "mkdir_in_root", "cgroup_write_first",
-                "netdev_check", "netdev_move", "apparmor_profile", "selinux_exec_label", "personality"}
+                "netdev_check", "netdev_move", "apparmor_profile", "selinux_exec_label", "personality",
+                "sched_setattr", "ioprio_set"}
 MOUNT_WORDS = {"MS_RDONLY": "ro", "MS_NOSUID": "nosuid", "MS_NODEV": "nodev", "MS_NOEXEC": "noexec",
                "MS_SYNCHRONOUS": "sync", "MS_REMOUNT": "remount", "MS_MANDLOCK": "mand", "MS_DIRSYNC": "dirsync",
                "MS_NOSYMFOLLOW": "nosymfollow", "MS_NOATIME": "noatime", "MS_NODIRATIME": "nodiratime",
@@ -21,6 +22,9 @@ UNSHARE_OPTIONS = {"CLONE_NEWNS": "--mount", "CLONE_NEWUTS": "--uts", "CLONE_NEW
                    "CLONE_NEWPID": "--pid", "CLONE_NEWCGROUP": "--cgroup", "CLONE_NEWTIME": "--time",
                    "CLONE_NEWUSER": "--user"}
 SETARCH = {"PER_LINUX": "linux64", "PER_LINUX32": "linux32"}  # setarch(8) names of personality domains
+CHRT_POLICIES = {"SCHED_OTHER": "--other", "SCHED_FIFO": "--fifo", "SCHED_RR": "--rr", "SCHED_BATCH": "--batch",
+                 "SCHED_IDLE": "--idle", "SCHED_DEADLINE": "--deadline"}
+IONICE_CLASSES = {"IOPRIO_CLASS_RT": "1", "IOPRIO_CLASS_BE": "2", "IOPRIO_CLASS_IDLE": "3"}
 NSENTER_OPTIONS = {"network": "--net"}  # the other namespace types are their own option names
 
 
@@ -42,12 +46,23 @@ def _caps(names: list[str]) -> str:
     return ",".join(["-all"] + [f"+{n.removeprefix('CAP_').lower()}" for n in names])
 
 
+def _chrt(a: dict) -> list[str]:
+    """chrt(1) and nice(1) words for a sched_setattr op; chrt has no option for the flags but reset-on-fork."""
+    words = ["chrt", CHRT_POLICIES[a["policy"]]]
+    if "SCHED_FLAG_RESET_ON_FORK" in a["flags"]:
+        words.append("--reset-on-fork")
+    if a["policy"] == "SCHED_DEADLINE":
+        words += [f"--sched-runtime={a['runtime']}", f"--sched-deadline={a['deadline']}",
+                  f"--sched-period={a['period']}"]
+    return words + [str(a["priority"])] + (["nice", "-n", str(a["nice"])] if a["nice"] else [])
+
+
 def context(plan: dict) -> dict:
     """What the sh template gathers from several ops: the nsenter/unshare call, the setpriv call, the gaps."""
     enter: list[str] = []
     unshare = ["unshare", "--fork", "--kill-child"]
     setpriv: list[str] = []
-    wrap: list[str] = []  # commands that set what execve keeps (setarch), run as root before setpriv
+    wrap: list[str] = []  # commands that set what execve keeps (setarch, chrt, nice, ionice), as root before setpriv
     gaps = []
     for i, o in enumerate(plan["ops"]):
         name, a = o["op"], o["args"]
@@ -77,7 +92,11 @@ def context(plan: dict) -> dict:
             setpriv.append(f"--selinux-label={shlex.quote(a['label'])}")
         elif name == "personality":
             wrap += ["setarch", SETARCH[a["domain"]]]
-        if name not in SH_EXPRESSED:
+        elif name == "sched_setattr":
+            wrap += _chrt(a)
+        elif name == "ioprio_set":
+            wrap += ["ionice", "-c", IONICE_CLASSES[a["io_class"]], "-n", str(a["priority"])]
+        if name not in SH_EXPRESSED or name == "sched_setattr" and set(a["flags"]) - {"SCHED_FLAG_RESET_ON_FORK"}:
             gaps.append(f"{i} [{o['proc']}] {name} ({o['src']})")
     if "--mount" in unshare:
         unshare += ["--propagation", "unchanged"]  # the plan's own first mount op sets it

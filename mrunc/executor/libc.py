@@ -209,3 +209,28 @@ def bpf_prog_attach_cgroup_device(prog_fd: int, cgroup_fd: int) -> None:
 def personality(persona: int) -> None:
     """personality(2): the execution domain the next execve keeps (PER_LINUX32: uname says i686)."""
     _check(_libc.personality(ctypes.c_ulong(persona)), "personality")
+
+
+SYS_SCHED_SETATTR = 314
+
+
+class _SchedAttr(ctypes.Structure):
+    """struct sched_attr, its first version (SCHED_ATTR_SIZE_VER0: 48 bytes, no utilization clamps)."""
+
+    _fields_ = [("size", ctypes.c_uint32), ("policy", ctypes.c_uint32), ("flags", ctypes.c_uint64),
+                ("nice", ctypes.c_int32), ("priority", ctypes.c_uint32), ("runtime", ctypes.c_uint64),
+                ("deadline", ctypes.c_uint64), ("period", ctypes.c_uint64)]
+
+
+def sched_setattr(policy: int, flags: int, nice: int, priority: int, runtime: int, deadline: int,
+                  period: int) -> None:
+    """sched_setattr(2) on the calling thread (pid 0)."""
+    attr = _SchedAttr(ctypes.sizeof(_SchedAttr), policy, flags, nice, priority, runtime, deadline, period)
+    _check(_syscall(SYS_SCHED_SETATTR, 0, ctypes.byref(attr), 0), "sched_setattr")
+
+
+SYS_IOPRIO_SET = 251
+
+
+def ioprio_set(which: int, who: int, ioprio: int) -> None:
+    _check(_syscall(SYS_IOPRIO_SET, which, who, ioprio), "ioprio_set")
