@@ -1,12 +1,60 @@
-"""Syscalls the `os` module lacks, through ctypes. Each raises OSError(errno) on failure, like `os` does."""
+"""Syscalls the `os` module lacks, through _ctypes. Each raises OSError(errno) on failure, like `os` does.
 
-import ctypes
+This uses _ctypes, the C half of ctypes, alone: the ctypes package defines dozens of C types in Python at import,
+which costs ~2 ms and ~0.6 MiB of every mrunc process, for the four types used here. Structures are packed
+with `struct`; a buffer the kernel writes (or whose address goes into a structure) is a char array.
+"""
+
+import _ctypes
 import os
 import struct
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
+
+class _Int(_ctypes._SimpleCData):
+    _type_ = "i"
+
+
+class _Long(_ctypes._SimpleCData):
+    _type_ = "l"
+
+
+class _ULong(_ctypes._SimpleCData):
+    _type_ = "L"
+
+
+class _Char(_ctypes._SimpleCData):
+    _type_ = "c"
+
+
+class _Function(_ctypes.CFuncPtr):
+    """A libc function returning int; errno is saved for get_errno, as ctypes.CDLL(use_errno=True) does."""
+
+    _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+    _restype_ = _Int
+
+
+class _SyscallFunction(_ctypes.CFuncPtr):
+    _flags_ = _Function._flags_
+    _restype_ = _Long
+
+
+class _Libc:
+    _handle = _ctypes.dlopen(None, _ctypes.RTLD_LOCAL)  # the running program, which links libc
+
+
+_libc = _Libc()
+_syscall = _SyscallFunction(("syscall", _libc))
+_mount, _umount2, _unshare, _setns, _sethostname, _setdomainname, _prctl, _fstatfs, _setrlimit, _personality = (
+    _Function((name, _libc)) for name in
+    ("mount", "umount2", "unshare", "setns", "sethostname", "setdomainname", "prctl", "fstatfs", "setrlimit",
+     "personality"))
+
+
+def _buffer(data: bytes | int) -> _ctypes.Array:
+    """A char array holding `data` (or that many zero bytes): memory the kernel may write, at a fixed address."""
+    if isinstance(data, int):
+        return (_Char * data)()
+    return (_Char * len(data)).from_buffer_copy(data)
 
 # x86_64 syscall numbers.
 SYS_CAPGET = 125
@@ -49,7 +97,7 @@ PROC_ROOT_INO = 1
 
 def _check(result: int, what: str = "") -> int:
     if result < 0:
-        err = ctypes.get_errno()
+        err = _ctypes.get_errno()
         raise OSError(err, os.strerror(err), what or None)
     return result
 
@@ -59,11 +107,11 @@ def _b(value: str | None) -> bytes | None:
 
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None:
-    _check(_libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)), target)
+    _check(_mount(_b(source), _b(target), _b(fstype), _ULong(flags), _b(data)), target)
 
 
 def umount2(target: str, flags: int) -> None:
-    _check(_libc.umount2(_b(target), flags), target)
+    _check(_umount2(_b(target), flags), target)
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
@@ -71,30 +119,25 @@ def pivot_root(new_root: str, put_old: str) -> None:
 
 
 def unshare(flags: int) -> None:
-    _check(_libc.unshare(flags))
+    _check(_unshare(flags))
 
 
 def setns(fd: int, nstype: int) -> None:
-    _check(_libc.setns(fd, nstype))
+    _check(_setns(fd, nstype))
 
 
 def sethostname(name: str) -> None:
     raw = name.encode()
-    _check(_libc.sethostname(raw, len(raw)))
+    _check(_sethostname(raw, len(raw)))
 
 
 def setdomainname(name: str) -> None:
     raw = name.encode()
-    _check(_libc.setdomainname(raw, len(raw)))
+    _check(_setdomainname(raw, len(raw)))
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
-    args = (ctypes.c_ulong(arg2), ctypes.c_ulong(arg3), ctypes.c_ulong(arg4), ctypes.c_ulong(arg5))
-    return _check(_libc.prctl(option, *args))
-
-
-class _Rlimit(ctypes.Structure):
-    _fields_ = [("soft", ctypes.c_uint64), ("hard", ctypes.c_uint64)]
+    return _check(_prctl(option, _ULong(arg2), _ULong(arg3), _ULong(arg4), _ULong(arg5)))
 
 
 RLIM_MAX = 2**64 - 1  # RLIM_INFINITY
@@ -104,50 +147,30 @@ def setrlimit(resource: int, soft: int, hard: int) -> None:
     """setrlimit(2), reporting the kernel's errno (Python's resource module turns EPERM into a ValueError)."""
     if not (0 <= soft <= RLIM_MAX and 0 <= hard <= RLIM_MAX):
         raise ValueError(f"rlimit values are 0..{RLIM_MAX}, got {soft}, {hard}")
-    _check(_libc.setrlimit(resource, ctypes.byref(_Rlimit(soft, hard))))
+    _check(_setrlimit(resource, struct.pack("=QQ", soft, hard)))  # struct rlimit: soft, hard
 
 
 def set_name(name: str) -> None:
     """prctl(PR_SET_NAME): this process's name (comm), at most 15 bytes."""
-    _check(_libc.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()), ctypes.c_ulong(0), ctypes.c_ulong(0),
-                       ctypes.c_ulong(0)))
-
-
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-
-class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+    _check(_prctl(PR_SET_NAME, name.encode(), _ULong(0), _ULong(0), _ULong(0)))
 
 
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
 def capset(effective: int, permitted: int, inheritable: int) -> None:
-    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()
-    for i in range(2):
-        shift = 32 * i
-        data[i].effective = (effective >> shift) & 0xFFFFFFFF
-        data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
-        data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
-    _check(_syscall(SYS_CAPSET, ctypes.byref(header), data))
-
-
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+    """capset(2), version 3: a header (version, pid 0 = this process), then two {effective, permitted,
+    inheritable} sets of 32 bits, low words first."""
+    header = _buffer(struct.pack("=Ii", _LINUX_CAPABILITY_VERSION_3, 0))  # the kernel writes it on a bad version
+    words = [(value >> shift) & 0xFFFFFFFF for shift in (0, 32) for value in (effective, permitted, inheritable)]
+    _check(_syscall(SYS_CAPSET, header, struct.pack("=6I", *words)))
 
 
 def seccomp_set_filter(bpf: bytes, flags: int) -> None:
     """Load a classic-BPF seccomp program (8 bytes per instruction)."""
-    buffer = ctypes.create_string_buffer(bpf, len(bpf))
-    prog = _SockFprog(len(bpf) // 8, ctypes.addressof(buffer))
-    _check(_syscall(SYS_SECCOMP, SECCOMP_SET_MODE_FILTER, flags, ctypes.byref(prog)))
-
-
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+    program = _buffer(bpf)
+    fprog = struct.pack("=HxxxxxxQ", len(bpf) // 8, _ctypes.addressof(program))  # struct sock_fprog
+    _check(_syscall(SYS_SECCOMP, SECCOMP_SET_MODE_FILTER, flags, fprog))
 
 
 def open_in_root(root_fd: int, path: str, flags: int = O_PATH | os.O_CLOEXEC) -> int:
@@ -156,19 +179,19 @@ def open_in_root(root_fd: int, path: str, flags: int = O_PATH | os.O_CLOEXEC) ->
 
 
 def openat2(dir_fd: int, path: str, flags: int, resolve: int) -> int:
-    how = _OpenHow(flags, 0, resolve)
-    return _check(_syscall(SYS_OPENAT2, dir_fd, _b(path), ctypes.byref(how), ctypes.sizeof(how)), path)
+    how = struct.pack("=QQQ", flags, 0, resolve)  # struct open_how: flags, mode, resolve
+    return _check(_syscall(SYS_OPENAT2, dir_fd, _b(path), how, len(how)), path)
 
 
 def fstatfs_type(fd: int) -> int:
     """f_type of fstatfs(2): which filesystem holds fd (the first field of struct statfs)."""
-    buffer = ctypes.create_string_buffer(120)
-    _check(_libc.fstatfs(fd, buffer))
-    return ctypes.c_long.from_buffer(buffer).value
+    buffer = _buffer(120)
+    _check(_fstatfs(fd, buffer))
+    return struct.unpack_from("=l", buffer.raw)[0]
 
 
 def close_range(first: int, last: int, flags: int) -> None:
-    _check(_syscall(SYS_CLOSE_RANGE, ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags)))
+    _check(_syscall(SYS_CLOSE_RANGE, first, last, flags))
 
 
 SYS_BPF = 321
@@ -182,19 +205,18 @@ BPF_F_ALLOW_MULTI = 2
 def bpf_prog_load_cgroup_device(code: bytes) -> int:
     """bpf(BPF_PROG_LOAD) of a cgroup device program; returns its fd. If the kernel refuses it, loads it again
     with the verifier's log on, to put the log's last lines in the error."""
-    insns = ctypes.create_string_buffer(code, len(code))
-    license = ctypes.create_string_buffer(b"GPL")
-    log = ctypes.create_string_buffer(1 << 20)
+    insns = _buffer(code)
+    license = _buffer(b"GPL\0")
+    log = _buffer(1 << 20)
     for log_level in (0, 1):
         # union bpf_attr, BPF_PROG_LOAD part: prog_type, insn_cnt, insns, license, log_level, log_size, log_buf
-        attr = struct.pack("<IIQQIIQ", BPF_PROG_TYPE_CGROUP_DEVICE, len(code) // 8, ctypes.addressof(insns),
-                           ctypes.addressof(license), log_level, len(log) * log_level,
-                           ctypes.addressof(log) * log_level)
-        buf = ctypes.create_string_buffer(attr, len(attr))
-        result = _syscall(SYS_BPF, BPF_PROG_LOAD, buf, len(attr))
+        attr = struct.pack("<IIQQIIQ", BPF_PROG_TYPE_CGROUP_DEVICE, len(code) // 8, _ctypes.addressof(insns),
+                           _ctypes.addressof(license), log_level, len(log) * log_level,
+                           _ctypes.addressof(log) * log_level)
+        result = _syscall(SYS_BPF, BPF_PROG_LOAD, _buffer(attr), len(attr))
         if result >= 0:
             return result
-        err = ctypes.get_errno()
+        err = _ctypes.get_errno()
     verifier = " | ".join(log.value.decode(errors="replace").strip().splitlines()[-3:])
     raise OSError(err, f"{os.strerror(err)}: verifier: {verifier}", "bpf(BPF_PROG_LOAD)")
 
@@ -202,31 +224,23 @@ def bpf_prog_load_cgroup_device(code: bytes) -> int:
 def bpf_prog_attach_cgroup_device(prog_fd: int, cgroup_fd: int) -> None:
     """bpf(BPF_PROG_ATTACH): target_fd, attach_bpf_fd, attach_type, attach_flags."""
     attr = struct.pack("<IIII", cgroup_fd, prog_fd, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI)
-    buf = ctypes.create_string_buffer(attr, len(attr))
-    _check(_syscall(SYS_BPF, BPF_PROG_ATTACH, buf, len(attr)), "bpf(BPF_PROG_ATTACH)")
+    _check(_syscall(SYS_BPF, BPF_PROG_ATTACH, _buffer(attr), len(attr)), "bpf(BPF_PROG_ATTACH)")
 
 
 def personality(persona: int) -> None:
     """personality(2): the execution domain the next execve keeps (PER_LINUX32: uname says i686)."""
-    _check(_libc.personality(ctypes.c_ulong(persona)), "personality")
+    _check(_personality(_ULong(persona)), "personality")
 
 
 SYS_SCHED_SETATTR = 314
 
 
-class _SchedAttr(ctypes.Structure):
-    """struct sched_attr, its first version (SCHED_ATTR_SIZE_VER0: 48 bytes, no utilization clamps)."""
-
-    _fields_ = [("size", ctypes.c_uint32), ("policy", ctypes.c_uint32), ("flags", ctypes.c_uint64),
-                ("nice", ctypes.c_int32), ("priority", ctypes.c_uint32), ("runtime", ctypes.c_uint64),
-                ("deadline", ctypes.c_uint64), ("period", ctypes.c_uint64)]
-
-
 def sched_setattr(policy: int, flags: int, nice: int, priority: int, runtime: int, deadline: int,
                   period: int) -> None:
-    """sched_setattr(2) on the calling thread (pid 0)."""
-    attr = _SchedAttr(ctypes.sizeof(_SchedAttr), policy, flags, nice, priority, runtime, deadline, period)
-    _check(_syscall(SYS_SCHED_SETATTR, 0, ctypes.byref(attr), 0), "sched_setattr")
+    """sched_setattr(2) on the calling thread (pid 0), with struct sched_attr's first version
+    (SCHED_ATTR_SIZE_VER0: 48 bytes, no utilization clamps)."""
+    attr = struct.pack("=IIQiIQQQ", 48, policy, flags, nice, priority, runtime, deadline, period)
+    _check(_syscall(SYS_SCHED_SETATTR, 0, _buffer(attr), 0), "sched_setattr")
 
 
 SYS_IOPRIO_SET = 251
