@@ -65,9 +65,9 @@ def test_namespaces_join_first_then_user_with_parent_written_maps_then_the_rest(
         ("write_id_map", "runtime", "/linux/uidMappings", {"file": "uid_map", "content": "0 100000 65536\n"}),
         ("write_id_map", "runtime", "/linux/gidMappings", {"file": "gid_map", "content": "0 200000 1\n5 5 1\n"}),
         ("become_ns_root", "child", "/linux/namespaces/3", {}),
-        ("unshare", "child", "/linux/namespaces", {"flags": ["CLONE_NEWUTS", "CLONE_NEWPID", "CLONE_NEWNS",
-                                                             "CLONE_NEWCGROUP"]}),
+        ("unshare", "child", "/linux/namespaces", {"flags": ["CLONE_NEWUTS", "CLONE_NEWPID", "CLONE_NEWNS"]}),
         ("fork_init", "child", "/linux/namespaces", {}),
+        ("unshare", "init", "/linux/namespaces", {"flags": ["CLONE_NEWCGROUP"]}),  # once init is in its cgroup
     ]
 
 
@@ -274,16 +274,16 @@ def test_v1_cgroup_is_made_per_controller_with_cpuset_filled_from_its_parent_the
         (d["cpuset"], "cpuset.cpus", "0-1", f"{src}/cpu/cpus"),
         (d["cpuset"], "cpuset.mems", "0", f"{src}/cpu/mems"),
     ]
-    i = names(plan).index("fork")
-    assert plan["ops"][i + 1] == {"op": "cgroup_enter", "proc": "child", "src": "/linux/cgroupsPath",
+    i = names(plan).index("fork_init")
+    assert plan["ops"][i + 1] == {"op": "cgroup_attach", "proc": "runtime", "src": "/linux/cgroupsPath",
                                   "args": {"dirs": list(d.values())}}
 
 
 def test_v2_cgroup_is_one_directory_with_converted_values():
     plan = compile_fragment({"linux": {"resources": RESOURCES | {"unified": {"io.weight": "50"}}}}, host=HOST_V2)
     d = f"/sys/fs/cgroup{CG}"
-    assert [(o["op"], o["args"]) for o in plan["ops"] if o["op"] in ("cgroup_mkdir", "cgroup_enter")] == [
-        ("cgroup_mkdir", {"dir": d}), ("cgroup_enter", {"dirs": [d]})]
+    assert [(o["op"], o["args"]) for o in plan["ops"] if o["op"] in ("cgroup_mkdir", "cgroup_attach")] == [
+        ("cgroup_mkdir", {"dir": d}), ("cgroup_attach", {"dirs": [d]})]
     src = "/linux/resources"
     enable = "+cpu +cpuset +io +memory +pids"  # each ancestor hands the host's controllers down
     assert _writes(plan) == [

@@ -55,7 +55,7 @@ def exec_target(state: dict, plan: dict) -> dict:
         capabilities = {kind: args["capset"][kind] for kind in ("effective", "permitted", "inheritable")}
         capabilities["bounding"] = args["drop_bounding"]["keep"]
         capabilities["ambient"] = args.get("ambient_raise", {}).get("caps", [])
-    return {"pid": state["pid"], "cgroups": args.get("cgroup_enter", {}).get("dirs", []),
+    return {"pid": state["pid"], "cgroups": args.get("cgroup_attach", args.get("cgroup_enter", {})).get("dirs", []),
             "namespaces": sorted(namespaces), "rootfs": state.get("rootfs", ""), "seccomp": args.get("seccomp_load"),
             "capabilities": capabilities}
 

@@ -28,7 +28,8 @@ def lower_namespaces(emit: Emitter, linux: dict) -> None:
             lines = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in linux[key])
             emit("write_id_map", "runtime", f"/linux/{key}", file=file, content=lines)
         emit("become_ns_root", "child", _ns_pointer(linux, "user"))
-    new = [NAMESPACE_FLAGS[k] for k in NAMESPACE_ORDER if k != "user" and k in ns and ns[k] is None]
+    # A new cgroup namespace is not made here: init makes it once it is in its cgroup (order.py, step 1b).
+    new = [NAMESPACE_FLAGS[k] for k in NAMESPACE_ORDER if k not in ("user", "cgroup") and k in ns and ns[k] is None]
     if new:
         emit("unshare", "child", src, flags=new)
     if "time" in ns and ns["time"] is None and linux.get("timeOffsets"):

@@ -4,6 +4,8 @@ Mount options are lowered by table, as runc does: each option either sets or cle
 propagation change (its own mount call), or is passed to the filesystem as data.
 """
 
+from collections.abc import Callable
+
 from mrunc.compiler.emit import Emitter
 from mrunc.compiler.errors import ConfigError, pointer
 
@@ -81,8 +83,11 @@ def lower_root(emit: Emitter, rootfs: str, propagation: str) -> None:
          data=None, root=None, create=None)
 
 
-def lower_mounts(emit: Emitter, config: dict, rootfs: str, bundle: str, cgroup_dirs: dict[str, str]) -> None:
-    """Every mount in listed order (config.md: 'MUST mount entries in the listed order')."""
+def lower_mounts(emit: Emitter, config: dict, rootfs: str, bundle: str, cgroup_dirs: dict[str, str],
+                 before_governed: Callable[[], None]) -> None:
+    """Every mount in listed order (config.md: 'MUST mount entries in the listed order'). `before_governed` is
+    called before a mount that depends on init's cgroup: a cgroup2 mount in a new cgroup namespace, or one from a
+    device. Binds, pseudo filesystems (proc, tmpfs, ...) and v1's cgroup binds may come before the join."""
     label = config.get("linux", {}).get("mountLabel")
     for i, m in enumerate(config.get("mounts", [])):
         where = pointer("mounts", i)
@@ -93,6 +98,8 @@ def lower_mounts(emit: Emitter, config: dict, rootfs: str, bundle: str, cgroup_d
         if kind in ("cgroup", "cgroup2"):
             namespaces = config.get("linux", {}).get("namespaces", [])
             cgroupns = any(ns["type"] == "cgroup" and not ns.get("path") for ns in namespaces)
+            if "" in cgroup_dirs and cgroupns:  # a cgroup2 mount, showing the cgroup namespace init makes on joining
+                before_governed()
             _lower_cgroup_mount(emit, m["destination"], flags, rootfs, cgroup_dirs, cgroupns, where)
         elif bind:
             source = m.get("source", "")
@@ -106,6 +113,8 @@ def lower_mounts(emit: Emitter, config: dict, rootfs: str, bundle: str, cgroup_d
                 raise ConfigError(where + "/type", "missing; allowed: a filesystem type, or a bind option")
             if label and kind not in UNLABELLED_TYPES:
                 data.append(f'context="{label}"')
+            if m.get("source", "").startswith("/"):  # a device (or image): the devices controller checks its open
+                before_governed()
             emit("mount", "init", where, source=m.get("source") or kind, target=m["destination"], fstype=kind,
                  flags=flags, data=",".join(data) or None, root=rootfs, create="dir")
         for change in propagation:

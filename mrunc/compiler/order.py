@@ -26,9 +26,7 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
     #    nothing to undo, and no device moved before it dies with the container's new network namespace.
     lower_network.lower_check(emit, linux)
 
-    # 1. cgroup first, written by runtime before any process exists; child joins it before creating
-    #    namespaces, so every process of the container is accounted from the start and a new cgroup
-    #    namespace is rooted at the container's cgroup (crun: CLONE_INTO_CGROUP; runc: after start).
+    # 1. cgroup first: runtime makes and configures it before any process exists.
     cgroup_path = lower_cgroups.cgroup_path(linux, cgroup_default)
     cgroup_dirs = lower_cgroups.lower(emit, linux, host, cgroup_path)
     # The exec fifo is made, and held open, before fork: init inherits the fd and reaches the fifo through
@@ -36,10 +34,11 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
     if exec_fifo:
         emit("exec_fifo_create", "runtime", "/", path=exec_fifo)
     emit("fork", "runtime", "/")
-    emit("cgroup_enter", "child", "/linux/cgroupsPath", dirs=cgroup_dirs)
 
     # 2. Namespaces: joins, then a new user namespace whose maps the parent writes while child waits
-    #    (only a process outside it may), then the rest, owned by that user namespace.
+    #    (only a process outside it may), then the rest, owned by that user namespace; all but a new cgroup
+    #    namespace, which is rooted at the cgroup its creator is in, so it waits for the join (runc and crun
+    #    unshare it last, once the process is in its cgroup).
     lower_process.lower_namespaces(emit, linux)
     # linux.netDevices: runtime moves each host interface into the network namespace child is now in (new or
     # joined), by child's pid, while child waits; so before init exists and the container process ever looks at
@@ -48,6 +47,23 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
 
     # 3. Fork again: a new pid namespace takes effect for children only; init is its pid 1.
     emit("fork_init", "child", "/linux/namespaces")
+
+    # 3b. Into the cgroup: runtime writes init's pid as soon as it learns it, while init goes on with its
+    #     mounts (the first v1 cgroup.procs write waits ~10 ms for an RCU grace period; runc's parent, too,
+    #     writes the pid while its child starts). init waits for the join (cgroup_joined) before anything the
+    #     cgroup must govern: a new cgroup namespace, a mount of a cgroup or from a device (the devices
+    #     controller checks the open), device nodes, hooks, any fork, execve.
+    emit("cgroup_attach", "runtime", "/linux/cgroupsPath", dirs=cgroup_dirs)
+    joined = False
+
+    def join_cgroup() -> None:
+        nonlocal joined
+        if not joined:
+            joined = True
+            emit("cgroup_joined", "init", "/linux/cgroupsPath")
+            if "cgroup" in ns and ns["cgroup"] is None:
+                emit("unshare", "init", "/linux/namespaces", flags=["CLONE_NEWCGROUP"])
+
     if "network" in ns and ns["network"] is None:
         emit("loopback_up", "init", "/linux/namespaces")
 
@@ -57,7 +73,9 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
     cgroup_by_ctrl = lower_cgroups.dirs(host, cgroup_path)
     if "mount" in ns:
         lower_rootfs.lower_root(emit, rootfs, linux.get("rootfsPropagation", ""))
-        lower_rootfs.lower_mounts(emit, config, rootfs, bundle, cgroup_by_ctrl)
+        lower_rootfs.lower_mounts(emit, config, rootfs, bundle, cgroup_by_ctrl, before_governed=join_cgroup)
+    join_cgroup()
+    if "mount" in ns:
         lower_rootfs.lower_devices(emit, linux, rootfs, in_userns="user" in ns)
         lower_rootfs.lower_cwd(emit, process, rootfs)
 

@@ -4,7 +4,8 @@ no_new_privs, LSM labels), plus the ops sh cannot express at all."""
 
 import shlex
 
-SH_EXPRESSED = {"cgroup_mkdir", "cgroup_copy_parent", "cgroup_write", "cgroup_enter", "fork", "setns", "unshare",
+SH_EXPRESSED = {"cgroup_mkdir", "cgroup_copy_parent", "cgroup_write", "cgroup_enter", "cgroup_attach", "cgroup_joined",
+                "fork", "setns", "unshare",
                 "write_id_map", "become_ns_root", "fork_init", "loopback_up", "mount", "remount", "mknod", "symlink",
                 "pivot_root", "mask_path", "readonly_path", "sysctl", "sethostname", "setdomainname", "setrlimit",
                 "oom_score_adj", "chdir", "check_program", "umask", "drop_bounding", "keep_caps", "set_ids", "capset",
@@ -60,6 +61,7 @@ def _chrt(a: dict) -> list[str]:
 def context(plan: dict) -> dict:
     """What the sh template gathers from several ops: the nsenter/unshare call, the setpriv call, the gaps."""
     enter: list[str] = []
+    attach: list[str] = []
     unshare = ["unshare", "--fork", "--kill-child"]
     setpriv: list[str] = []
     wrap: list[str] = []  # commands that set what execve keeps (setarch, chrt, nice, ionice), as root before setpriv
@@ -70,6 +72,8 @@ def context(plan: dict) -> dict:
             enter.append(f"{NSENTER_OPTIONS.get(a['type'], '--' + a['type'])}={shlex.quote(a['path'])}")
         elif name == "unshare":
             unshare += [UNSHARE_OPTIONS[f] for f in a["flags"]]
+        elif name == "cgroup_attach":
+            attach += a["dirs"]
         elif name == "write_id_map":
             option = "--map-users" if a["file"] == "uid_map" else "--map-groups"
             for inner, outer, count in (line.split() for line in a["content"].splitlines()):
@@ -104,5 +108,5 @@ def context(plan: dict) -> dict:
 
     docs = {o["op"]: OPS[o["op"]].doc for o in plan["ops"]}
     netdevs = [o["args"] for o in plan["ops"] if o["op"] == "netdev_move"]  # init moves them from the host's netns
-    return {"enter": (["nsenter"] + enter if enter else []) + unshare, "setpriv": setpriv, "wrap": wrap, "gaps": gaps,
-            "docs": docs, "netdevs": netdevs}
+    return {"enter": (["nsenter"] + enter if enter else []) + unshare, "attach": attach, "setpriv": setpriv,
+            "wrap": wrap, "gaps": gaps, "docs": docs, "netdevs": netdevs}

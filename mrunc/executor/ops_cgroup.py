@@ -6,7 +6,7 @@ import os
 import time
 
 from mrunc.executor import libc
-from mrunc.executor.optable import Context, op
+from mrunc.executor.optable import Context, op, protocol_op
 
 
 @op("cgroup_mkdir", "runtime", "dir")
@@ -113,6 +113,18 @@ def cgroup_write_first(ctx: Context, dir: str, files: list[str], values: list[st
             cgroup_write(ctx, dir, file, value)
             return
     raise FileNotFoundError(2, f"none of {', '.join(files)} exists", dir)
+
+
+@op("cgroup_attach", "runtime", "dirs")
+def cgroup_attach(ctx: Context, dirs: list[str]) -> None:
+    """Move init into the cgroup(s) by its pid; runtime does it while init goes on, up to init's cgroup_joined."""
+    pid = str(ctx.init_pid)
+    for d in dirs:
+        with open(os.path.join(d, "cgroup.procs"), "w") as f:
+            f.write(pid)
+
+
+protocol_op("cgroup_joined", "init", "wait until runtime's cgroup_attach has moved init into its cgroup (run.py)")
 
 
 @op("cgroup_enter", "child", "dirs")

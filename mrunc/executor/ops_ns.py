@@ -36,7 +36,7 @@ def setns(ctx: Context, type: str, path: str) -> None:
         os.close(fd)
 
 
-@op("unshare", "child", "flags")
+@op("unshare", "child init", "flags")
 def unshare(ctx: Context, flags: list[str]) -> None:
     """Create new namespaces for this process (unshare(2)); a new pid/time namespace applies to its children."""
     libc.unshare(mask(flags, CLONE_FLAGS))

@@ -122,8 +122,10 @@ def _check_op(i: int, o: object, list_pointer: str = "/ops") -> None:
 
 
 def _check_sequence(ops: list[dict]) -> None:
-    """runtime until fork; then child until fork_init, then init; runtime ops may interleave; execve last."""
-    phase, waits = "runtime", False
+    """runtime until fork; then child until fork_init, then init; runtime ops may interleave; execve last.
+    Runtime ops right after fork_init run alongside init, which waits for them at cgroup_joined: no other
+    runtime op may come in between."""
+    phase, waits, alongside = "runtime", False, False
     for i, o in enumerate(ops):
         proc = o["proc"]
         if proc not in PROCESSES:
@@ -132,15 +134,25 @@ def _check_sequence(ops: list[dict]) -> None:
             raise PlanError(f"/ops/{i}/proc: {proc} op while the container side is {phase}")
         if proc == "runtime" and waits:
             raise PlanError(f"/ops/{i}/proc: a runtime op after wait_start (create's runtime has exited by then)")
+        if proc == "runtime" and alongside and ops[i - 1]["proc"] != "runtime" and ops[i - 1]["op"] != "fork_init":
+            raise PlanError(f"/ops/{i}/proc: a runtime op before cgroup_joined (runtime still runs the ops after "
+                            "fork_init)")
+        if o["op"] == "cgroup_joined" and not alongside:
+            raise PlanError(f"/ops/{i}/op: cgroup_joined waits for runtime ops right after fork_init; there are none")
         if o["op"] == "fork":
             phase = "child"
         elif o["op"] == "fork_init":
             phase = "init"
+            alongside = ops[i + 1]["proc"] == "runtime" if i + 1 < len(ops) else False
+        elif o["op"] == "cgroup_joined":
+            alongside = False
         waits = waits or o["op"] == "wait_start"
     if not any(o["op"] == "execve" for o in ops):  # compiled from a config without a process
         raise PlanError(NO_EXECVE)
     if ops[-1]["op"] != "execve" or phase != "init":
         raise PlanError("/ops: a plan must fork, fork_init, and end with execve")
+    if alongside:
+        raise PlanError("/ops: the runtime ops after fork_init are never waited for (cgroup_joined)")
 
 
 def staleness(plan: dict, host: dict, plan_path: str = "PLAN") -> list[str]:

@@ -4,11 +4,14 @@ The plan is one list; each op names the process that runs it. Exactly one proces
 time. Control passes over a socketpair (close-on-exec) with one-line messages:
 
     runtime (mrunc, host)            child                              init (container pid 1)
-    ops ... `fork` ──fork()────────▶ ops (cgroup_enter, setns, unshare)
+    ops ... `fork` ──fork()────────▶ ops (setns, unshare)
                    ◀─── "at N" ───── next op N is a runtime op (e.g. write_id_map)
     runs ops N.. ───── "go M" ─────▶ ops M.. (unshare, set_time_offsets)
                                      `fork_init` ──fork()─────────────▶ (new pid namespace: pid 1)
-                   ◀─── "pid P" ──── exits 0                           ops (mounts, pivot_root, ids, caps)
+                   ◀─── "pid P" ──── exits 0                           skips the runtime ops after fork_init
+    runs the ops after fork_init                                        ops (mounts) while runtime runs them
+      (cgroup_attach), then ───── "go M" ─────────────────────────────▶ `cgroup_joined` waits for this "go"
+                                                                        ops (devices, pivot_root, ids, caps)
                    ◀─── "pty NAME" + master fd (SCM_RIGHTS) ─────────── (process.terminal: pty_send_master)
                    ◀─── "at K" ──────────────────────────────────────── (hooks, pty_forward: runtime ops)
                    ───── "go L" ───────────────────────────────────────▶ ops L..
@@ -195,9 +198,8 @@ def _start_container(plan: dict, ctx: Context, fork_index: int, trace: bool,
                      created: Callable[[int], None] | None, detach: bool) -> None:
     """Fork child, then serve its "at N" requests until execve closes the socket (or init waits, detached)."""
     ops = plan["ops"]
-    if trace:
-        _trace(ops, fork_index)
-    _inject_fault(ops, fork_index)
+    fork_init = next(i for i, o in enumerate(ops) if o["op"] == "fork_init")
+    _protocol_op(ops, fork_index, trace)
     ours, theirs = socket.socketpair()
     pid = os.fork()
     if pid == 0:
@@ -216,14 +218,13 @@ def _start_container(plan: dict, ctx: Context, fork_index: int, trace: bool,
             kind, _, rest = message.partition(" ")
             if kind == "pid":
                 ctx.init_pid = int(rest)
+                i = fork_init + 1
+                if ops[i]["proc"] == "runtime":  # they run alongside init, which waits for them at cgroup_joined
+                    channel.send(f"go {_run_runtime_ops(ops, i, ctx, trace)}")
             elif kind == "pty":
                 ctx.pty_master, ctx.pty_name = channel.fds.pop(0), rest
             elif kind == "at":
-                i = int(rest)
-                while ops[i]["proc"] == "runtime":
-                    _run_op(ops, i, ctx, trace)
-                    i += 1
-                channel.send(f"go {i}")
+                channel.send(f"go {_run_runtime_ops(ops, int(rest), ctx, trace)}")
             elif kind == "created":
                 if created:
                     created(ctx.init_pid)
@@ -254,6 +255,14 @@ def _start_container(plan: dict, ctx: Context, fork_index: int, trace: bool,
         ours.close()
 
 
+def _run_runtime_ops(ops: list[dict], i: int, ctx: Context, trace: bool) -> int:
+    """Run runtime's ops from i on; return the index of the next container-side op."""
+    while ops[i]["proc"] == "runtime":
+        _run_op(ops, i, ctx, trace)
+        i += 1
+    return i
+
+
 def _container_side(ops: list[dict], start: int, channel: _Channel, trace: bool, ctx: Context) -> None:
     """Child and then init: run our ops, yield to runtime for its ops, never return."""
     i = start
@@ -269,15 +278,21 @@ def _container_side(ops: list[dict], start: int, channel: _Channel, trace: bool,
                     os._exit(127)  # runtime went away or failed; it reports why
                 i = int(reply[3:])
             elif o["op"] == "fork_init":
-                if trace:
-                    _trace(ops, i)
-                _inject_fault(ops, i)
+                _protocol_op(ops, i, trace)
                 pid = os.fork()
                 if pid:
-                    channel.send(f"pid {pid}")
+                    channel.send(f"pid {pid}")  # runtime starts the runtime ops after fork_init at this
                     os._exit(0)
                 ctx.init_pid = ops_lifecycle.host_pid()
                 libc.set_name(ops_lifecycle.INIT_NAME)  # until execve: how runtime tells execve from death
+                i += 1
+                while ops[i]["proc"] == "runtime":
+                    i += 1
+            elif o["op"] == "cgroup_joined":
+                _protocol_op(ops, i, trace)
+                reply = channel.recv()
+                if reply is None or not reply.startswith("go "):
+                    os._exit(127)  # runtime went away or failed; it reports why
                 i += 1
             else:
                 if o["op"] in ("wait_start", "wait_runtime_exit"):  # a detached runtime returns here
@@ -289,6 +304,13 @@ def _container_side(ops: list[dict], start: int, channel: _Channel, trace: bool,
     except BaseException as e:  # never let a traceback or a second interpreter escape a fork
         _report(channel, f"err {i} 0 {type(e).__name__}: {e}", f"op {i}: {type(e).__name__}: {e}")
     os._exit(127)
+
+
+def _protocol_op(ops: list[dict], i: int, trace: bool) -> None:
+    """What _run_op does before an op, for the ops the protocol itself carries out."""
+    if trace:
+        _trace(ops, i)
+    _inject_fault(ops, i)
 
 
 def _report(channel: _Channel, message: str, text: str) -> None:
