@@ -220,7 +220,11 @@ def _start_container(plan: dict, ctx: Context, fork_index: int, trace: bool,
                 ctx.init_pid = int(rest)
                 i = fork_init + 1
                 if ops[i]["proc"] == "runtime":  # they run alongside init, which waits for them at cgroup_joined
-                    channel.send(f"go {_run_runtime_ops(ops, i, ctx, trace)}")
+                    next_op = _run_runtime_ops(ops, i, ctx, trace)
+                    try:
+                        channel.send(f"go {next_op}")
+                    except BrokenPipeError:  # init failed meanwhile: its "err" is next on the socket
+                        pass
             elif kind == "pty":
                 ctx.pty_master, ctx.pty_name = channel.fds.pop(0), rest
             elif kind == "at":
