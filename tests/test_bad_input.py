@@ -124,6 +124,19 @@ def test_missing_config_file_is_refused(bundle):
     _refused(mrunc("compile", str(bundle.path / "nope.json")), "No such file or directory")
 
 
+@pytest.mark.parametrize("args,expected", [
+    ([], "expected one CONFIG, got 0"),
+    (["a.json", "b.json"], "expected one CONFIG, got 2"),
+    (["a.json", "--format", "yaml"], "--format: got 'yaml'; allowed: json, text, sh, py"),
+    (["a.json", "-o"], "-o: expected a value"),
+    (["a.json", "--nope"], "unknown option '--nope'"),
+])
+def test_compile_usage_errors_name_the_option_and_exit_2(args, expected):
+    result = mrunc("compile", *args)
+    _refused(result, "usage: mrunc compile CONFIG", expected)
+    assert result.returncode == 2
+
+
 # Plans -------------------------------------------------------------------------------------------------------
 
 @pytest.fixture
@@ -180,6 +193,12 @@ def _break(plan: dict, how: str) -> dict:
         plan["host"]["cgroup"] = "v2" if plan["host"]["cgroup"] == "v1" else "v1"
     elif how == "not-object":
         plan = ["ops"]
+    elif how == "no-cgroup-joined":
+        del plan["ops"][_op_index(plan, "cgroup_joined")]
+    elif how == "cgroup-attach-late":
+        plan["ops"].insert(mount, plan["ops"].pop(_op_index(plan, "cgroup_attach")))
+    elif how == "runtime-op-during-join":
+        plan["ops"].insert(mount + 1, copy.deepcopy(plan["ops"][_op_index(plan, "cgroup_write")]))
     return plan
 
 
@@ -199,6 +218,9 @@ BAD_PLANS = [
     ("no-execve", "/ops: no execve, so there is nothing to start"),
     ("host", "/host: the plan was compiled for another host: cgroup"),
     ("not-object", "plan: expected a JSON object"),
+    ("no-cgroup-joined", "/ops: the runtime ops after fork_init are never waited for (cgroup_joined)"),
+    ("cgroup-attach-late", "cgroup_joined waits for runtime ops right after fork_init; there are none"),
+    ("runtime-op-during-join", "/proc: a runtime op before cgroup_joined"),
 ]
 
 

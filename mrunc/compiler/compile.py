@@ -1,13 +1,12 @@
 """config.json -> plan: load, validate, check, lower in order, and serialize deterministically."""
 
-import hashlib
 import json
 import os
 
 from mrunc import __version__
 from mrunc.compiler import checks, load, order
 from mrunc.executor.host import fingerprint
-from mrunc.executor.plan import FORMAT
+from mrunc.executor.plan import FORMAT, sha256_hex
 
 
 def compile_config(config_path: str, container_id: str | None = None, host: dict | None = None,
@@ -27,7 +26,7 @@ def compile_bytes(raw: bytes, bundle: str, container_id: str | None = None, host
     load.validate(config)
     checks.check(config)
     assert isinstance(config, dict)
-    digest = hashlib.sha256(raw).hexdigest()
+    digest = sha256_hex(raw)
     host = host or fingerprint()
     rootfs = os.path.normpath(os.path.join(bundle, config["root"]["path"]))
     name = container_id or digest[:12]

@@ -6,7 +6,6 @@ command line's overrides. No jsonschema here: the process is checked by hand, so
 """
 
 import copy
-import hashlib
 import json
 
 from mrunc import __version__
@@ -15,7 +14,7 @@ from mrunc.compiler.checks import check_rlimit, check_user_ids
 from mrunc.compiler.errors import ConfigError, pointer
 from mrunc.executor.flags import CAPABILITIES, NAMESPACE_FLAGS, RLIMITS
 from mrunc.executor.host import fingerprint
-from mrunc.executor.plan import FORMAT
+from mrunc.executor.plan import FORMAT, sha256_hex
 
 CAP_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 NAMESPACE_TYPES = {flag: kind for kind, flag in NAMESPACE_FLAGS.items()}
@@ -33,7 +32,7 @@ def compile_exec(process: dict, state: dict, container_plan: dict, console_socke
     return {
         "format": FORMAT,
         "mrunc_version": __version__,
-        "config_sha256": hashlib.sha256(raw).hexdigest(),
+        "config_sha256": sha256_hex(raw),
         "bundle": state.get("bundle", ""),
         "host": fingerprint(),
         "notes": [f"/container: exec in container {state['id']!r}, init pid {target['pid']}"] + emit.notes,

@@ -134,7 +134,7 @@ def _check_sequence(ops: list[dict]) -> None:
             raise PlanError(f"/ops/{i}/proc: {proc} op while the container side is {phase}")
         if proc == "runtime" and waits:
             raise PlanError(f"/ops/{i}/proc: a runtime op after wait_start (create's runtime has exited by then)")
-        if proc == "runtime" and alongside and ops[i - 1]["proc"] != "runtime" and ops[i - 1]["op"] != "fork_init":
+        if proc == "runtime" and alongside and ops[i - 1]["proc"] == "init":
             raise PlanError(f"/ops/{i}/proc: a runtime op before cgroup_joined (runtime still runs the ops after "
                             "fork_init)")
         if o["op"] == "cgroup_joined" and not alongside:
@@ -178,6 +178,10 @@ def config_digest(path: str) -> str | None:
     """sha256 of the bundle's config.json as it is now; None when the bundle is not at hand."""
     try:
         with open(path, "rb") as f:
-            return _sha256(f.read()).hexdigest()
+            return sha256_hex(f.read())
     except OSError:
         return None
+
+
+def sha256_hex(data: bytes) -> str:
+    return _sha256(data).hexdigest()
