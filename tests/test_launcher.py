@@ -1,16 +1,20 @@
 """bin/mrunc, the lean launcher (`python -I -S bin/mrunc`): the exec path stays small, other commands still work."""
 
+import base64
 import os
 import subprocess
 import sys
 
+from mrunc.executor import b64
 from tests.conftest import REPO, base_config
 
 LAUNCHER = [sys.executable, "-I", "-S", str(REPO / "bin" / "mrunc")]
 # Never on the exec path: the compile-time packages, and the stdlib modules that exec has no use for.
 NOT_ON_EXEC_PATH = {"site", "jsonschema", "jinja2", "pyseccomp", "json", "argparse", "dataclasses", "typing",
                     "inspect", "importlib.metadata", "platform", "base64", "mrunc.compiler", "re", "enum", "socket",
-                    "signal", "selectors", "collections", "hashlib"}
+                    "signal", "selectors", "collections", "hashlib",
+                    # each maps a shared library into every mrunc process (issue 4: peak RSS)
+                    "ctypes", "binascii", "zlib", "termios", "select"}
 
 
 def launch(*args: str, private_mounts: bool = False) -> subprocess.CompletedProcess:
@@ -54,3 +58,14 @@ def test_bad_plan_through_launcher_is_one_line_error(tmp_path):
     assert result.returncode == 1
     assert result.stderr.startswith(f"mrunc: {plan}: ") and "not a JSON plan" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_bpf_text_in_plans_decodes_as_the_base64_module_does():
+    for data in [b"", b"\0", b"\0\0\xff", bytes(range(256)), os.urandom(2512)]:
+        assert b64.decode(base64.b64encode(data).decode()) == data
+    for bad in ("abc", "ab!d", "a===", "=AAA"):
+        try:
+            b64.decode(bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"{bad!r} decoded")

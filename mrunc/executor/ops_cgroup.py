@@ -1,11 +1,10 @@
 """cgroup ops. The compiler decided v1 or v2 and which files; these make dirs, write files and attach the
 v2 device program the compiler assembled."""
 
-import binascii
 import os
 import time
 
-from mrunc.executor import libc
+from mrunc.executor import b64, libc
 from mrunc.executor.optable import Context, op, protocol_op
 
 
@@ -140,7 +139,7 @@ def cgroup_device_filter(ctx: Context, dir: str, bpf: str, rules: list[str], lis
     """v2 device rules: load the compiler's BPF_PROG_TYPE_CGROUP_DEVICE program and attach it to the cgroup.
     `rules` (v1's rule state: exceptions checked top down, the first match decides, then the default) and
     `listing` (the instructions) are its readable form."""
-    prog = libc.bpf_prog_load_cgroup_device(binascii.a2b_base64(bpf))
+    prog = libc.bpf_prog_load_cgroup_device(b64.decode(bpf))
     try:
         cgroup = os.open(dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:

@@ -15,7 +15,6 @@ import _json  # already loaded on the exec path (plan.py); its string encoder wr
 import _signal  # built in and loaded at interpreter start (signal.py would import enum)
 import errno
 import os
-import select
 import time
 
 from mrunc.executor.optable import Context, op
@@ -88,6 +87,8 @@ def release(path: str, wait_for_exec: bool) -> None:
             os.unlink(path)
             if not wait_for_exec:
                 return
+            import select  # `start` and runtime run this on the host: select is there, and no one else needs it
+
             waiter = select.poll()
             waiter.register(reader, 0)  # no events asked: poll returns on POLLHUP alone
             waiter.poll()

@@ -1,10 +1,9 @@
 """Process ops: working dir, rlimits, ids, capabilities, no_new_privs, seccomp, fds, execve."""
 
-import binascii
 import errno
 import os
 
-from mrunc.executor import libc
+from mrunc.executor import b64, libc
 from mrunc.executor.flags import CAPABILITIES, MAX_ID, RLIMITS, mask
 from mrunc.executor.ops_fs import write_proc
 from mrunc.executor.optable import Context, op
@@ -131,7 +130,7 @@ def non_dumpable(ctx: Context) -> None:
 @op("seccomp_load", "init", "bpf", "flags", "pfc")
 def seccomp_load(ctx: Context, bpf: str, flags: list[str], pfc: str) -> None:
     """seccomp(SECCOMP_SET_MODE_FILTER) with the BPF the compiler made; `pfc` is its readable form."""
-    libc.seccomp_set_filter(binascii.a2b_base64(bpf), mask(flags, libc.SECCOMP_FILTER_FLAGS))
+    libc.seccomp_set_filter(b64.decode(bpf), mask(flags, libc.SECCOMP_FILTER_FLAGS))
 
 
 @op("close_fds", "init", "preserve")

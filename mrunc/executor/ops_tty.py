@@ -10,11 +10,13 @@ import fcntl
 import os
 import struct
 import sys
-import termios
 
 from mrunc.executor import libc
 from mrunc.executor.optable import Context, op
 
+TIOCSCTTY = 0x540E  # termios' values, as numbers: termios is loaded only by a relaying runtime
+TIOCGWINSZ = 0x5413
+TIOCSWINSZ = 0x5414
 TIOCSPTLCK = 0x40045431
 TIOCGPTN = 0x80045430
 TIOCGPTPEER = 0x5441
@@ -42,7 +44,7 @@ def pty_open(ctx: Context) -> None:
 @op("pty_resize", "init", "rows", "cols")
 def pty_resize(ctx: Context, rows: int, cols: int) -> None:
     """ioctl(TIOCSWINSZ) on the slave: the terminal's size (process.consoleSize)."""
-    fcntl.ioctl(ctx.pty_slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    fcntl.ioctl(ctx.pty_slave, TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
 @op("console_mount", "init")
@@ -66,7 +68,7 @@ def pty_stdio(ctx: Context) -> None:
     """dup2 the slave onto fds 0, 1, 2, then ioctl(TIOCSCTTY): it becomes our controlling terminal."""
     for fd in (0, 1, 2):
         os.dup2(ctx.pty_slave, fd)
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    fcntl.ioctl(0, TIOCSCTTY, 0)
     os.close(ctx.pty_slave)
     ctx.pty_slave = -1
 
@@ -99,7 +101,8 @@ class _Relay:
     """Two copying threads; stdin raw while we relay, restored after. SIGWINCH resizes the pty."""
 
     def __init__(self, master: int) -> None:
-        import threading  # only a relaying runtime needs these
+        import termios  # only a relaying runtime needs these
+        import threading
         import tty
 
         self.master = master
@@ -114,7 +117,7 @@ class _Relay:
         threading.Thread(target=self._copy_in, daemon=True).start()
 
     def resize(self) -> None:
-        fcntl.ioctl(self.master, termios.TIOCSWINSZ, fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))
+        fcntl.ioctl(self.master, TIOCSWINSZ, fcntl.ioctl(0, TIOCGWINSZ, b"\0" * 8))
 
     def _copy_in(self) -> None:
         try:
@@ -134,5 +137,7 @@ class _Relay:
     def finish(self) -> None:
         self.output.join(DRAIN_SECONDS)
         if self.saved_mode is not None:
+            import termios
+
             termios.tcsetattr(0, termios.TCSADRAIN, self.saved_mode)
         os.close(self.master)

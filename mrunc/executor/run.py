@@ -1,7 +1,8 @@
 """The interpreter: run a checked plan's ops in order, handing control between three processes.
 
-The plan is one list; each op names the process that runs it. Exactly one process is running ops at a
-time. Control passes over a socketpair (close-on-exec) with one-line messages:
+The plan is one list; each op names the process that runs it. One process runs ops at a time, but for the
+runtime ops right after fork_init (the cgroup join), which runtime runs alongside init's first ops until init's
+cgroup_joined. Control passes over a socketpair (close-on-exec) with one-line messages:
 
     runtime (mrunc, host)            child                              init (container pid 1)
     ops ... `fork` ──fork()────────▶ ops (setns, unshare)
