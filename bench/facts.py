@@ -4,6 +4,7 @@ import base64
 import json
 import os
 import platform
+import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -62,3 +63,36 @@ def seccomp_phases(seccomp: dict) -> dict:
         by_name[name] = by_name.get(name, 0.0) + cumulative
     export = by_name.get("export_bpf", 0.0)
     return {"export_ms": export * 1000, "rules_ms": (by_name.get("compile_filter", 0.0) - export) * 1000}
+
+
+# Run in a fresh interpreter (with site, for jsonschema): each phase of `mrunc compile`, in the order it runs.
+_COMPILE_PHASES = r"""
+import json, sys, time
+marks = [("start", time.perf_counter())]
+def mark(name):
+    marks.append((name, time.perf_counter()))
+import jsonschema; mark("import jsonschema")
+from mrunc.compiler import checks, compile as plans, load, order; mark("import mrunc.compiler")
+from mrunc.compiler.lower_seccomp import _import_pyseccomp, compile_filter
+_import_pyseccomp(); mark("import pyseccomp")
+raw = open(sys.argv[1], "rb").read()
+config = load.parse(raw); mark("read and parse the config")
+load.validate(config); mark("validate (jsonschema, Draft 4)")
+checks.check(config); mark("semantic checks")
+host = plans.fingerprint()
+emit = order.lower(config, "/bundle/rootfs", "/bundle", host, "/mrunc/bench"); mark("lower (seccomp included)")
+plans.dumps({"ops": emit.ops}); mark("serialize the plan")
+compile_filter(config["linux"]["seccomp"]); mark("of lowering: seccomp by libseccomp, once more")
+print(json.dumps([(name, (t - marks[i][1]) * 1000) for i, (name, t) in enumerate(marks[1:])]))
+"""
+
+
+def compile_phases(python: str, config: Path, runs: int) -> list[tuple[str, float]]:
+    """[(phase, median ms)] of compiling `config`, each phase timed in-process in a fresh interpreter."""
+    per_phase: dict[str, list[float]] = {}
+    for _ in range(runs):
+        out = subprocess.run([python, "-c", _COMPILE_PHASES, str(config)], capture_output=True, text=True,
+                             check=True).stdout
+        for name, ms in json.loads(out):
+            per_phase.setdefault(name, []).append(ms)
+    return [(name, statistics.median(values)) for name, values in per_phase.items()]

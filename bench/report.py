@@ -3,6 +3,7 @@
 import statistics
 from dataclasses import dataclass, field
 
+from exec_trace import JOIN
 from measure import Sample, paired_ratios, quantiles
 
 EXEC = "mrunc exec PLAN"
@@ -29,7 +30,7 @@ class GrowthRow:
 @dataclass
 class PodmanCompile:
     samples: list[Sample]
-    imports_ms: dict[str, float]  # cumulative import time by module, from one run under -X importtime
+    phases: list[tuple[str, float]]  # (phase, median ms in-process), facts.compile_phases
 
 
 @dataclass
@@ -131,18 +132,24 @@ def _profile(p: Profile) -> list[str]:
 FLOOR = "python -I -S -c pass (floor)"
 
 
-def _podman(podman: PodmanCompile) -> list[str]:
+def _podman(podman: PodmanCompile, python_ms: float) -> list[str]:
     walls = [s.wall_ms for s in podman.samples]
     median = statistics.median(walls)
-    imports = ", ".join(f"{name} {podman.imports_ms[name]:.0f} ms" for name in ("jsonschema", "pyseccomp", "argparse")
-                        if name in podman.imports_ms)
-    return [f"`mrunc compile` of podman's config (podman-run-netns.json): {_ms(walls)} ms (median | p10–p90) over "
-            f"{len(walls)} runs; target ≤ {PODMAN_TARGET_MS} ms: {_verdict(median <= PODMAN_TARGET_MS)}"
-            + ("" if median <= PODMAN_TARGET_MS else f" by {median - PODMAN_TARGET_MS:.0f} ms") + ".", "",
-            f"Imports alone, in one run under `-X importtime` (which slows them down): {imports}. The project "
-            "validates configs with jsonschema, as its rule is that libraries do what libraries do; its import "
-            "is the largest part of the miss. pyseccomp's import runs `ldconfig -p` twice "
-            "(ctypes.util.find_library).", ""]
+    lines = [f"`mrunc compile` of podman's config (podman-run-netns.json): {_ms(walls)} ms (median | p10–p90) over "
+             f"{len(walls)} runs; target ≤ {PODMAN_TARGET_MS} ms: {_verdict(median <= PODMAN_TARGET_MS)}"
+             + ("" if median <= PODMAN_TARGET_MS else f" by {median - PODMAN_TARGET_MS:.0f} ms") + ".", "",
+             f"Where it goes, each phase timed in-process in a fresh interpreter (median of {len(walls)} runs), after "
+             f"the interpreter's own start ({python_ms:.1f} ms, `python -I -S -c pass`; compile also loads site):",
+             "", "| phase | ms |", "|---|---:|"]
+    lines += [f"| {name} | {ms:.1f} |" for name, ms in podman.phases]
+    jsonschema = dict(podman.phases).get("import jsonschema", 0.0)
+    validate = dict(podman.phases).get("validate (jsonschema, Draft 4)", 0.0)
+    lines += ["", f"The floor: the interpreter, importing jsonschema and validating with it come to "
+              f"{python_ms + jsonschema + validate:.0f} ms. The project validates configs with jsonschema (libraries "
+              "do what libraries do); its import (attrs classes built at import, referencing, the bundled "
+              "metaschemas) is most of the miss. An older jsonschema is not an option: hypothesis-jsonschema, "
+              "which the fuzz tests use, needs jsonschema ≥ 4.18, the release that brought referencing in.", ""]
+    return lines
 
 
 def _floor(workloads: list[Workload], p: Profile) -> list[str]:
@@ -152,16 +159,18 @@ def _floor(workloads: list[Workload], p: Profile) -> list[str]:
         return []
     step = {label: ms for label, _, ms in p.steps}
     python = statistics.median(s.wall_ms for s in plain[FLOOR])
-    join = step.get("[child] cgroup_enter", 0.0)
+    join = step.get(JOIN, 0.0)
+    waited = step.get("[init] cgroup_joined", 0.0)
     startup = step.get("start-up: interpreter, imports, plan load and check", 0.0)
     lines = [f"- Interpreter: `python -I -S -c pass` takes {python:.1f} ms (median, plain rounds) before mrunc runs "
              "a line of its own.",
              f"- Start-up in the trace (spawn, interpreter, imports, plan load and check): {startup:.1f} ms; the "
-             "imports of `mrunc exec` are the standard library only, the largest being ctypes (a few ms: it "
-             "defines its C types in Python at import).",
-             f"- Joining the v1 cgroups (`cgroup_enter`): {join:.1f} ms, nearly all of it the first write to a "
-             "`cgroup.procs`, which waits for an RCU grace period (the cgroup threadgroup lock); runc and crun "
-             "pay the same wait (strace: 7–9 ms at their first `cgroup.procs` write on this host)."]
+             "imports of `mrunc exec` are the standard library only (libc through `_ctypes` alone, not the ctypes "
+             "package).",
+             f"- Joining the v1 cgroups: {join:.1f} ms from runtime's `cgroup_attach` to init going on past "
+             f"`cgroup_joined`, nearly all of it the first write to a `cgroup.procs`, which waits for an RCU grace "
+             "period (the cgroup threadgroup lock); runc and crun pay the same wait (strace: 7–9 ms at their first "
+             f"`cgroup.procs` write on this host). init mounts meanwhile and then waits {waited:.1f} ms for the rest."]
     for other, target in TARGETS:
         if other in plain:
             theirs = statistics.median(s.wall_ms for s in plain[other])
@@ -200,7 +209,8 @@ def render(host: dict, args, workloads: list[Workload], mounts: list[GrowthRow],
         out += [f"## Start-up: busybox `/bin/true`, {w.name} config", ""] + _startup_table(w) + [""]
     out += ["## Targets", ""] + _targets(workloads) + [""]
     if podman:
-        out += _podman(podman)
+        python = statistics.median(s.wall_ms for s in workloads[0].samples.get(FLOOR, [Sample(0.0, 0.0)]))
+        out += _podman(podman, python)
     out += ["## The floor", ""] + _floor(workloads, profile) + [""]
     out += ["## How cost grows", "",
             "Totals include a fixed start-up (interpreter and imports; for compile also jsonschema and pyseccomp), "

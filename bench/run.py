@@ -131,8 +131,8 @@ class Bench:
             return None
         args = ["compile", str(podman_config), "-o", str(self.work / "podman-plan.json")]
         samples = measure.alternate({"compile": [*self.launcher, *args]}, self.args.growth_runs, 1, str(self.logs))
-        imports = {name: cumulative for name, _, cumulative in exec_trace.import_times(self.launcher, args)}
-        return report.PodmanCompile(samples["compile"], imports)
+        phases = facts.compile_phases(sys.executable, podman_config, self.args.growth_runs)
+        return report.PodmanCompile(samples["compile"], phases)
 
     def profile(self, plan: Path) -> report.Profile:
         imports = [(name, own) for name, own, _ in exec_trace.import_times(self.launcher, ["exec", str(plan)])]
