@@ -170,7 +170,10 @@ def _floor(workloads: list[Workload], p: Profile) -> list[str]:
              f"- Joining the v1 cgroups: {join:.1f} ms from runtime's `cgroup_attach` to init going on past "
              f"`cgroup_joined`, nearly all of it the first write to a `cgroup.procs`, which waits for an RCU grace "
              "period (the cgroup threadgroup lock); runc and crun pay the same wait (strace: 7–9 ms at their first "
-             f"`cgroup.procs` write on this host). init mounts meanwhile and then waits {waited:.1f} ms for the rest."]
+             f"`cgroup.procs` write on this host). init mounts meanwhile and then waits {waited:.1f} ms for the rest. "
+             "A host can take the wait out of every runtime's start: the kernel option `cgroup_favordynmods=true` "
+             "(v1 and v2) keeps that lock out of its fast per-CPU mode, and on v2 `CLONE_INTO_CGROUP` (crun's way) "
+             "seeds a cgroup without taking it; this host sets neither, and its controllers are v1."]
     for other, target in TARGETS:
         if other in plain:
             theirs = statistics.median(s.wall_ms for s in plain[other])
