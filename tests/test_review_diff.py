@@ -5,6 +5,7 @@ import json
 from mrunc.review.diff import LOWERING, RAISING, SAME, diff
 from tests.conftest import base_config, mrunc
 from tests.review_cases import CONFIGS, subject
+from tests.test_lowering import compile_fragment
 
 
 def write(tmp_path, name: str, config: dict) -> str:
@@ -105,3 +106,18 @@ def test_markdown_diff_is_a_table_for_a_review():
     assert lines[0] == f"### mrunc diff: `{a}` → `{b}`"
     assert "| Concern | Privilege | Change | Was | Now | Config A | Config B |" in lines
     assert "| capabilities | **raising** | added `bounding CAP_SYS_ADMIN` | - | `true` |" in result.stdout
+
+
+def test_scheduler_and_io_priority_that_can_starve_the_host_raise_privilege():
+    plain = compile_fragment({})
+    greedy = compile_fragment({"process": {"cwd": "/", "args": ["sh"],
+                                           "scheduler": {"policy": "SCHED_FIFO", "priority": 50},
+                                           "ioPriority": {"class": "IOPRIO_CLASS_RT", "priority": 0}},
+                               "linux": {"namespaces": [{"type": "mount"}], "personality": {"domain": "LINUX32"}}})
+    assert labelled(plain, greedy) == {("process", "scheduler", RAISING), ("process", "io priority", RAISING),
+                                       ("process", "personality", SAME)}
+    assert labelled(greedy, plain) == {("process", "scheduler", LOWERING), ("process", "io priority", LOWERING),
+                                       ("process", "personality", SAME)}
+    polite = compile_fragment({"process": {"cwd": "/", "args": ["sh"], "scheduler": {"policy": "SCHED_IDLE"},
+                                           "ioPriority": {"class": "IOPRIO_CLASS_IDLE"}}})
+    assert labelled(plain, polite) == {("process", "scheduler", SAME), ("process", "io priority", SAME)}

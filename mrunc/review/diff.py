@@ -225,7 +225,23 @@ def _process_label(key: str, old: Fact | None, new: Fact | None) -> str:
         return _presence(old, new)
     if key == "preserved fds":
         return _compare(old.value if old else 0, new.value if new else 0)
+    if key == "scheduler":
+        return _compare(_cpu_claim(old), _cpu_claim(new))
+    if key == "io priority":  # the realtime class needs CAP_SYS_ADMIN and can starve the host's I/O
+        return _compare(_realtime_io(old), _realtime_io(new))
     return SAME
+
+
+def _cpu_claim(f: Fact | None) -> int:
+    """How much CPU a scheduler setting can take from the host: a realtime policy (needs CAP_SYS_NICE, can starve
+    others), a nice below 0 (also CAP_SYS_NICE), or neither."""
+    if f is None:
+        return 0
+    return 2 if f.value["policy"] in ("SCHED_FIFO", "SCHED_RR", "SCHED_DEADLINE") else int(f.value["nice"] < 0)
+
+
+def _realtime_io(f: Fact | None) -> bool:
+    return f is not None and f.value["io_class"] == "IOPRIO_CLASS_RT"
 
 
 def _is_root(f: Fact | None) -> bool:

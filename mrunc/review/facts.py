@@ -209,7 +209,8 @@ def _cgroups(m: Model) -> None:
 def _process(m: Model) -> None:
     keys = {"sethostname": "hostname", "setdomainname": "domainname", "oom_score_adj": "oom_score_adj",
             "umask": "umask", "close_fds": "preserved fds", "apparmor_profile": "apparmor profile",
-            "selinux_exec_label": "selinux label"}
+            "selinux_exec_label": "selinux label", "personality": "personality"}
+    whole = {"sched_setattr": "scheduler", "ioprio_set": "io priority"}  # facts that are all of the op's arguments
     for i, o in enumerate(m.ops):
         a = o["args"]
         if o["op"] == "set_ids":
@@ -226,6 +227,10 @@ def _process(m: Model) -> None:
         elif o["op"] == "execve":
             m.add("process", "args", a["args"], o["src"], [i])
             m.add("process", "env", a["env"], o["src"], [i])
+        elif o["op"] in whole:
+            m.add("process", whole[o["op"]], a, o["src"], [i])
+        elif o["op"] == "sched_setaffinity":
+            m.add("process", f"cpu affinity ({o['src'].rsplit('/', 1)[1]})", a["cpus"], o["src"], [i])
         elif o["op"] in keys:
             m.add("process", keys[o["op"]], next(iter(a.values())), o["src"], [i])
 
