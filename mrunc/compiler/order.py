@@ -209,8 +209,9 @@ def lower_exec(process: dict, target: dict, console_socket: str | None, pid_file
     #    processes would otherwise see, in /proc/PID of ours, the host's interpreter (exe) to reopen for
     #    writing once we are gone (CVE-2019-5736), and our fds and environ. init inherits it; execve resets it.
     emit("non_dumpable", "child", "/container/namespaces")
-    # process.execCPUAffinity.initial: the CPUs child runs on until it joins the cgroup, whose cpuset then decides
-    # (config.md); `final` is set by init, once in the cgroup.
+    # process.execCPUAffinity.initial: the CPUs child runs on before it joins the cgroup (config.md); `final` is set
+    # by init, once in the cgroup. Without a final the kernel decides (since 6.2 it keeps the initial CPUs through
+    # the cpuset change, where they are allowed).
     procattrs.lower_affinity(emit, process, "initial", "child")
     emit("cgroup_enter", "child", "/container/cgroups", dirs=target["cgroups"])
     # 2. Join every namespace init is in: the user namespace first (it then owns our rights in the others).
