@@ -130,7 +130,9 @@ def test_detached_container_exec_stop_kill_pause_rm(podman):
 
     assert podman("start", "box").returncode == 0
     assert podman("kill", "box").returncode == 0
-    assert wait_for(lambda: _status(podman, "box") == "exited")
+    # The process is gone once podman says stopped (mrunc state: stopped); exited follows once conmon's cleanup
+    # has run, which a loaded machine can delay past the wait.
+    assert wait_for(lambda: _status(podman, "box") in ("stopped", "exited"))
     assert podman("rm", "-f", "box").returncode == 0
     assert podman("ps", "-a", "-q").stdout == ""
 
