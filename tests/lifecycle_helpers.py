@@ -1,6 +1,7 @@
 """Driving the lifecycle commands against one bundle in tests: create (whose container keeps create's stdio,
 so it goes to a file, never to a pipe the test would wait on), the other commands, and polling."""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -56,3 +57,15 @@ def wait_for(predicate, seconds: float = 10) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def running(bundle: Bundle, tmp, config: dict):
+    """A container of `config`, created and started; removed (with anything left in it) on the way out."""
+    lc = Lifecycle(bundle, tmp)
+    try:
+        assert lc.create(config).returncode == 0, lc.output.read_text()
+        assert lc("start", bundle.id).returncode == 0
+        yield lc
+    finally:
+        lc.cleanup()

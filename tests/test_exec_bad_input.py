@@ -13,7 +13,7 @@ from mrunc.compiler.compile_exec import compile_exec
 from mrunc.compiler.errors import ConfigError
 from mrunc.executor import plan as plans
 from tests.conftest import REFERENCE, TEST_CGROUP_PARENT, Bundle, base_config
-from tests.lifecycle_helpers import Lifecycle
+from tests.lifecycle_helpers import running
 from tests.test_fuzz import BUNDLE, HOST, _mutate, _seed_plan, fuzz, fuzz_slow
 
 LOOP = ["sh", "-c", "while true; do sleep 0.1; done"]
@@ -26,13 +26,8 @@ def box(busybox_rootfs, tmp_path_factory):
     top = tmp_path_factory.mktemp("exec-bad-input")
     shutil.copytree(busybox_rootfs, top / "bundle" / "rootfs", symlinks=True)
     bundle = Bundle(top / "bundle", top / "state", f"/{TEST_CGROUP_PARENT}/x{uuid.uuid4().hex[:10]}")
-    lc = Lifecycle(bundle, top)
-    try:
-        assert lc.create(base_config(LOOP)).returncode == 0, lc.output.read_text()
-        assert lc("start", bundle.id).returncode == 0
+    with running(bundle, top, base_config(LOOP)) as lc:
         yield lc
-    finally:
-        lc.cleanup()
 
 
 def process(**fields) -> dict:

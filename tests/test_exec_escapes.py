@@ -20,7 +20,7 @@ from mrunc.compiler.compile_exec import compile_exec
 from mrunc.state import Container
 from tests.conftest import REPO, base_config
 from tests.hardened import hardened_config
-from tests.lifecycle_helpers import Lifecycle, wait_for
+from tests.lifecycle_helpers import Lifecycle, running, wait_for
 from tests.test_escapes import SECRET, _digests, _fields, _install, _interpreter_files, tools  # noqa: F401 (a fixture)
 
 LOOP = ["sh", "-c", "while true; do sleep 0.1; done"]
@@ -31,13 +31,8 @@ ATTEMPTS = 30  # execs raced by the attacker; it sees the runtime's window in ab
 def box(bundle, tmp_path, tools):  # noqa: F811
     """A running container whose rootfs holds the attacker (tests/c/exe_grab.c)."""
     _install(tools, bundle, "exe_grab")
-    lc = Lifecycle(bundle, tmp_path)
-    try:
-        assert lc.create(base_config(LOOP)).returncode == 0, lc.output.read_text()
-        assert lc("start", bundle.id).returncode == 0
+    with running(bundle, tmp_path, base_config(LOOP)) as lc:
         yield lc
-    finally:
-        lc.cleanup()
 
 
 def _exec_plan(box: Lifecycle, args: list[str], without: str) -> str:

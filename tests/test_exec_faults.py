@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.hardened import hardened_config
-from tests.lifecycle_helpers import Lifecycle, wait_for
+from tests.lifecycle_helpers import Lifecycle, running, wait_for
 
 LOOP = ["sh", "-c", "while true; do sleep 0.1; done"]
 
@@ -16,13 +16,8 @@ LOOP = ["sh", "-c", "while true; do sleep 0.1; done"]
 @pytest.fixture
 def box(userns_bundle, tmp_path):
     """A running hardened container (user namespace, cgroups, seccomp)."""
-    lc = Lifecycle(userns_bundle, tmp_path)
-    try:
-        assert lc.create(hardened_config(LOOP)).returncode == 0, lc.output.read_text()
-        assert lc("start", userns_bundle.id).returncode == 0
+    with running(userns_bundle, tmp_path, hardened_config(LOOP)) as lc:
         yield lc
-    finally:
-        lc.cleanup()
 
 
 def _exec_processes(state_root: Path) -> list[str]:

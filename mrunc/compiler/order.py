@@ -203,9 +203,8 @@ def lower_exec(process: dict, target: dict, console_socket: str | None, pid_file
     fixed: its init pid, cgroup dirs, namespace types, rootfs (used when it has no mount namespace) and
     seccomp_load arguments. The process gets the steps of `lower` that shape a process, in its order."""
     emit = Emitter()
-    # 1. Join the container's cgroup before its namespaces, as init did (its cgroup namespace is rooted there).
     emit("fork", "runtime", "/")
-    # 0. Non-dumpable before joining anything (as runc's nsexec when it joins namespaces): the container's
+    # 1. Non-dumpable before joining anything (as runc's nsexec when it joins namespaces): the container's
     #    processes would otherwise see, in /proc/PID of ours, the host's interpreter (exe) to reopen for
     #    writing once we are gone (CVE-2019-5736), and our fds and environ. init inherits it; execve resets it.
     emit("non_dumpable", "child", "/container/namespaces")
@@ -213,18 +212,19 @@ def lower_exec(process: dict, target: dict, console_socket: str | None, pid_file
     # by init, once in the cgroup. Without a final the kernel decides (since 6.2 it keeps the initial CPUs through
     # the cpuset change, where they are allowed).
     procattrs.lower_affinity(emit, process, "initial", "child")
+    # 2. Join the container's cgroup before its namespaces, as init did (its cgroup namespace is rooted there).
     emit("cgroup_enter", "child", "/container/cgroups", dirs=target["cgroups"])
-    # 2. Join every namespace init is in: the user namespace first (it then owns our rights in the others).
+    # 3. Join every namespace init is in: the user namespace first (it then owns our rights in the others).
     #    Their files are all opened first, from the host: init's /proc/PID/ns is out of reach once joined.
     paths = {kind: f"/proc/{target['pid']}/ns/{lower_process.NS_FILES[kind]}" for kind in
              lower_process.NAMESPACE_ORDER if kind in target["namespaces"]}
     emit("open_ns_files", "child", "/container/namespaces", paths=list(paths.values()))
     for kind, path in paths.items():
         emit("setns", "child", "/container/namespaces", type=kind, path=path)
-    # 3. Fork: a joined pid (and time) namespace applies to children only.
+    # 4. Fork: a joined pid (and time) namespace applies to children only.
     emit("fork_init", "child", "/container/namespaces")
     procattrs.lower_affinity(emit, process, "final", "init")
-    # 4. Joining the mount namespace made its root ours; without one the container is a chroot.
+    # 5. Joining the mount namespace made its root ours; without one the container is a chroot.
     if "mount" not in target["namespaces"]:
         emit("chroot", "init", "/container/rootfs", root=target["rootfs"])
     lower_terminal.lower(emit, process, console_socket, mount_ns=False)  # /dev/console is the container's
