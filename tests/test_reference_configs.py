@@ -143,9 +143,14 @@ def test_official_examples_without_a_process_run_once_given_one(bundle, name):
     assert result.stdout == "ran\n", result.stderr
 
 
-def test_official_netdevice_example_compiles_once_it_has_a_network_namespace(bundle):
-    """As given it has no namespaces, so the devices would stay in the host's: refused, as runc does. With a new
-    network namespace it lowers to one move per device. Not run: it names the host's real eth0."""
+def test_official_netdevice_example_compiles_and_needs_a_network_namespace_to_start(bundle):
+    """As given it has no process and no namespaces: it compiles with a note (nothing can start it). Given a
+    process, the devices would stay in the host's namespace: refused, as runc does. With a new network namespace
+    it lowers to one move per device. Not run: it names the host's real eth0."""
+    bundle.write(_official_good("linux-netdevice.json", bundle))
+    result = mrunc("compile", "--format", "text", str(bundle.config_path))
+    assert result.returncode == 0, result.stderr
+    assert "note: /linux/netDevices: no network namespace to move the devices into" in result.stdout
     config = _official_good("linux-netdevice.json", bundle, ["true"])
     bundle.write(config)
     result = mrunc("compile", str(bundle.config_path))

@@ -31,7 +31,7 @@ def check(config: dict) -> None:
     _check_mounts(config, namespaces)
     _check_ids(linux, namespaces)
     _check_sysctl(linux, namespaces)
-    lower_network.check(linux, namespaces)
+    lower_network.check(linux, namespaces, startable="process" in config)
     lower_procattrs.check(config)
     if "hostname" in config and config["hostname"] and "uts" not in namespaces:
         raise ConfigError("/hostname", "setting a hostname needs a new uts namespace in /linux/namespaces")

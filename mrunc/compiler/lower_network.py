@@ -7,10 +7,12 @@ IFNAMSIZ = 16  # the kernel's buffer for an interface name, with its terminating
 LOOPBACK = "lo"
 
 
-def check(linux: dict, namespaces: dict[str, str | None]) -> None:
-    """A network namespace to move into, names the kernel takes, and one device per name in the container."""
+def check(linux: dict, namespaces: dict[str, str | None], startable: bool) -> None:
+    """A network namespace to move into, names the kernel takes, and one device per name in the container.
+    Without a network namespace the devices would stay in the host's: refused, as runc does, unless the config
+    cannot be started at all (no process; the official example linux-netdevice.json), which gets a note."""
     devices = linux.get("netDevices", {})
-    if devices and "network" not in namespaces:
+    if devices and "network" not in namespaces and startable:
         raise ConfigError("/linux/netDevices", "moving network devices needs a network namespace in "
                           "/linux/namespaces (new, or joined by path); without one the container shares the host's")
     owner: dict[str, str] = {}  # name in the container -> host name
@@ -45,8 +47,11 @@ def final_name(host_name: str, device: dict) -> str:
     return device.get("name") or host_name
 
 
-def lower_check(emit: Emitter, linux: dict) -> None:
+def lower_check(emit: Emitter, linux: dict, namespaces: dict[str, str | None]) -> None:
     """The spec's check that each device can be moved, as one op over all of them."""
+    if linux.get("netDevices") and "network" not in namespaces:
+        emit.note("/linux/netDevices", "no network namespace to move the devices into; allowed only because the "
+                  "config has no process and cannot be started")
     if linux.get("netDevices"):
         emit("netdev_check", "runtime", "/linux/netDevices", devices=sorted(linux["netDevices"]))
 

@@ -24,7 +24,7 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
 
     # 0. linux.netDevices exist on the host (the spec's check), before anything is made: a missing one then leaves
     #    nothing to undo, and no device moved before it dies with the container's new network namespace.
-    lower_network.lower_check(emit, linux)
+    lower_network.lower_check(emit, linux, ns)
 
     # 1. cgroup first: runtime makes and configures it before any process exists.
     cgroup_path = lower_cgroups.cgroup_path(linux, cgroup_default)
