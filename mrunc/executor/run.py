@@ -129,7 +129,10 @@ class _Channel:
 
     def recv(self) -> str | None:
         while b"\n" not in self.buffer:
-            chunk, ancillary, _, _ = self.sock.recvmsg(4096, socket.CMSG_SPACE(4 * 4), socket.MSG_CMSG_CLOEXEC)
+            try:
+                chunk, ancillary, _, _ = self.sock.recvmsg(4096, socket.CMSG_SPACE(4 * 4), socket.MSG_CMSG_CLOEXEC)
+            except ConnectionResetError:  # the peer died with a message of ours unread: it is gone, as at EOF
+                return None
             self.fds += _fds_of(ancillary)
             if not chunk:
                 return None
