@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mrunc.compiler.compile import compile_config
+from mrunc.tools.regen_plans import HOST_V2
 from tests.conftest import base_config, mrunc, run_config
 
 
@@ -193,6 +194,8 @@ def _break(plan: dict, how: str) -> dict:
         plan["host"]["cgroup"] = "v2" if plan["host"]["cgroup"] == "v1" else "v1"
     elif how == "not-object":
         plan = ["ops"]
+    elif how == "join-self-unopened":
+        del plan["ops"][_op_index(plan, "cgroup_open_tasks")]
     elif how == "no-cgroup-joined":
         del plan["ops"][_op_index(plan, "cgroup_joined")]
     elif how == "cgroup-attach-late":
@@ -218,9 +221,7 @@ BAD_PLANS = [
     ("no-execve", "/ops: no execve, so there is nothing to start"),
     ("host", "/host: the plan was compiled for another host: cgroup"),
     ("not-object", "plan: expected a JSON object"),
-    ("no-cgroup-joined", "/ops: the runtime ops after fork_init are never waited for (cgroup_joined)"),
-    ("cgroup-attach-late", "cgroup_joined waits for runtime ops right after fork_init; there are none"),
-    ("runtime-op-during-join", "/proc: a runtime op before cgroup_joined"),
+    ("join-self-unopened", "cgroup_join_self writes the tasks files cgroup_open_tasks opens; there is none before"),
 ]
 
 
@@ -229,6 +230,23 @@ def test_bad_plan_is_refused_before_anything_runs(bundle, plan, how, expected):
     result = _exec(bundle, _break(plan, how))
     _refused(result, expected)
     assert result.stderr.count("\n") <= 2  # one clear message, not a dump
+
+
+V2_JOINS = [
+    ("no-cgroup-joined", "/ops: the runtime ops after fork_init are never waited for (cgroup_joined)"),
+    ("cgroup-attach-late", "cgroup_joined waits for runtime ops right after fork_init; there are none"),
+    ("runtime-op-during-join", "/proc: a runtime op before cgroup_joined"),
+]
+
+
+@pytest.mark.parametrize("how,expected", V2_JOINS, ids=[how for how, _ in V2_JOINS])
+def test_bad_v2_cgroup_join_is_refused_before_anything_runs(bundle, how, expected):
+    """v2's join (runtime writes init's pid while init mounts) in a plan compiled for a v2 host: the structure is
+    checked before the host, so the refusal names the join."""
+    plan = compile_config(str(bundle.write(base_config(["echo", "ran"]))), bundle.id, host=HOST_V2)
+    result = _exec(bundle, _break(plan, how))
+    _refused(result, expected)
+    assert result.stderr.count("\n") <= 2
 
 
 @pytest.mark.parametrize("text", ['{"format": "mrunc-plan/1", ', "", "\x00", "null"])

@@ -19,8 +19,8 @@ from tests.conftest import TEST_CGROUP_PARENT, base_config, mrunc
 V1 = {"arch": "x86_64", "cgroup": "v1",
       "controllers": ["blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids"]}
 V2 = {"arch": "x86_64", "cgroup": "v2", "controllers": ["cpu", "io", "memory", "pids"]}
-CGROUP_OPS = {"cgroup_mkdir", "cgroup_copy_parent", "cgroup_write", "cgroup_attach", "cgroup_joined",
-              "cgroup_device_filter"}
+CGROUP_OPS = {"cgroup_mkdir", "cgroup_copy_parent", "cgroup_write", "cgroup_open_tasks", "cgroup_join_self",
+              "cgroup_attach", "cgroup_joined", "cgroup_device_filter"}
 
 
 def compile_for(config: dict, host: dict, tmp_path) -> dict:

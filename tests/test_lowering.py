@@ -274,9 +274,13 @@ def test_v1_cgroup_is_made_per_controller_with_cpuset_filled_from_its_parent_the
         (d["cpuset"], "cpuset.cpus", "0-1", f"{src}/cpu/cpus"),
         (d["cpuset"], "cpuset.mems", "0", f"{src}/cpu/mems"),
     ]
-    i = names(plan).index("fork_init")
-    assert plan["ops"][i + 1] == {"op": "cgroup_attach", "proc": "runtime", "src": "/linux/cgroupsPath",
+    # init joins itself, first thing, through the tasks files child opened on the host right after fork
+    i = names(plan).index("fork")
+    assert plan["ops"][i + 1] == {"op": "cgroup_open_tasks", "proc": "child", "src": "/linux/cgroupsPath",
                                   "args": {"dirs": list(d.values())}}
+    i = names(plan).index("fork_init")
+    assert plan["ops"][i + 1] == {"op": "cgroup_join_self", "proc": "init", "src": "/linux/cgroupsPath", "args": {}}
+    assert "cgroup_attach" not in names(plan) and "cgroup_joined" not in names(plan)
 
 
 def test_v2_cgroup_is_one_directory_with_converted_values():
@@ -465,8 +469,8 @@ def test_scheduler_fields_the_policy_does_not_take_are_refused_naming_the_field(
 
 def test_exec_cpu_affinity_initial_before_the_cgroup_join_final_in_init_after_it():
     process = {"cwd": "/", "args": ["sh"], "execCPUAffinity": {"initial": "0-2, 5", "final": "1"}}
-    plan = lower_exec(process, {"pid": 9, "cgroups": ["/sys/fs/cgroup/cpuset/c"], "namespaces": ["mount"],
-                                "rootfs": ""}, None, None, 0, False)
+    plan = lower_exec(process, {"pid": 9, "cgroups": ["/sys/fs/cgroup/cpuset/c"], "cgroup": "v1",
+                                "namespaces": ["mount"], "rootfs": ""}, None, None, 0, False)
     assert [(o["op"], o["proc"], o["src"], o["args"]) for o in plan.ops if o["op"] == "sched_setaffinity"] == [
         ("sched_setaffinity", "child", "/process/execCPUAffinity/initial", {"cpus": [0, 1, 2, 5]}),
         ("sched_setaffinity", "init", "/process/execCPUAffinity/final", {"cpus": [1]})]

@@ -322,6 +322,6 @@ def test_verify_refuses_a_move_edited_to_after_fork_init():
     plan = compile_fragment({"linux": {**NET, "netDevices": {"veth1": {}}}})
     assert verify(plan).problems == []
     move = next(i for i, o in enumerate(plan["ops"]) if o["op"] == "netdev_move")
-    plan["ops"].insert(move + 1, plan["ops"].pop(move))  # now just after fork_init
-    assert verify(plan).problems == [f"/ops/{move + 1}: netdev_move must come after child enters the network "
+    plan["ops"].insert(move + 2, plan["ops"].pop(move))  # now after fork_init and init's cgroup_join_self
+    assert verify(plan).problems == [f"/ops/{move + 2}: netdev_move must come after child enters the network "
                                      f"namespace and before fork_init (op {move})"]

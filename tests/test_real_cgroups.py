@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mrunc.executor.host import cgroup_layout
+from mrunc.executor.host import cgroup_layout, fingerprint
 from tests.conftest import TEST_CGROUP_PARENT, base_config, run_config
+from tests.hardened import hardened_config
 
 CG = "/sys/fs/cgroup"
 V2 = cgroup_layout() == "v2"
@@ -55,6 +56,24 @@ def test_memory_pids_values_are_written_and_pids_enforced(bundle):
     assert result.stdout.split()[:len(expected)] == expected, result.stderr
     assert "forked-3" not in result.stdout  # sh + 2 sleeps: the third fork is refused
     assert "can't fork" in result.stderr or "Resource temporarily unavailable" in result.stderr
+
+
+@pytest.mark.parametrize("userns", [False, True], ids=["host-root", "unprivileged-userns-root"])
+def test_the_container_process_is_in_every_cgroup_of_its_config(request, userns):
+    """v1: init moves itself in through the tasks files child opened on the host (cgroup_join_self), which works
+    even when init is the root of a user namespace that an unprivileged host uid owns; v2: runtime writes its pid."""
+    bundle = request.getfixturevalue("userns_bundle" if userns else "bundle")
+    args = ["cat", "/proc/self/cgroup"]
+    config = hardened_config(args, uid=0) if userns else base_config(args)
+    config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"] if n["type"] != "cgroup"]
+    result = run_config(bundle, config)
+    assert result.returncode == 0, result.stderr
+    memberships = {}  # controller -> cgroup path, as the host names it (no cgroup namespace)
+    for line in result.stdout.splitlines():
+        _, controllers, path = line.split(":", 2)
+        memberships.update({controller: path for controller in controllers.split(",")})
+    controllers = fingerprint()["controllers"]
+    assert {c: memberships.get("" if V2 else c) for c in controllers} == {c: bundle.cgroup for c in controllers}
 
 
 KMSG = {"path": "/dev/cov-kmsg", "type": "c", "major": 1, "minor": 11}

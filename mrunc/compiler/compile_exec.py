@@ -12,6 +12,7 @@ from mrunc import __version__
 from mrunc.compiler import lower_procattrs, order
 from mrunc.compiler.checks import check_rlimit, check_user_ids
 from mrunc.compiler.errors import ConfigError, pointer
+from mrunc.executor.cgroup_control import container_cgroups
 from mrunc.executor.flags import CAPABILITIES, NAMESPACE_FLAGS, RLIMITS
 from mrunc.executor.host import fingerprint
 from mrunc.executor.plan import FORMAT, sha256_hex
@@ -54,7 +55,7 @@ def exec_target(state: dict, plan: dict) -> dict:
         capabilities = {kind: args["capset"][kind] for kind in ("effective", "permitted", "inheritable")}
         capabilities["bounding"] = args["drop_bounding"]["keep"]
         capabilities["ambient"] = args.get("ambient_raise", {}).get("caps", [])
-    return {"pid": state["pid"], "cgroups": args.get("cgroup_attach", args.get("cgroup_enter", {})).get("dirs", []),
+    return {"pid": state["pid"], "cgroups": container_cgroups(plan), "cgroup": plan["host"]["cgroup"],
             "namespaces": sorted(namespaces), "rootfs": state.get("rootfs", ""), "seccomp": args.get("seccomp_load"),
             "capabilities": capabilities}
 

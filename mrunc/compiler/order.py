@@ -34,6 +34,9 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
     if exec_fifo:
         emit("exec_fifo_create", "runtime", "/", path=exec_fifo)
     emit("fork", "runtime", "/")
+    v1 = host["cgroup"] == "v1"
+    if v1:  # for init's own join (3b), while child is still on the host: see cgroup_open_tasks
+        emit("cgroup_open_tasks", "child", "/linux/cgroupsPath", dirs=cgroup_dirs)
 
     # 2. Namespaces: joins, then a new user namespace whose maps the parent writes while child waits
     #    (only a process outside it may), then the rest, owned by that user namespace; all but a new cgroup
@@ -48,21 +51,30 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
     # 3. Fork again: a new pid namespace takes effect for children only; init is its pid 1.
     emit("fork_init", "child", "/linux/namespaces")
 
-    # 3b. Into the cgroup: runtime writes init's pid as soon as it learns it, while init goes on with its
-    #     mounts (the first v1 cgroup.procs write waits ~10 ms for an RCU grace period; runc's parent, too,
-    #     writes the pid while its child starts). init waits for the join (cgroup_joined) before anything the
-    #     cgroup must govern: a new cgroup namespace, a mount of a cgroup or from a device (the devices
-    #     controller checks the open), device nodes, hooks, any fork, execve.
-    emit("cgroup_attach", "runtime", "/linux/cgroupsPath", dirs=cgroup_dirs)
+    # 3b. Into the cgroup, before anything the cgroup must govern: a new cgroup namespace (rooted where its creator
+    #     is), a mount of a cgroup or from a device (the devices controller checks the open), device nodes, hooks,
+    #     any fork, execve.
+    #     v1: init moves itself first thing, through the tasks files child opened on the host. A single thread
+    #     moving itself takes no threadgroup lock; a cgroup.procs write takes it, and the first one after an idle
+    #     pause waits ~8 ms for an RCU grace period (runc and crun pay that wait).
+    #     v2 has no such file outside threaded subtrees, so runtime writes init's pid to cgroup.procs as soon as it
+    #     learns it, while init goes on with its mounts, and init waits for it (cgroup_joined) where it must.
     joined = False
 
     def join_cgroup() -> None:
         nonlocal joined
         if not joined:
             joined = True
-            emit("cgroup_joined", "init", "/linux/cgroupsPath")
+            if not v1:
+                emit("cgroup_joined", "init", "/linux/cgroupsPath")
             if "cgroup" in ns and ns["cgroup"] is None:
                 emit("unshare", "init", "/linux/namespaces", flags=["CLONE_NEWCGROUP"])
+
+    if v1:
+        emit("cgroup_join_self", "init", "/linux/cgroupsPath")
+        join_cgroup()
+    else:
+        emit("cgroup_attach", "runtime", "/linux/cgroupsPath", dirs=cgroup_dirs)
 
     if "network" in ns and ns["network"] is None:
         emit("loopback_up", "init", "/linux/namespaces")
@@ -213,7 +225,8 @@ def lower_exec(process: dict, target: dict, console_socket: str | None, pid_file
     # the cpuset change, where they are allowed).
     procattrs.lower_affinity(emit, process, "initial", "child")
     # 2. Join the container's cgroup before its namespaces, as init did (its cgroup namespace is rooted there).
-    emit("cgroup_enter", "child", "/container/cgroups", dirs=target["cgroups"])
+    emit("cgroup_enter", "child", "/container/cgroups", dirs=target["cgroups"],
+         file="tasks" if target["cgroup"] == "v1" else "cgroup.procs")  # tasks: see 3b of lower
     # 3. Join every namespace init is in: the user namespace first (it then owns our rights in the others).
     #    Their files are all opened first, from the host: init's /proc/PID/ns is out of reach once joined.
     paths = {kind: f"/proc/{target['pid']}/ns/{lower_process.NS_FILES[kind]}" for kind in

@@ -5,6 +5,7 @@ no_new_privs, LSM labels), plus the ops sh cannot express at all."""
 import shlex
 
 SH_EXPRESSED = {"cgroup_mkdir", "cgroup_copy_parent", "cgroup_write", "cgroup_enter", "cgroup_attach", "cgroup_joined",
+                "cgroup_open_tasks", "cgroup_join_self",
                 "fork", "setns", "unshare",
                 "write_id_map", "become_ns_root", "fork_init", "loopback_up", "mount", "remount", "mknod", "symlink",
                 "pivot_root", "mask_path", "readonly_path", "sysctl", "sethostname", "setdomainname", "setrlimit",
@@ -72,7 +73,7 @@ def context(plan: dict) -> dict:
             enter.append(f"{NSENTER_OPTIONS.get(a['type'], '--' + a['type'])}={shlex.quote(a['path'])}")
         elif name == "unshare":
             unshare += [UNSHARE_OPTIONS[f] for f in a["flags"]]
-        elif name == "cgroup_attach":
+        elif name in ("cgroup_attach", "cgroup_open_tasks"):
             attach += a["dirs"]
         elif name == "write_id_map":
             option = "--map-users" if a["file"] == "uid_map" else "--map-groups"

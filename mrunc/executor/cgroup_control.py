@@ -1,7 +1,7 @@
 """Freeze, thaw and kill every process of a container through its cgroup, on v1 or v2 (stdlib only).
 
 For the lifecycle commands (pause, resume, kill --all, delete). The cgroup directories are the plan's:
-`container_cgroups(plan)` reads them from its cgroup_attach (or cgroup_enter) op, so these do what the plan says
+`container_cgroups(plan)` reads them from the op that joins them, so these do what the plan says
 and no more.
   v2: cgroup.freeze (1/0; done when cgroup.events says 'frozen 1'), cgroup.kill for SIGKILL (one write kills
       the whole subtree, atomically, so no process forks away from it).
@@ -18,7 +18,9 @@ GONE = (errno.ENOENT, errno.ENODEV)  # mrunc removed the cgroup once init was re
 
 
 def container_cgroups(plan: dict) -> list[str]:
-    return next(o["args"]["dirs"] for o in plan["ops"] if o["op"] in ("cgroup_attach", "cgroup_enter"))
+    """The cgroup dirs of a create/run plan (cgroup_open_tasks on v1, cgroup_attach on v2) or an exec plan."""
+    return next(o["args"]["dirs"] for o in plan["ops"] if o["op"] in ("cgroup_open_tasks", "cgroup_attach",
+                                                                      "cgroup_enter"))
 
 
 def _unified(dirs: list[str]) -> str | None:

@@ -126,11 +126,30 @@ def cgroup_attach(ctx: Context, dirs: list[str]) -> None:
 protocol_op("cgroup_joined", "init", "wait until runtime's cgroup_attach has moved init into its cgroup (run.py)")
 
 
-@op("cgroup_enter", "child", "dirs")
-def cgroup_enter(ctx: Context, dirs: list[str]) -> None:
-    """Move this process into the cgroup(s) before any namespace is created; its children follow."""
+@op("cgroup_open_tasks", "child", "dirs")
+def cgroup_open_tasks(ctx: Context, dirs: list[str]) -> None:
+    """Open each v1 cgroup's tasks file, from the host and before any namespace, for init's cgroup_join_self:
+    the kernel checks the opener's credentials, so init may write them even from a new user namespace."""
+    ctx.cgroup_tasks = [os.open(os.path.join(d, "tasks"), os.O_WRONLY | os.O_CLOEXEC) for d in dirs]
+
+
+@op("cgroup_join_self", "init")
+def cgroup_join_self(ctx: Context) -> None:
+    """Move this process into its v1 cgroups: write 0 ("this thread") to each tasks file child opened, then close
+    them. init is one thread, so that moves it whole; and a thread moving itself takes no threadgroup lock, so it
+    does not wait for the RCU grace period a cgroup.procs write waits for (~0.1 ms here instead of ~8 ms)."""
+    for fd in ctx.cgroup_tasks:
+        os.write(fd, b"0")
+        os.close(fd)
+    ctx.cgroup_tasks = []
+
+
+@op("cgroup_enter", "child", "dirs", "file")
+def cgroup_enter(ctx: Context, dirs: list[str], file: str) -> None:
+    """Move this process into the cgroup(s) before any namespace is created; its children follow. `file` is
+    v1's tasks (one thread moving itself: no threadgroup lock, see cgroup_join_self) or v2's cgroup.procs."""
     for d in dirs:
-        with open(os.path.join(d, "cgroup.procs"), "w") as f:
+        with open(os.path.join(d, file), "w") as f:
             f.write("0")
 
 

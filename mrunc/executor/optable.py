@@ -33,6 +33,7 @@ class Context:
     pty_name: str = ""
     checked_program: Any = None  # (st_dev, st_ino) of the program check_program read (ops_process)
     ns_fds: Any = None  # child: namespace files opened before the joins, by path (ops_ns.open_ns_files)
+    cgroup_tasks: Any = ()  # child, then init: v1 tasks files opened on the host (ops_cgroup.cgroup_open_tasks)
 
     def __init__(self, **fields: Any) -> None:
         self.undo: list[tuple[str, Callable[[], None]]] = []

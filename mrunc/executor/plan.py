@@ -125,7 +125,7 @@ def _check_sequence(ops: list[dict]) -> None:
     """runtime until fork; then child until fork_init, then init; runtime ops may interleave; execve last.
     Runtime ops right after fork_init run alongside init, which waits for them at cgroup_joined: no other
     runtime op may come in between."""
-    phase, waits, alongside = "runtime", False, False
+    phase, waits, alongside, tasks_opened = "runtime", False, False, False
     for i, o in enumerate(ops):
         proc = o["proc"]
         if proc not in PROCESSES:
@@ -139,6 +139,10 @@ def _check_sequence(ops: list[dict]) -> None:
                             "fork_init)")
         if o["op"] == "cgroup_joined" and not alongside:
             raise PlanError(f"/ops/{i}/op: cgroup_joined waits for runtime ops right after fork_init; there are none")
+        if o["op"] == "cgroup_join_self" and not tasks_opened:
+            raise PlanError(f"/ops/{i}/op: cgroup_join_self writes the tasks files cgroup_open_tasks opens; "
+                            "there is none before it")
+        tasks_opened = tasks_opened or o["op"] == "cgroup_open_tasks"
         if o["op"] == "fork":
             phase = "child"
         elif o["op"] == "fork_init":

@@ -1,8 +1,9 @@
 """The interpreter: run a checked plan's ops in order, handing control between three processes.
 
 The plan is one list; each op names the process that runs it. One process runs ops at a time, but for the
-runtime ops right after fork_init (the cgroup join), which runtime runs alongside init's first ops until init's
-cgroup_joined. Control passes over a socketpair (close-on-exec) with one-line messages:
+runtime ops right after fork_init (v2's cgroup join), which runtime runs alongside init's first ops until init's
+cgroup_joined (on v1, init joins by itself: cgroup_join_self). Control passes over a socketpair (close-on-exec)
+with one-line messages:
 
     runtime (mrunc, host)            child                              init (container pid 1)
     ops ... `fork` ──fork()────────▶ ops (setns, unshare)
@@ -11,7 +12,7 @@ cgroup_joined. Control passes over a socketpair (close-on-exec) with one-line me
                                      `fork_init` ──fork()─────────────▶ (new pid namespace: pid 1)
                    ◀─── "pid P" ──── exits 0                           skips the runtime ops after fork_init
     runs the ops after fork_init                                        ops (mounts) while runtime runs them
-      (cgroup_attach), then ───── "go M" ─────────────────────────────▶ `cgroup_joined` waits for this "go"
+      (v2: cgroup_attach), then ─ "go M" ─────────────────────────────▶ `cgroup_joined` waits for this "go"
                                                                         ops (devices, pivot_root, ids, caps)
                    ◀─── "pty NAME" + master fd (SCM_RIGHTS) ─────────── (process.terminal: pty_send_master)
                    ◀─── "at K" ──────────────────────────────────────── (hooks, pty_forward: runtime ops)
