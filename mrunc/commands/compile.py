@@ -6,6 +6,7 @@ the compile time, which issue 4 bounds."""
 import sys
 
 from mrunc.commands.common import compile_or_error, fail
+from mrunc.compiler.compile import dumps
 
 USAGE = "usage: mrunc compile CONFIG [-o PLAN] [--format json|text|sh|py]"
 FORMATS = ("json", "text", "sh", "py")
@@ -47,14 +48,17 @@ def main(options, args: list[str]) -> int:
     plan = compile_or_error(opts["config"])
     if isinstance(plan, str):
         return fail(plan)
-    from mrunc.compiler import render
-    from mrunc.compiler.compile import dumps
-
-    out = {"json": dumps, "text": render.text, "sh": lambda p: render.script(p, "sh"),
-           "py": lambda p: render.script(p, "py")}[opts["format"]](plan)
+    out = dumps(plan) if opts["format"] == "json" else _render(plan, opts["format"])
     if opts["output"]:
         with open(opts["output"], "w") as f:
             f.write(out)
     else:
         sys.stdout.write(out)
     return 0
+
+
+def _render(plan: dict, kind: str) -> str:
+    """The listing or a script; not needed for JSON, so not imported for it (executor.run, shlex, jinja2)."""
+    from mrunc.compiler import render
+
+    return render.text(plan) if kind == "text" else render.script(plan, kind)
