@@ -65,24 +65,27 @@ def seccomp_phases(seccomp: dict) -> dict:
     return {"export_ms": export * 1000, "rules_ms": (by_name.get("compile_filter", 0.0) - export) * 1000}
 
 
-# Run in a fresh interpreter (with site, for jsonschema): each phase of `mrunc compile`, in the order it runs.
+# Run in a fresh interpreter (with site, for jsonschema): each phase of `mrunc compile`, in the order it runs. The
+# seccomp child works beside the phases from its fork to the lowering; its own work is timed after, here.
 _COMPILE_PHASES = r"""
 import json, sys, time
 marks = [("start", time.perf_counter())]
 def mark(name):
     marks.append((name, time.perf_counter()))
-import jsonschema; mark("import jsonschema")
-from mrunc.compiler import checks, compile as plans, load, order; mark("import mrunc.compiler")
-from mrunc.compiler.lower_seccomp import _import_pyseccomp, compile_filter
-_import_pyseccomp(); mark("import pyseccomp")
+from mrunc.compiler import checks, compile as plans, load, lower_seccomp, order; mark("import mrunc.compiler")
 raw = open(sys.argv[1], "rb").read()
 config = load.parse(raw); mark("read and parse the config")
-load.validate(config); mark("validate (jsonschema, Draft 4)")
-checks.check(config); mark("semantic checks")
-host = plans.fingerprint()
-emit = order.lower(config, "/bundle/rootfs", "/bundle", host, "/mrunc/bench"); mark("lower (seccomp included)")
+with lower_seccomp.compiled_ahead(config):
+    mark("fork the seccomp child")
+    import jsonschema; mark("import jsonschema")
+    load.validate(config); mark("validate (jsonschema, Draft 4)")
+    checks.check(config); mark("semantic checks")
+    host = plans.fingerprint()
+    emit = order.lower(config, "/bundle/rootfs", "/bundle", host, "/mrunc/bench")
+    mark("lower (the child's filter taken up)")
 plans.dumps({"ops": emit.ops}); mark("serialize the plan")
-compile_filter(config["linux"]["seccomp"]); mark("of lowering: seccomp by libseccomp, once more")
+lower_seccomp._import_pyseccomp(); mark("in the child, beside the above: import pyseccomp")
+lower_seccomp.compile_filter(config["linux"]["seccomp"]); mark("in the child, beside the above: seccomp by libseccomp")
 print(json.dumps([(name, (t - marks[i][1]) * 1000) for i, (name, t) in enumerate(marks[1:])]))
 """
 

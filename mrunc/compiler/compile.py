@@ -2,35 +2,41 @@
 
 import json
 import os
+from contextlib import nullcontext
 
 from mrunc import __version__
-from mrunc.compiler import checks, load, order
+from mrunc.compiler import checks, load, lower_seccomp, order
 from mrunc.executor.host import fingerprint
 from mrunc.executor.plan import FORMAT, sha256_hex
 
 
 def compile_config(config_path: str, container_id: str | None = None, host: dict | None = None,
-                   console_socket: str | None = None, exec_fifo: str | None = None, preserve_fds: int = 0) -> dict:
+                   console_socket: str | None = None, exec_fifo: str | None = None, preserve_fds: int = 0,
+                   seccomp_ahead: bool = False) -> dict:
     """Compile a bundle's config. Raises ConfigError/ConfigErrors on bad input, OSError if unreadable.
     With process.terminal, the pty master goes to `console_socket`, or with none mrunc relays it.
-    With `exec_fifo` (create, run), init waits on it for `mrunc start` just before execve."""
+    With `exec_fifo` (create, run), init waits on it for `mrunc start` just before execve.
+    With `seccomp_ahead` (commands), a child compiles the seccomp filter while this process validates."""
     with open(config_path, "rb") as f:
         raw = f.read()
     return compile_bytes(raw, os.path.dirname(os.path.abspath(config_path)), container_id, host, console_socket,
-                         exec_fifo, preserve_fds)
+                         exec_fifo, preserve_fds, seccomp_ahead)
 
 
 def compile_bytes(raw: bytes, bundle: str, container_id: str | None = None, host: dict | None = None,
-                  console_socket: str | None = None, exec_fifo: str | None = None, preserve_fds: int = 0) -> dict:
+                  console_socket: str | None = None, exec_fifo: str | None = None, preserve_fds: int = 0,
+                  seccomp_ahead: bool = False) -> dict:
     config = load.parse(raw)
-    load.validate(config)
-    checks.check(config)
-    assert isinstance(config, dict)
-    digest = sha256_hex(raw)
-    host = host or fingerprint()
-    rootfs = os.path.normpath(os.path.join(bundle, config["root"]["path"]))
-    name = container_id or digest[:12]
-    emit = order.lower(config, rootfs, bundle, host, f"/mrunc/{name}", console_socket, name, exec_fifo, preserve_fds)
+    with lower_seccomp.compiled_ahead(config) if seccomp_ahead else nullcontext():
+        load.validate(config)
+        checks.check(config)
+        assert isinstance(config, dict)
+        digest = sha256_hex(raw)
+        host = host or fingerprint()
+        rootfs = os.path.normpath(os.path.join(bundle, config["root"]["path"]))
+        name = container_id or digest[:12]
+        emit = order.lower(config, rootfs, bundle, host, f"/mrunc/{name}", console_socket, name, exec_fifo,
+                           preserve_fds)
     return {
         "format": FORMAT,
         "mrunc_version": __version__,

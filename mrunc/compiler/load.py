@@ -2,12 +2,14 @@
 
 import json
 import os
-
-import jsonschema
+from typing import TYPE_CHECKING
 
 from mrunc import schemas
 from mrunc.compiler.errors import ConfigError, ConfigErrors, pointer
 from mrunc.compiler.parse import parse  # noqa: F401 (load.parse, as before)
+
+if TYPE_CHECKING:
+    import jsonschema
 
 MAX_ERRORS = 20
 
@@ -19,13 +21,15 @@ def schema() -> dict:
 
 def validate(config: object) -> None:
     """Raise ConfigErrors listing every schema violation, each with its pointer and what is allowed."""
+    import jsonschema  # here, not above: a command starts its seccomp child first (lower_seccomp.py)
+
     validator = jsonschema.Draft4Validator(schema())
     found = sorted(validator.iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.message))
     if found:
         raise ConfigErrors([_explain(e) for e in found[:MAX_ERRORS]])
 
 
-def _explain(error: jsonschema.ValidationError) -> ConfigError:
+def _explain(error: "jsonschema.ValidationError") -> ConfigError:
     where = pointer(*error.absolute_path)
     got = json.dumps(error.instance)
     if len(got) > 60:

@@ -1,8 +1,15 @@
 """seccomp: the profile is compiled to classic BPF here, with libseccomp (pyseccomp), so the executor
-only loads bytes. The plan also carries libseccomp's pseudo-filter text, for people to read."""
+only loads bytes. The plan also carries libseccomp's pseudo-filter text, for people to read.
+
+A command may compile the filter ahead, in a forked child, while it validates the config (`compiled_ahead`):
+pyseccomp's import and libseccomp's work (~25 ms for podman's profile) then run on another core, beside
+jsonschema's import (~60 ms), instead of after it. The plan is the same either way."""
 
 import base64
+import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from mrunc.compiler.errors import ConfigError, pointer
 
@@ -50,7 +57,18 @@ def _import_pyseccomp():
 
 
 def compile_filter(seccomp: dict) -> dict:
-    """-> the seccomp_load op's arguments: bpf (base64), flags, pfc."""
+    """-> the seccomp_load op's arguments: bpf (base64), flags, pfc. Taken from the child compiling them ahead,
+    if there is one for this profile and it succeeded; else compiled here (which raises what it found wrong)."""
+    for child in _children:
+        if child.profile == json.dumps(seccomp, sort_keys=True):
+            _children.remove(child)
+            args = child.result()
+            if args is not None:
+                return args
+    return _compile(seccomp)
+
+
+def _compile(seccomp: dict) -> dict:
     sc = _import_pyseccomp()
 
     default_errno = seccomp.get("defaultErrnoRet", EPERM)
@@ -92,3 +110,64 @@ def _export(method) -> bytes:
         method(out)
         out.seek(0)
         return out.read()
+
+
+class _Child:
+    """A forked child compiling one profile, its result (the seccomp_load arguments as JSON) on a pipe."""
+
+    def __init__(self, seccomp: dict) -> None:
+        self.profile = json.dumps(seccomp, sort_keys=True)
+        read, write = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            os.close(read)
+            _child_main(seccomp, write)
+        os.close(write)
+        self.pipe = open(read, "rb")
+
+    def result(self) -> dict | None:
+        """The child's result, or None if it failed: the config was not yet validated when it started."""
+        with self.pipe:
+            data = self.pipe.read()
+        _, status = os.waitpid(self.pid, 0)
+        return json.loads(data) if status == 0 else None
+
+    def kill(self) -> None:
+        import signal
+
+        os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)
+        self.pipe.close()
+
+
+def _child_main(seccomp: dict, write: int) -> None:
+    status = 1
+    try:
+        with open(write, "wb") as out:
+            out.write(json.dumps(_compile(seccomp)).encode())
+        status = 0
+    except BaseException:  # noqa: B036  the parent compiles the profile again and reports the error
+        pass
+    finally:
+        os._exit(status)  # nothing of the parent's (buffers, finally blocks up the stack) runs twice
+
+
+_children: list[_Child] = []  # started by compiled_ahead, not yet taken up by compile_filter
+
+
+@contextmanager
+def compiled_ahead(config: object) -> Iterator[None]:
+    """Within the block, compile_filter takes `config`'s filter from a child started now. The child gets the
+    config unvalidated: whatever it finds wrong, compile_filter compiles the profile again and raises it, after
+    validation, as without a child. A child not taken up (the config was refused) is killed on leaving."""
+    linux = config.get("linux") if isinstance(config, dict) else None
+    seccomp = linux.get("seccomp") if isinstance(linux, dict) else None
+    child = _Child(seccomp) if isinstance(seccomp, dict) else None
+    if child:
+        _children.append(child)
+    try:
+        yield
+    finally:
+        if child in _children:
+            _children.remove(child)
+            child.kill()

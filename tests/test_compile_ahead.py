@@ -1,0 +1,91 @@
+"""The seccomp filter compiled ahead, in a child, while the config is validated (lower_seccomp.compiled_ahead, as
+commands compile): the plan and the errors are those of compiling it inline, and no child outlives the compile."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from mrunc.compiler import lower_seccomp
+from mrunc.compiler.compile import compile_bytes, dumps
+from mrunc.compiler.errors import ConfigError, ConfigErrors
+from mrunc.tools.regen_plans import GOLDENS, HOST_V1
+from tests.conftest import base_config, mrunc
+
+WITH_SECCOMP = [g for g in GOLDENS if "seccomp" in json.loads(g.config.read_bytes()).get("linux", {})]
+ALLOW_BUT_NOSUCHCALL = {"defaultAction": "SCMP_ACT_ALLOW",
+                        "syscalls": [{"names": ["nosuchcall"], "action": "SCMP_ACT_ERRNO"}]}
+
+
+def _children() -> list[int]:
+    """Our child processes, zombies included."""
+    mine = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if ppid == os.getpid():
+            mine.append(int(stat.parent.name))
+    return mine
+
+
+@pytest.fixture
+def compiled_here(monkeypatch) -> list[int]:
+    """The pids that compiled a filter in this process's memory: the child's own call is not seen here."""
+    calls: list[int] = []
+    compile_inline = lower_seccomp._compile
+    monkeypatch.setattr(lower_seccomp, "_compile", lambda seccomp: calls.append(os.getpid()) or compile_inline(seccomp))
+    return calls
+
+
+def _compile(config: dict, ahead: bool) -> dict:
+    return compile_bytes(json.dumps(config).encode(), "/b", "ahead", HOST_V1, seccomp_ahead=ahead)
+
+
+@pytest.mark.parametrize("golden", WITH_SECCOMP, ids=[g.name for g in WITH_SECCOMP])
+def test_plan_with_the_filter_from_the_child_is_byte_identical_to_the_inline_one(golden, compiled_here):
+    raw = golden.config.read_bytes()
+    ahead = compile_bytes(raw, golden.bundle, golden.name, golden.host, seccomp_ahead=True)
+    assert compiled_here == [], "the child's filter was not used"
+    inline = compile_bytes(raw, golden.bundle, golden.name, golden.host)
+    assert compiled_here == [os.getpid()]
+    assert dumps(ahead) == dumps(inline)
+    assert _children() == []
+
+
+def test_filter_error_found_by_the_child_is_raised_by_compiling_again_after_validation(compiled_here):
+    config = base_config(["true"])
+    config["linux"]["seccomp"] = ALLOW_BUT_NOSUCHCALL
+    with pytest.raises(ConfigError) as raised:
+        _compile(config, ahead=True)
+    assert str(raised.value) == "/linux/seccomp/syscalls/0/names/0: unknown syscall 'nosuchcall'; allowed: " \
+                                "names libseccomp knows"
+    assert compiled_here == [os.getpid()]
+    assert _children() == []
+
+
+@pytest.mark.parametrize("seccomp", [ALLOW_BUT_NOSUCHCALL, {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": "all"}],
+                         ids=["child-finds-an-error", "child-crashes-on-a-wrong-type"])
+def test_invalid_config_reports_the_schema_errors_and_kills_the_child(seccomp, compiled_here):
+    config = base_config(["true"])
+    config["linux"]["seccomp"] = seccomp
+    config["hostname"] = 7
+    with pytest.raises(ConfigErrors) as ahead:
+        _compile(config, ahead=True)
+    with pytest.raises(ConfigErrors) as inline:
+        _compile(config, ahead=False)
+    assert str(ahead.value) == str(inline.value)
+    assert "/hostname: got 7; allowed: string" in str(ahead.value)
+    assert compiled_here == [] and _children() == []
+
+
+def test_compile_command_refuses_a_bad_filter_naming_the_syscall(tmp_path):
+    config = base_config(["true"])
+    config["linux"]["seccomp"] = ALLOW_BUT_NOSUCHCALL
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    result = mrunc("compile", str(tmp_path / "config.json"))
+    assert result.returncode == 1 and result.stdout == ""
+    assert "/linux/seccomp/syscalls/0/names/0: unknown syscall 'nosuchcall'" in result.stderr
+    assert "Traceback" not in result.stderr
