@@ -3,6 +3,7 @@ commands compile): the plan and the errors are those of compiling it inline, and
 
 import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,16 @@ def test_compile_command_refuses_a_bad_filter_naming_the_syscall(tmp_path):
     assert result.returncode == 1 and result.stdout == ""
     assert "/linux/seccomp/syscalls/0/names/0: unknown syscall 'nosuchcall'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_compile_works_when_started_with_sigchld_ignored(tmp_path):
+    """An engine may start mrunc with SIGCHLD ignored (it is inherited): the kernel then reaps the child itself, and
+    the filter is compiled again here, not refused with 'No child processes'."""
+    golden = next(g for g in WITH_SECCOMP if g.name == "podman-run-netns")
+    ignore_sigchld = lambda: signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # noqa: E731
+    result = mrunc("compile", str(golden.config), "-o", str(tmp_path / "plan.json"), preexec_fn=ignore_sigchld,
+                   private_mounts=False)  # unshare would set SIGCHLD back to its default
+    assert result.returncode == 0, result.stderr
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    inline = compile_bytes(golden.config.read_bytes(), plan["bundle"], None, plan["host"])
+    assert dumps(plan) == dumps(inline)

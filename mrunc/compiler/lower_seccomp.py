@@ -129,15 +129,25 @@ class _Child:
         """The child's result, or None if it failed: the config was not yet validated when it started."""
         with self.pipe:
             data = self.pipe.read()
-        _, status = os.waitpid(self.pid, 0)
-        return json.loads(data) if status == 0 else None
+        return json.loads(data) if self._reap() == 0 else None
 
     def kill(self) -> None:
         import signal
 
-        os.kill(self.pid, signal.SIGKILL)
-        os.waitpid(self.pid, 0)
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:  # reaped already: see _reap
+            pass
+        self._reap()
         self.pipe.close()
+
+    def _reap(self) -> int | None:
+        """The child's wait status; None if our caller left SIGCHLD ignored (a process started so inherits
+        it), which makes the kernel reap children itself: its exit status is lost, so its result is not used."""
+        try:
+            return os.waitpid(self.pid, 0)[1]
+        except ChildProcessError:
+            return None
 
 
 def _child_main(seccomp: dict, write: int) -> None:
