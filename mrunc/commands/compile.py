@@ -6,7 +6,6 @@ the compile time, which issue 4 bounds."""
 import sys
 
 from mrunc.commands.common import compile_or_error, fail
-from mrunc.compiler.compile import dumps
 
 USAGE = "usage: mrunc compile CONFIG [-o PLAN] [--format json|text|sh|py]"
 FORMATS = ("json", "text", "sh", "py")
@@ -48,6 +47,8 @@ def main(options, args: list[str]) -> int:
     plan = compile_or_error(opts["config"])
     if isinstance(plan, str):
         return fail(plan)
+    from mrunc.compiler.compile import dumps  # imported by compile_or_error, with the garbage collector off
+
     out = dumps(plan) if opts["format"] == "json" else _render(plan, opts["format"])
     if opts["output"]:
         with open(opts["output"], "w") as f:
