@@ -200,8 +200,8 @@ def render(host: dict, args, workloads: list[Workload], mounts: list[GrowthRow],
            "child subreapers that reap the container). Peak RSS: the largest single process of a run, from "
            f"{args.rss_runs} more runs each under GNU `time -f %M` (whose own ~1 MiB is the floor).",
            "- mrunc runs through its launcher, `python -I -S bin/mrunc` with the virtualenv's interpreter "
-           "(no site, no environment); `python -m mrunc` is the plain entry, with site, for comparison; "
-           "`(/usr/bin/python3)` is the same launcher on Debian's Python, which links libpython statically.",
+           "(no site, no environment), which scripts/setup.sh builds on Debian's python3 where there is one; "
+           "`python -m mrunc` is the plain entry, with site, for comparison.",
            f"- Cgroups: all use cgroupfs with the config's `cgroupsPath`, `/{args.cgroup_parent}/WORKLOAD`; "
            "mrunc joins the 8 v1 controllers it manages, runc and crun also the `name=systemd` hierarchy "
            "(crun also writes under the unmounted "

@@ -25,8 +25,6 @@ import workloads  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 IN_NAMESPACE = "MRUNC_BENCH_IN_NAMESPACE"
-SYSTEM_PYTHON = "/usr/bin/python3"
-SYSTEM_EXEC = "mrunc exec PLAN (/usr/bin/python3)"
 UNIFIED = "/sys/fs/cgroup/unified"
 
 
@@ -84,9 +82,6 @@ class Bench:
             "mrunc exec PLAN": [*self.launcher, "exec", str(plan)],
             "mrunc run": [*self.launcher, "--root", str(state / "mrunc"), "run", "--bundle", str(bundle), name],
             "mrunc exec PLAN (python -m mrunc)": [sys.executable, "-m", "mrunc", "exec", str(plan)],
-            # exec needs only the standard library, so any Python 3.11+ runs it: the distribution's, linked
-            # statically with libpython, starts faster and smaller than a shared-libpython build.
-            SYSTEM_EXEC: [SYSTEM_PYTHON, "-I", "-S", str(REPO / "bin" / "mrunc"), "exec", str(plan)],
             "runc run": ["runc", "--root", str(state / "runc"), "run", "--bundle", str(bundle), name],
             "crun run": ["crun", "--root", str(state / "crun"), "run", "--bundle", str(bundle), name],
             "python -I -S -c pass (floor)": [sys.executable, "-I", "-S", "-c", "pass"],
@@ -96,8 +91,8 @@ class Bench:
         bundle, plan = self.bundle(name, config)
         contenders, skipped = {}, {}
         for label, argv in self.contenders(name, bundle, plan).items():
-            if not shutil.which(argv[0]) or (label == SYSTEM_EXEC and not _is_311_or_later(SYSTEM_PYTHON)):
-                skipped[label] = f"{argv[0]} is not installed (or older than 3.11)"
+            if not shutil.which(argv[0]):
+                skipped[label] = f"{argv[0]} is not installed"
                 continue
             try:
                 measure.run_once(argv, str(self.logs / "probe.log"))
@@ -139,11 +134,6 @@ class Bench:
         total, imports = sum(ms for _, ms in imports), sorted(imports, key=lambda row: -row[1])
         traces = [exec_trace.op_trace(self.launcher, str(plan)) for _ in range(max(3, self.args.growth_runs))]
         return report.Profile(total, imports, exec_trace.by_step(traces), len(traces))
-
-
-def _is_311_or_later(python: str) -> bool:
-    probe = [python, "-I", "-S", "-c", "import sys; sys.exit(sys.version_info < (3, 11))"]
-    return os.path.exists(python) and subprocess.run(probe).returncode == 0
 
 
 def remove_cgroups() -> None:

@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
-packages=(busybox-static libseccomp2 util-linux iproute2 runc crun time user-mode-linux  # user-mode-linux: the cgroup v2 guest
+packages=(python3 python3-venv  # Debian's Python for the virtualenv (below)
+          busybox-static libseccomp2 util-linux iproute2 runc crun time user-mode-linux  # user-mode-linux: the cgroup v2 guest
           gcc libc6-dev libcap2-bin)  # the escape tests build static binaries and set file capabilities
 packages+=(podman conmon netavark iptables containerd)  # real engines driving mrunc (tests/engines.py)
 missing=()
@@ -13,7 +14,9 @@ if ((${#missing[@]})); then
     apt-get update -qq
     apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# On Debian's own python3: built with profile-guided optimisation and libpython linked in statically, it starts
+# mrunc faster than a shared-libpython build such as pyenv's (docs/benchmarks.md measures it that way).
 if [ ! -x .venv/bin/python ]; then
-    python3 -m venv .venv
+    /usr/bin/python3 -m venv .venv
 fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
