@@ -17,6 +17,9 @@ def import_times(launcher: list[str], args: list[str]) -> list[tuple[str, float,
     return rows
 
 
+STARTUP = "start-up: interpreter, imports, plan load and check"
+
+
 def op_trace(launcher: list[str], plan: str) -> list[tuple[str, float]]:
     """[(step, ms)]: `mrunc exec --trace` prints each op as it starts; the gap to the next line is its cost.
     The first step is start-up (interpreter, imports, plan check); the last is execve until mrunc exits."""
@@ -29,22 +32,10 @@ def op_trace(launcher: list[str], plan: str) -> list[tuple[str, float]]:
         stamps.append((time.perf_counter(), line))
     process.wait()
     end = time.perf_counter()
-    steps = [("start-up: interpreter, imports, plan load and check", (stamps[0][0] - start) * 1000)]
+    steps = [(STARTUP, (stamps[0][0] - start) * 1000)]
     for (t, line), (t_next, _) in zip(stamps, stamps[1:] + [(end, "")], strict=True):
         steps.append((_op_label(line), (t_next - t) * 1000))
-    return steps + _join(stamps)
-
-
-JOIN = "cgroup join: runtime's cgroup_attach starts until init goes on past cgroup_joined"
-
-
-def _join(stamps: list[tuple[float, str]]) -> list[tuple[str, float]]:
-    """The join as a whole (it runs alongside init's mounts, so no one op's line shows it)."""
-    labels = [_op_label(line) for _, line in stamps]
-    if "[runtime] cgroup_attach" not in labels or "[init] cgroup_joined" not in labels[:-1]:
-        return []
-    after = labels.index("[init] cgroup_joined") + 1
-    return [(JOIN, (stamps[after][0] - stamps[labels.index("[runtime] cgroup_attach")][0]) * 1000)]
+    return steps
 
 
 def _op_label(line: str) -> str:

@@ -3,7 +3,7 @@
 import statistics
 from dataclasses import dataclass, field
 
-from exec_trace import JOIN
+from exec_trace import STARTUP
 from measure import Sample, paired_ratios, quantiles
 
 EXEC = "mrunc exec PLAN"
@@ -159,26 +159,24 @@ def _floor(workloads: list[Workload], p: Profile) -> list[str]:
         return []
     step = {label: ms for label, _, ms in p.steps}
     python = statistics.median(s.wall_ms for s in plain[FLOOR])
-    join = step.get(JOIN, 0.0)
-    waited = step.get("[init] cgroup_joined", 0.0)
-    startup = step.get("start-up: interpreter, imports, plan load and check", 0.0)
+    startup = step.get(STARTUP, 0.0)
+    ops = sum(ms for label, _, ms in p.steps) - startup
     lines = [f"- Interpreter: `python -I -S -c pass` takes {python:.1f} ms (median, plain rounds) before mrunc runs "
              "a line of its own.",
              f"- Start-up in the trace (spawn, interpreter, imports, plan load and check): {startup:.1f} ms; the "
              "imports of `mrunc exec` are the standard library only (libc through `_ctypes` alone, not the ctypes "
              "package).",
-             f"- Joining the v1 cgroups: {join:.1f} ms from runtime's `cgroup_attach` to init going on past "
-             f"`cgroup_joined`, nearly all of it the first write to a `cgroup.procs`, which waits for an RCU grace "
-             "period (the cgroup threadgroup lock); runc and crun pay the same wait (strace: 7–9 ms at their first "
-             f"`cgroup.procs` write on this host). init mounts meanwhile and then waits {waited:.1f} ms for the rest. "
-             "A host can take the wait out of every runtime's start: the kernel option `cgroup_favordynmods=true` "
-             "(v1 and v2) keeps that lock out of its fast per-CPU mode, and on v2 `CLONE_INTO_CGROUP` (crun's way) "
-             "seeds a cgroup without taking it; this host sets neither, and its controllers are v1."]
+             f"- The ops, from the first until mrunc exits (forks, namespaces, mounts, execve and busybox's own run): "
+             f"{ops:.1f} ms in the trace, which prints a line per op.",
+             f"- Joining the v1 cgroups: init's `cgroup_join_self` takes {step.get('[init] cgroup_join_self', 0.0):.1f}"
+             " ms. A thread that moves itself through a v1 `tasks` file takes no threadgroup lock; a `cgroup.procs` "
+             "write takes it, and the first one after an idle pause waits for an RCU grace period: runc and crun "
+             "wait 7–9 ms at their first `cgroup.procs` write on this host (strace)."]
     for other, target in TARGETS:
         if other in plain:
             theirs = statistics.median(s.wall_ms for s in plain[other])
             lines.append(f"- Plain workload: {target} × `{other}` = {target * theirs:.1f} ms, while the interpreter "
-                         f"and the cgroup join alone come to {python + join:.1f} ms.")
+                         f"alone takes {python:.1f} ms and mrunc's start-up {startup:.1f} ms.")
     return lines
 
 
