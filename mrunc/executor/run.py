@@ -10,7 +10,9 @@ with one-line messages:
                    ◀─── "at N" ───── next op N is a runtime op (e.g. write_id_map)
     runs ops N.. ───── "go M" ─────▶ ops M.. (unshare, set_time_offsets)
                                      `fork_init` ──fork()─────────────▶ (new pid namespace: pid 1)
-                   ◀─── "pid P" ──── exits 0                           skips the runtime ops after fork_init
+                   ◀─── "pid P" ──── then "!" on a pipe ──────────────▶ waits for the "!": runtime hears "pid"
+                                     exits 0                            before any message of init's
+                                                                        skips the runtime ops after fork_init
     runs the ops after fork_init                                        ops (mounts) while runtime runs them
       (v2: cgroup_attach), then ─ "go M" ─────────────────────────────▶ `cgroup_joined` waits for this "go"
                                                                         ops (devices, pivot_root, ids, caps)
@@ -288,10 +290,16 @@ def _container_side(ops: list[dict], start: int, channel: _Channel, trace: bool,
                 i = int(reply[3:])
             elif o["op"] == "fork_init":
                 _protocol_op(ops, i, trace)
+                told, tell = os.pipe()  # init waits until runtime has its pid: nothing of init's may come first
                 pid = os.fork()
                 if pid:
                     channel.send(f"pid {pid}")  # runtime starts the runtime ops after fork_init at this
+                    os.write(tell, b"!")
                     os._exit(0)
+                os.close(tell)
+                if os.read(told, 1) != b"!":
+                    os._exit(127)  # child died before it told runtime: runtime reports it
+                os.close(told)
                 ctx.init_pid = ops_lifecycle.host_pid()
                 libc.set_name(ops_lifecycle.INIT_NAME)  # until execve: how runtime tells execve from death
                 i += 1
