@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from mrunc.executor import b64
+from mrunc.executor.optable import COMMON_MODULES, RARE_MODULES
 from tests.conftest import REPO, base_config
 
 LAUNCHER = [sys.executable, "-I", "-S", str(REPO / "bin" / "mrunc")]
@@ -14,7 +15,12 @@ NOT_ON_EXEC_PATH = {"site", "jsonschema", "jinja2", "pyseccomp", "json", "argpar
                     "inspect", "importlib.metadata", "platform", "base64", "mrunc.compiler", "re", "enum", "socket",
                     "signal", "selectors", "collections", "hashlib",
                     # each maps a shared library into every mrunc process (issue 4: peak RSS)
-                    "ctypes", "binascii", "zlib", "termios", "select"}
+                    "ctypes", "binascii", "zlib", "termios", "select", "_struct", "fcntl",
+                    # a module each: ~0.1 ms of start-up for what int.to_bytes and string annotations do
+                    "struct", "__future__"}
+# Op modules for a few configs (network devices, terminals, process attributes, pid files): exec imports one
+# only for a plan that names one of its ops (optable.find).
+RARE_OP_MODULES = {f"mrunc.executor.{name}" for name in RARE_MODULES} | {"mrunc.executor.netlink", "mrunc.executor.ops"}
 
 
 def launch(*args: str, private_mounts: bool = False) -> subprocess.CompletedProcess:
@@ -38,17 +44,39 @@ def test_compile_loads_site_packages_on_demand_and_exec_runs_the_plan(bundle):
     assert (result.stdout, result.returncode) == ("from runc\n", 3), result.stderr
 
 
-def test_exec_path_imports_no_compiler_and_no_heavy_stdlib(bundle):
-    config_path = bundle.write(base_config(["true"]))
+def exec_with_importtime(bundle, config: dict) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Compile `config`, exec its plan through the launcher under -X importtime: the result, the modules imported."""
+    config_path = bundle.write(config)
     plan_path = bundle.path / "plan.json"
     assert launch("compile", str(config_path), "-o", str(plan_path)).returncode == 0
     command = ["unshare", "-m", "--propagation", "private", sys.executable, "-X", "importtime", *LAUNCHER[1:],
                "exec", str(plan_path)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    modules = imported_modules(result.stderr)
+    return result, imported_modules(result.stderr)
+
+
+def test_exec_path_imports_no_compiler_and_no_heavy_stdlib(bundle):
+    _, modules = exec_with_importtime(bundle, base_config(["true"]))
     assert "mrunc.executor.run" in modules  # the listing is real: it shows what exec did import
-    assert not modules & NOT_ON_EXEC_PATH, sorted(modules & NOT_ON_EXEC_PATH)
+    assert {f"mrunc.executor.{name}" for name in COMMON_MODULES} <= modules
+    assert not modules & (NOT_ON_EXEC_PATH | RARE_OP_MODULES), sorted(modules & (NOT_ON_EXEC_PATH | RARE_OP_MODULES))
+
+
+def test_exec_imports_a_rare_op_module_for_a_plan_that_names_one_of_its_ops(bundle):
+    config = base_config(["uname", "-m"])
+    config["linux"]["personality"] = {"domain": "LINUX32"}
+    result, modules = exec_with_importtime(bundle, config)
+    assert result.stdout == "i686\n"  # the op ran: init's personality is the 32-bit one
+    needed = RARE_MODULES[:RARE_MODULES.index("ops_procattrs") + 1]  # find tries them in order
+    assert modules & RARE_OP_MODULES == {f"mrunc.executor.{name}" for name in needed}
+
+
+def test_every_op_module_is_common_or_rare_so_the_full_table_has_all_ops():
+    """mrunc.executor.ops (the compiler's and verify's table) imports COMMON_MODULES and RARE_MODULES only."""
+    on_disk = {path.stem for path in (REPO / "mrunc" / "executor").glob("ops_*.py")}
+    assert on_disk == set(COMMON_MODULES) | set(RARE_MODULES)
+    assert not set(COMMON_MODULES) & set(RARE_MODULES)
 
 
 def test_bad_plan_through_launcher_is_one_line_error(tmp_path):

@@ -1,40 +1,30 @@
 """Syscalls the `os` module lacks, through _ctypes. Each raises OSError(errno) on failure, like `os` does.
 
-This uses _ctypes, the C half of ctypes, alone: the ctypes package defines dozens of C types in Python at import,
-which costs ~2 ms and ~0.6 MiB of every mrunc process, for the four types used here. Structures are packed
-with `struct`; a buffer the kernel writes (or whose address goes into a structure) is a char array.
+Every call here is a plain syscall, so one entry point does for all: libc's syscall(2), with x86_64 numbers
+(glibc's own wrappers for these add nothing but errno, which syscall(2) sets too). This uses _ctypes, the C half
+of ctypes, alone: the ctypes package defines dozens of C types in Python at import, which costs ~2 ms and
+~0.6 MiB of every mrunc process, for the two used here. Structures are packed with int.to_bytes, not `struct`
+(its extension module is ~0.4 ms of start-up); a buffer the kernel writes (or whose address goes into a
+structure) is a char array.
 """
 
 import _ctypes
 import os
-import struct
-
-
-class _Int(_ctypes._SimpleCData):
-    _type_ = "i"
+import sys
 
 
 class _Long(_ctypes._SimpleCData):
     _type_ = "l"
 
 
-class _ULong(_ctypes._SimpleCData):
-    _type_ = "L"
-
-
 class _Char(_ctypes._SimpleCData):
     _type_ = "c"
 
 
-class _Function(_ctypes.CFuncPtr):
-    """A libc function returning int; errno is saved for get_errno, as ctypes.CDLL(use_errno=True) does."""
+class _Syscall(_ctypes.CFuncPtr):
+    """syscall(2), returning long; errno is saved for get_errno, as ctypes.CDLL(use_errno=True) does."""
 
     _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
-    _restype_ = _Int
-
-
-class _SyscallFunction(_ctypes.CFuncPtr):
-    _flags_ = _Function._flags_
     _restype_ = _Long
 
 
@@ -42,12 +32,14 @@ class _Libc:
     _handle = _ctypes.dlopen(None, _ctypes.RTLD_LOCAL)  # the running program, which links libc
 
 
-_libc = _Libc()
-_syscall = _SyscallFunction(("syscall", _libc))
-_mount, _umount2, _unshare, _setns, _sethostname, _setdomainname, _prctl, _fstatfs, _setrlimit, _personality = (
-    _Function((name, _libc)) for name in
-    ("mount", "umount2", "unshare", "setns", "sethostname", "setdomainname", "prctl", "fstatfs", "setrlimit",
-     "personality"))
+_syscall = _Syscall(("syscall", _Libc()))
+
+
+def _sys(number: int, *args: int | bytes | str | None | _ctypes.Array, what: str = "") -> int:
+    """syscall(number, *args): ints go as C longs (the kernel reads each argument as a full register), str as
+    a path, bytes and char arrays as pointers, None as NULL. Raises OSError(errno, ..., `what`) on failure."""
+    values = [_Long(a) if isinstance(a, int) else os.fsencode(a) if isinstance(a, str) else a for a in args]
+    return _check(_syscall(_Long(number), *values), what)
 
 
 def _buffer(data: bytes | int) -> _ctypes.Array:
@@ -56,11 +48,39 @@ def _buffer(data: bytes | int) -> _ctypes.Array:
         return (_Char * data)()
     return (_Char * len(data)).from_buffer_copy(data)
 
-# x86_64 syscall numbers.
+
+def _c(value: int, size: int, signed: bool = False) -> bytes:
+    """A C integer of `size` bytes in native order, as struct.pack('=I'), ('=Q')... would give it."""
+    return value.to_bytes(size, sys.byteorder, signed=signed)
+
+
+def _u32(*values: int) -> bytes:
+    return b"".join(_c(v, 4) for v in values)
+
+
+def _u64(*values: int) -> bytes:
+    return b"".join(_c(v, 8) for v in values)
+
+
+# x86_64 syscall numbers (asm/unistd_64.h).
+SYS_IOCTL = 16
+SYS_PERSONALITY = 135
+SYS_FSTATFS = 138
+SYS_PIVOT_ROOT = 155
+SYS_PRCTL = 157
+SYS_MOUNT = 165
+SYS_UMOUNT2 = 166
+SYS_SETHOSTNAME = 170
+SYS_SETDOMAINNAME = 171
 SYS_CAPGET = 125
 SYS_CAPSET = 126
-SYS_PIVOT_ROOT = 155
+SYS_IOPRIO_SET = 251
+SYS_UNSHARE = 272
+SYS_PRLIMIT64 = 302
+SYS_SETNS = 308
+SYS_SCHED_SETATTR = 314
 SYS_SECCOMP = 317
+SYS_BPF = 321
 SYS_CLOSE_RANGE = 436
 SYS_OPENAT2 = 437
 
@@ -102,57 +122,54 @@ def _check(result: int, what: str = "") -> int:
     return result
 
 
-def _b(value: str | None) -> bytes | None:
-    return None if value is None else os.fsencode(value)
-
-
 def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None:
-    _check(_mount(_b(source), _b(target), _b(fstype), _ULong(flags), _b(data)), target)
+    _sys(SYS_MOUNT, source, target, fstype, flags, data, what=target)
 
 
 def umount2(target: str, flags: int) -> None:
-    _check(_umount2(_b(target), flags), target)
+    _sys(SYS_UMOUNT2, target, flags, what=target)
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
-    _check(_syscall(SYS_PIVOT_ROOT, _b(new_root), _b(put_old)), new_root)
+    _sys(SYS_PIVOT_ROOT, new_root, put_old, what=new_root)
 
 
 def unshare(flags: int) -> None:
-    _check(_unshare(flags))
+    _sys(SYS_UNSHARE, flags)
 
 
 def setns(fd: int, nstype: int) -> None:
-    _check(_setns(fd, nstype))
+    _sys(SYS_SETNS, fd, nstype)
 
 
 def sethostname(name: str) -> None:
     raw = name.encode()
-    _check(_sethostname(raw, len(raw)))
+    _sys(SYS_SETHOSTNAME, raw, len(raw))
 
 
 def setdomainname(name: str) -> None:
     raw = name.encode()
-    _check(_setdomainname(raw, len(raw)))
+    _sys(SYS_SETDOMAINNAME, raw, len(raw))
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
-    return _check(_prctl(option, _ULong(arg2), _ULong(arg3), _ULong(arg4), _ULong(arg5)))
+    return _sys(SYS_PRCTL, option, arg2, arg3, arg4, arg5)
 
 
 RLIM_MAX = 2**64 - 1  # RLIM_INFINITY
 
 
 def setrlimit(resource: int, soft: int, hard: int) -> None:
-    """setrlimit(2), reporting the kernel's errno (Python's resource module turns EPERM into a ValueError)."""
+    """setrlimit(2), reporting the kernel's errno (Python's resource module turns EPERM into a ValueError).
+    As glibc does it: prlimit64 on this process (pid 0), old limits not asked for."""
     if not (0 <= soft <= RLIM_MAX and 0 <= hard <= RLIM_MAX):
         raise ValueError(f"rlimit values are 0..{RLIM_MAX}, got {soft}, {hard}")
-    _check(_setrlimit(resource, struct.pack("=QQ", soft, hard)))  # struct rlimit: soft, hard
+    _sys(SYS_PRLIMIT64, 0, resource, _u64(soft, hard), None)  # struct rlimit: soft, hard
 
 
 def set_name(name: str) -> None:
     """prctl(PR_SET_NAME): this process's name (comm), at most 15 bytes."""
-    _check(_prctl(PR_SET_NAME, name.encode(), _ULong(0), _ULong(0), _ULong(0)))
+    _sys(SYS_PRCTL, PR_SET_NAME, name.encode(), 0, 0, 0)
 
 
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
@@ -161,16 +178,16 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 def capset(effective: int, permitted: int, inheritable: int) -> None:
     """capset(2), version 3: a header (version, pid 0 = this process), then two {effective, permitted,
     inheritable} sets of 32 bits, low words first."""
-    header = _buffer(struct.pack("=Ii", _LINUX_CAPABILITY_VERSION_3, 0))  # the kernel writes it on a bad version
+    header = _buffer(_u32(_LINUX_CAPABILITY_VERSION_3, 0))  # the kernel writes it on a bad version
     words = [(value >> shift) & 0xFFFFFFFF for shift in (0, 32) for value in (effective, permitted, inheritable)]
-    _check(_syscall(SYS_CAPSET, header, struct.pack("=6I", *words)))
+    _sys(SYS_CAPSET, header, _u32(*words))
 
 
 def seccomp_set_filter(bpf: bytes, flags: int) -> None:
     """Load a classic-BPF seccomp program (8 bytes per instruction)."""
     program = _buffer(bpf)
-    fprog = struct.pack("=HxxxxxxQ", len(bpf) // 8, _ctypes.addressof(program))  # struct sock_fprog
-    _check(_syscall(SYS_SECCOMP, SECCOMP_SET_MODE_FILTER, flags, fprog))
+    fprog = _c(len(bpf) // 8, 2) + bytes(6) + _u64(_ctypes.addressof(program))  # struct sock_fprog: len, filter
+    _sys(SYS_SECCOMP, SECCOMP_SET_MODE_FILTER, flags, fprog)
 
 
 def open_in_root(root_fd: int, path: str, flags: int = O_PATH | os.O_CLOEXEC) -> int:
@@ -179,22 +196,28 @@ def open_in_root(root_fd: int, path: str, flags: int = O_PATH | os.O_CLOEXEC) ->
 
 
 def openat2(dir_fd: int, path: str, flags: int, resolve: int) -> int:
-    how = struct.pack("=QQQ", flags, 0, resolve)  # struct open_how: flags, mode, resolve
-    return _check(_syscall(SYS_OPENAT2, dir_fd, _b(path), how, len(how)), path)
+    how = _u64(flags, 0, resolve)  # struct open_how: flags, mode, resolve
+    return _sys(SYS_OPENAT2, dir_fd, path, how, len(how), what=path)
 
 
 def fstatfs_type(fd: int) -> int:
-    """f_type of fstatfs(2): which filesystem holds fd (the first field of struct statfs)."""
+    """f_type of fstatfs(2): which filesystem holds fd (the first field of struct statfs, a long)."""
     buffer = _buffer(120)
-    _check(_fstatfs(fd, buffer))
-    return struct.unpack_from("=l", buffer.raw)[0]
+    _sys(SYS_FSTATFS, fd, buffer)
+    return int.from_bytes(buffer.raw[:8], sys.byteorder, signed=True)
+
+
+def ioctl(fd: int, request: int, arg: bytes) -> bytes:
+    """ioctl(2) with a buffer argument, as fcntl.ioctl(fd, request, bytes): the buffer after the call."""
+    buffer = _buffer(arg)
+    _sys(SYS_IOCTL, fd, request, buffer)
+    return buffer.raw
 
 
 def close_range(first: int, last: int, flags: int) -> None:
-    _check(_syscall(SYS_CLOSE_RANGE, first, last, flags))
+    _sys(SYS_CLOSE_RANGE, first, last, flags)
 
 
-SYS_BPF = 321
 BPF_PROG_LOAD = 5
 BPF_PROG_ATTACH = 8
 BPF_PROG_TYPE_CGROUP_DEVICE = 15
@@ -210,41 +233,36 @@ def bpf_prog_load_cgroup_device(code: bytes) -> int:
     log = _buffer(1 << 20)
     for log_level in (0, 1):
         # union bpf_attr, BPF_PROG_LOAD part: prog_type, insn_cnt, insns, license, log_level, log_size, log_buf
-        attr = struct.pack("<IIQQIIQ", BPF_PROG_TYPE_CGROUP_DEVICE, len(code) // 8, _ctypes.addressof(insns),
-                           _ctypes.addressof(license), log_level, len(log) * log_level,
-                           _ctypes.addressof(log) * log_level)
-        result = _syscall(SYS_BPF, BPF_PROG_LOAD, _buffer(attr), len(attr))
-        if result >= 0:
-            return result
-        err = _ctypes.get_errno()
+        attr = (_u32(BPF_PROG_TYPE_CGROUP_DEVICE, len(code) // 8)
+                + _u64(_ctypes.addressof(insns), _ctypes.addressof(license))
+                + _u32(log_level, len(log) * log_level) + _u64(_ctypes.addressof(log) * log_level))
+        try:
+            return _sys(SYS_BPF, BPF_PROG_LOAD, _buffer(attr), len(attr))
+        except OSError as e:
+            err = e.errno
     verifier = " | ".join(log.value.decode(errors="replace").strip().splitlines()[-3:])
     raise OSError(err, f"{os.strerror(err)}: verifier: {verifier}", "bpf(BPF_PROG_LOAD)")
 
 
 def bpf_prog_attach_cgroup_device(prog_fd: int, cgroup_fd: int) -> None:
     """bpf(BPF_PROG_ATTACH): target_fd, attach_bpf_fd, attach_type, attach_flags."""
-    attr = struct.pack("<IIII", cgroup_fd, prog_fd, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI)
-    _check(_syscall(SYS_BPF, BPF_PROG_ATTACH, _buffer(attr), len(attr)), "bpf(BPF_PROG_ATTACH)")
+    attr = _u32(cgroup_fd, prog_fd, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI)
+    _sys(SYS_BPF, BPF_PROG_ATTACH, _buffer(attr), len(attr), what="bpf(BPF_PROG_ATTACH)")
 
 
 def personality(persona: int) -> None:
     """personality(2): the execution domain the next execve keeps (PER_LINUX32: uname says i686)."""
-    _check(_personality(_ULong(persona)), "personality")
-
-
-SYS_SCHED_SETATTR = 314
+    _sys(SYS_PERSONALITY, persona, what="personality")
 
 
 def sched_setattr(policy: int, flags: int, nice: int, priority: int, runtime: int, deadline: int,
                   period: int) -> None:
     """sched_setattr(2) on the calling thread (pid 0), with struct sched_attr's first version
-    (SCHED_ATTR_SIZE_VER0: 48 bytes, no utilization clamps)."""
-    attr = struct.pack("=IIQiIQQQ", 48, policy, flags, nice, priority, runtime, deadline, period)
-    _check(_syscall(SYS_SCHED_SETATTR, 0, _buffer(attr), 0), "sched_setattr")
-
-
-SYS_IOPRIO_SET = 251
+    (SCHED_ATTR_SIZE_VER0: 48 bytes, no utilization clamps): size, policy, flags, nice, priority, runtime,
+    deadline, period."""
+    attr = _u32(48, policy) + _u64(flags) + _c(nice, 4, signed=True) + _u32(priority) + _u64(runtime, deadline, period)
+    _sys(SYS_SCHED_SETATTR, 0, _buffer(attr), 0, what="sched_setattr")
 
 
 def ioprio_set(which: int, who: int, ioprio: int) -> None:
-    _check(_syscall(SYS_IOPRIO_SET, which, who, ioprio), "ioprio_set")
+    _sys(SYS_IOPRIO_SET, which, who, ioprio, what="ioprio_set")

@@ -9,8 +9,6 @@ Ops that run in init after pivot_root cannot import anything (the host's stdlib 
 built-in modules and modules imported beforehand may be used here.
 """
 
-from __future__ import annotations
-
 import _json  # already loaded on the exec path (plan.py); its string encoder writes the hooks' state JSON
 import _signal  # built in and loaded at interpreter start (signal.py would import enum)
 import errno
@@ -19,7 +17,7 @@ import time
 
 from mrunc.executor.optable import Context, op
 
-TYPE_CHECKING = False  # exec path: no typing/collections imports at run time (optable.py)
+TYPE_CHECKING = False  # exec path: no typing/collections imports at run time, nor __future__ (optable.py)
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -226,7 +224,7 @@ def host_pid() -> int:
     return os.getpid()
 
 
-def wait_gone(alive: Callable[[], bool], seconds: float) -> bool:
+def wait_gone(alive: "Callable[[], bool]", seconds: float) -> bool:
     """Poll until `alive()` is false; False if it is still alive after `seconds`."""
     deadline = time.monotonic() + seconds
     while alive():

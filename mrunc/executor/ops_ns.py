@@ -5,9 +5,8 @@ cannot read the host's stdlib (e.g. under /root), or may have pivoted away from 
 """
 
 import _socket  # not `socket`: it imports enum
-import fcntl
 import os
-import struct
+import sys
 
 from mrunc.executor import libc
 from mrunc.executor.flags import CLONE_FLAGS, NAMESPACE_FLAGS, mask
@@ -69,8 +68,12 @@ def loopback_up(ctx: Context) -> None:
     siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
     s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
     try:
-        request = struct.pack("16sH22x", b"lo", 0)
-        flags = struct.unpack("16sH22x", fcntl.ioctl(s.fileno(), siocgifflags, request))[1]
-        fcntl.ioctl(s.fileno(), siocsifflags, struct.pack("16sH22x", b"lo", flags | iff_up))
+        flags = int.from_bytes(libc.ioctl(s.fileno(), siocgifflags, _ifreq(0))[16:18], sys.byteorder)
+        libc.ioctl(s.fileno(), siocsifflags, _ifreq(flags | iff_up))
     finally:
         s.close()
+
+
+def _ifreq(flags: int) -> bytes:
+    """struct ifreq for lo's flags: the name in 16 bytes, ifr_flags (a short), padding to 40 bytes."""
+    return b"lo".ljust(16, b"\0") + flags.to_bytes(2, sys.byteorder) + bytes(22)

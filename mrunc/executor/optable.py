@@ -7,10 +7,9 @@ Processes (see executor/run.py for how they hand control to each other):
   init     pid 1 of the container; builds the rootfs, drops privileges, execs the user process
 """
 
-from __future__ import annotations
-
 # Plain classes, no dataclasses or typing: this module is on the exec path, and those imports (inspect, re,
-# enum) cost more than the whole op loop. Type names are only for checkers.
+# enum) cost more than the whole op loop. Type names are only for checkers, so annotations that use them are
+# strings (not `from __future__ import annotations`: loading __future__ is ~0.1 ms of start-up).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -27,15 +26,15 @@ class Context:
     child_pid: int = 0
     init_pid: int = 0  # init's pid on the host (also known inside init: hooks are told it)
     exec_fifo: int = -1  # O_PATH fd of the state dir's exec.fifo, inherited by init (ops_lifecycle)
-    sync: Any = None  # child and init: the channel to runtime (run.py)
+    sync: "Any" = None  # child and init: the channel to runtime (run.py)
     pty_master: int = -1  # the terminal's master, in init until sent to runtime (ops_tty.py)
     pty_slave: int = -1
     pty_name: str = ""
-    checked_program: Any = None  # (st_dev, st_ino) of the program check_program read (ops_process)
-    ns_fds: Any = None  # child: namespace files opened before the joins, by path (ops_ns.open_ns_files)
-    cgroup_tasks: Any = ()  # child, then init: v1 tasks files opened on the host (ops_cgroup.cgroup_open_tasks)
+    checked_program: "Any" = None  # (st_dev, st_ino) of the program check_program read (ops_process)
+    ns_fds: "Any" = None  # child: namespace files opened before the joins, by path (ops_ns.open_ns_files)
+    cgroup_tasks: "Any" = ()  # child, then init: v1 tasks files opened on the host (ops_cgroup.cgroup_open_tasks)
 
-    def __init__(self, **fields: Any) -> None:
+    def __init__(self, **fields: "Any") -> None:
         self.undo: list[tuple[str, Callable[[], None]]] = []
         for name, value in fields.items():
             if not hasattr(Context, name):
@@ -48,7 +47,7 @@ class Op:
 
     __slots__ = ("name", "procs", "args", "run", "doc")
 
-    def __init__(self, name: str, procs: tuple[str, ...], args: tuple[str, ...], run: OpFunc | None,
+    def __init__(self, name: str, procs: tuple[str, ...], args: tuple[str, ...], run: "OpFunc | None",
                  doc: str) -> None:
         self.name, self.procs, self.args, self.run, self.doc = name, procs, args, run, doc
 
@@ -59,10 +58,10 @@ class Op:
 OPS: dict[str, Op] = {}
 
 
-def op(name: str, procs: str, *args: str) -> Callable[[OpFunc | None], OpFunc | None]:
+def op(name: str, procs: str, *args: str) -> "Callable[[OpFunc | None], OpFunc | None]":
     """Register an op. `procs` is a space-separated list of the processes allowed to run it."""
 
-    def register(func: OpFunc | None) -> OpFunc | None:
+    def register(func: "OpFunc | None") -> "OpFunc | None":
         doc = (func.__doc__ or "").strip().splitlines()[0] if func and func.__doc__ else ""
         OPS[name] = Op(name, tuple(procs.split()), args, func, doc)
         return func
@@ -73,3 +72,25 @@ def op(name: str, procs: str, *args: str) -> Callable[[OpFunc | None], OpFunc | 
 def protocol_op(name: str, procs: str, doc: str) -> None:
     OPS[name] = Op(name, tuple(procs.split()), (), None, doc)
 
+
+
+# The modules that register ops. Every plan uses COMMON's ops; RARE's serve a few configs (engine pid files,
+# process attributes, terminals, network devices), cheapest first. The exec path imports a RARE module only for
+# a plan that names one of its ops (find), before anything runs: init cannot import after pivot_root, and each
+# module is ~0.1 ms of start-up. `mrunc.executor.ops` imports them all: the complete table (compiler, verify).
+COMMON_MODULES = ("ops_cgroup", "ops_fs", "ops_lifecycle", "ops_ns", "ops_process")
+RARE_MODULES = ("ops_runtime", "ops_procattrs", "ops_tty", "ops_net")
+
+
+def load(modules: tuple[str, ...]) -> None:
+    for module in modules:
+        __import__(f"mrunc.executor.{module}")
+
+
+def find(name: str) -> Op | None:
+    """The op called `name`, importing op modules in order, common ones first, until one has registered it."""
+    for module in COMMON_MODULES + RARE_MODULES:
+        if name in OPS:
+            break
+        load((module,))
+    return OPS.get(name)

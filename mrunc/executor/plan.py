@@ -11,7 +11,7 @@ except ImportError:  # Python 3.12+
     from _sha2 import sha256 as _sha256
 
 from mrunc.executor.host import fingerprint
-from mrunc.executor.ops import OPS, PROCESSES
+from mrunc.executor.optable import PROCESSES, find
 
 FORMAT = "mrunc-plan/1"
 PLAN_FIELDS = ("format", "mrunc_version", "config_sha256", "host", "ops")
@@ -111,7 +111,7 @@ def _check_op(i: int, o: object, list_pointer: str = "/ops") -> None:
     for name in OP_FIELDS:
         if name not in o:
             raise PlanError(f"{where}/{name}: missing")
-    spec = OPS.get(o["op"]) if isinstance(o["op"], str) else None
+    spec = find(o["op"]) if isinstance(o["op"], str) else None  # imports its op module if need be
     if spec is None:
         raise PlanError(f"{where}/op: unknown op {o['op']!r}")
     if o["proc"] not in spec.procs:

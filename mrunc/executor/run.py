@@ -40,8 +40,6 @@ process runs it, so every failure path of a plan can be exercised; MRUNC_FAULT_A
 there instead (a runtime killed mid-setup). Unset, it costs one integer compare per op.
 """
 
-from __future__ import annotations
-
 import _signal as signal  # `signal` and `socket` wrap these in enums: enum alone costs ms at start-up
 import _socket as socket
 import errno as errno_names
@@ -49,13 +47,13 @@ import os
 import sys
 
 from mrunc.executor import libc, ops_lifecycle
-from mrunc.executor.ops import OPS, Context
+from mrunc.executor.optable import OPS, Context  # plan.check imported the op modules the plan uses
 
 _fault, _, _how = os.environ.get("MRUNC_FAULT_AT", "").partition(":")
 FAULT_AT = int(_fault) if _fault.isdigit() else -1
 FAULT_KILLS = _how == "kill"
 
-TYPE_CHECKING = False  # exec path: no typing/collections imports at run time (optable.py)
+TYPE_CHECKING = False  # exec path: no typing/collections imports at run time, nor __future__ (optable.py)
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -153,7 +151,7 @@ def _fds_of(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
     return fds
 
 
-def execute(plan: dict, trace: bool = False, created: Callable[[int], None] | None = None,
+def execute(plan: dict, trace: bool = False, created: "Callable[[int], None] | None" = None,
             detach: bool = False) -> int:
     """Run the plan; return the container's exit status (128+N if killed by signal N).
 
@@ -192,7 +190,7 @@ def _warn(message: str) -> None:
     print(f"mrunc: warning: {message}", file=sys.stderr, flush=True)
 
 
-def run_after(ops: list[dict], ctx: Context, trace: bool = False, warn: Callable[[str], None] = _warn) -> None:
+def run_after(ops: list[dict], ctx: Context, trace: bool = False, warn: "Callable[[str], None]" = _warn) -> None:
     """poststart/poststop ops: by the spec a failure there is a warning, not an error."""
     for i in range(len(ops)):
         try:
@@ -202,7 +200,7 @@ def run_after(ops: list[dict], ctx: Context, trace: bool = False, warn: Callable
 
 
 def _start_container(plan: dict, ctx: Context, fork_index: int, trace: bool,
-                     created: Callable[[int], None] | None, detach: bool) -> None:
+                     created: "Callable[[int], None] | None", detach: bool) -> None:
     """Fork child, then serve its "at N" requests until execve closes the socket (or init waits, detached)."""
     ops = plan["ops"]
     fork_init = next(i for i, o in enumerate(ops) if o["op"] == "fork_init")
