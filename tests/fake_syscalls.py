@@ -21,7 +21,7 @@ from mrunc.executor.flags import CAPABILITIES, CLONE_FLAGS, MOUNT_FLAGS, RLIMITS
 from mrunc.executor.ops import OPS, Context
 
 PATCHED_MODULES = (ops_fs, ops_ns, ops_process)
-NOT_FAKED = {"loopback_up"}  # opens a socket (_socket) for its ioctls, which the fake does not cover
+NOT_FAKED = {"loopback_up"}  # opens a socket (libc.socket) for its ioctls, which the fake does not cover
 PURE_OS = {"makedev", "major", "minor", "fspath", "fsencode", "fsdecode", "strerror", "environ", "sep"}
 PRCTL = {v: k for k, v in vars(libc).items() if k.startswith(("PR_SET", "PR_CAPBSET")) or k == "PR_CAP_AMBIENT"}
 AMBIENT = {libc.PR_CAP_AMBIENT_RAISE: "PR_CAP_AMBIENT_RAISE", libc.PR_CAP_AMBIENT_CLEAR_ALL: "PR_CAP_AMBIENT_CLEAR_ALL"}

@@ -15,7 +15,7 @@ NOT_ON_EXEC_PATH = {"site", "jsonschema", "jinja2", "pyseccomp", "json", "argpar
                     "inspect", "importlib.metadata", "platform", "base64", "mrunc.compiler", "re", "enum", "socket",
                     "signal", "selectors", "collections", "hashlib",
                     # each maps a shared library into every mrunc process (issue 4: peak RSS)
-                    "ctypes", "binascii", "zlib", "termios", "select", "_struct", "fcntl",
+                    "ctypes", "binascii", "zlib", "termios", "select", "_struct", "fcntl", "_socket",
                     # a module each: ~0.1 ms of start-up for what int.to_bytes and string annotations do
                     "struct", "__future__"}
 # Op modules for a few configs (network devices, terminals, process attributes, pid files): exec imports one

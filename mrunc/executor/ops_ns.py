@@ -4,7 +4,6 @@ Imports stay at the top, never inside an op: after fork the process may be a use
 cannot read the host's stdlib (e.g. under /root), or may have pivoted away from it.
 """
 
-import _socket  # not `socket`: it imports enum
 import os
 import sys
 
@@ -66,12 +65,12 @@ def set_time_offsets(ctx: Context, content: str) -> None:
 def loopback_up(ctx: Context) -> None:
     """Bring `lo` up in a new network namespace (ioctl SIOCSIFFLAGS), as runc does for a new netns."""
     siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
-    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    s = libc.socket(libc.AF_INET, libc.SOCK_DGRAM)
     try:
-        flags = int.from_bytes(libc.ioctl(s.fileno(), siocgifflags, _ifreq(0))[16:18], sys.byteorder)
-        libc.ioctl(s.fileno(), siocsifflags, _ifreq(flags | iff_up))
+        flags = int.from_bytes(libc.ioctl(s, siocgifflags, _ifreq(0))[16:18], sys.byteorder)
+        libc.ioctl(s, siocsifflags, _ifreq(flags | iff_up))
     finally:
-        s.close()
+        os.close(s)
 
 
 def _ifreq(flags: int) -> bytes:

@@ -18,5 +18,5 @@ def write_pid_file(ctx: Context, path: str) -> None:
 def wait_runtime_exit(ctx: Context) -> None:
     """Block until runtime has gone (EOF on the sync socket). A detached exec: the engine reads the pid file
     once mrunc returns and must find the process alive (containerd 1.6's shim loses an exit seen first)."""
-    while ctx.sync.sock.recv(64):
+    while os.read(ctx.sync.fd, 64):
         pass
