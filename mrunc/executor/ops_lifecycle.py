@@ -1,4 +1,4 @@
-"""Lifecycle ops: the exec fifo that holds init until `mrunc start`, and config hooks.
+"""Lifecycle ops: the exec fifo that holds init until `mrunc start` (config hooks: ops_hooks.py).
 
 create makes ROOT/ID/exec.fifo and opens it before fork, so init holds it without needing the path
 (hidden by pivot_root) or /proc (a config may mount none). Opened read-write, it never reads as hung up:
@@ -9,7 +9,6 @@ Ops that run in init after pivot_root cannot import anything (the host's stdlib 
 built-in modules and modules imported beforehand may be used here.
 """
 
-import _json  # already loaded on the exec path (plan.py); its string encoder writes the hooks' state JSON
 import _signal  # built in and loaded at interpreter start (signal.py would import enum)
 import errno
 import os
@@ -21,14 +20,10 @@ TYPE_CHECKING = False  # exec path: no typing/collections imports at run time, n
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-SIGKILL = 9
 # A created container's init is pid 1 of its pid namespace, which the kernel spares every signal it has no
 # handler for. runc's waiting init (Go) exits on these, so `kill ID TERM` stops a created container there.
 STOPPING_SIGNALS = (1, 2, 3, 15)  # HUP, INT, QUIT, TERM
 INIT_NAME = "mrunc:[init]"  # init's name (comm) from fork_init until execve names it after the program
-# The status a hook of each kind sees on stdin (runtime-spec runtime.md, "Lifecycle").
-HOOK_STATUS = {"prestart": "creating", "createRuntime": "creating", "createContainer": "creating",
-               "startContainer": "created", "poststart": "running", "poststop": "stopped"}
 
 
 @op("exec_fifo_create", "runtime", "path")
@@ -140,76 +135,6 @@ def _open_writer(path: str) -> int:
         if e.errno != errno.ENXIO:  # ENXIO: no reader, so init has exited
             raise
         raise OSError(errno.ESRCH, "the container's init exited before it was started") from None
-
-
-@op("hook", "runtime init", "kind", "path", "args", "env", "timeout", "state")
-def hook(ctx: Context, kind: str, path: str, args: list[str], env: list[str] | None, timeout: int | None,
-         state: dict) -> None:
-    """Run a config hook, state JSON on stdin, in a session of its own; killed (the whole session) after
-    `timeout` seconds. Its stdout and stderr are kept for the error message."""
-    stdin = _state_json({**state, "status": HOOK_STATUS[kind], "pid": ctx.init_pid})
-    environ = os.environ if env is None else dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
-    status, output = _run(path, args or [path], environ, stdin, timeout)
-    if status is None:
-        raise OSError(errno.ETIMEDOUT, f"{kind} hook {path} timed out after {timeout}s")
-    if status:
-        text = output.decode(errors="replace").strip()[-300:]
-        raise OSError(0, f"{kind} hook {path} exited with status {status}" + (f": {text}" if text else ""))
-
-
-def _state_json(state: dict) -> bytes:
-    """json.dumps without the json module: strings, ints and one level of string-valued objects."""
-    def value(v: object) -> str:
-        if isinstance(v, dict):
-            return "{" + ", ".join(f"{_json.encode_basestring_ascii(k)}: {value(x)}" for k, x in v.items()) + "}"
-        return str(v) if isinstance(v, int) else _json.encode_basestring_ascii(str(v))
-    return value(state).encode()
-
-
-def _run(path: str, argv: list[str], environ: dict, stdin: bytes, timeout: int | None) -> tuple[int | None, bytes]:
-    """fork + execve (subprocess cannot be imported after pivot_root); exit status, or None on timeout."""
-    in_r, in_w = os.pipe()
-    out_r, out_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.setsid()
-            os.dup2(in_r, 0)
-            os.dup2(out_w, 1)
-            os.dup2(out_w, 2)
-            os.execve(path, argv, environ)
-        except OSError as e:
-            os.write(2, f"{path}: {e.strerror}\n".encode())
-        finally:
-            os._exit(127)
-    os.close(in_r)
-    os.close(out_w)
-    try:
-        os.write(in_w, stdin)  # a few hundred bytes: fits the pipe even if the hook never reads it
-    except BrokenPipeError:
-        pass
-    os.close(in_w)
-    os.set_blocking(out_r, False)
-    output, deadline = b"", time.monotonic() + timeout if timeout else None
-    while True:
-        output = (output + _drain(out_r))[-4096:]
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            os.close(out_r)
-            return os.waitstatus_to_exitcode(status), output
-        if deadline and time.monotonic() > deadline:
-            os.killpg(pid, SIGKILL)
-            os.waitpid(pid, 0)
-            os.close(out_r)
-            return None, output
-        time.sleep(0.005)
-
-
-def _drain(fd: int) -> bytes:
-    try:
-        return os.read(fd, 65536)
-    except BlockingIOError:
-        return b""
 
 
 def host_pid() -> int:
