@@ -92,14 +92,27 @@ def test_compile_command_refuses_a_bad_filter_naming_the_syscall(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def _compile_with_sigchld_ignored(config: Path, output: Path):
+    ignore_sigchld = lambda: signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # noqa: E731
+    return mrunc("compile", str(config), "-o", str(output), preexec_fn=ignore_sigchld,
+                 private_mounts=False)  # unshare would set SIGCHLD back to its default
+
+
 def test_compile_works_when_started_with_sigchld_ignored(tmp_path):
     """An engine may start mrunc with SIGCHLD ignored (it is inherited): the kernel then reaps the child itself, and
     the filter is compiled again here, not refused with 'No child processes'."""
     golden = next(g for g in WITH_SECCOMP if g.name == "podman-run-netns")
-    ignore_sigchld = lambda: signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # noqa: E731
-    result = mrunc("compile", str(golden.config), "-o", str(tmp_path / "plan.json"), preexec_fn=ignore_sigchld,
-                   private_mounts=False)  # unshare would set SIGCHLD back to its default
+    result = _compile_with_sigchld_ignored(golden.config, tmp_path / "plan.json")
     assert result.returncode == 0, result.stderr
     plan = json.loads((tmp_path / "plan.json").read_text())
     inline = compile_bytes(golden.config.read_bytes(), plan["bundle"], None, plan["host"])
     assert dumps(plan) == dumps(inline)
+
+
+def test_invalid_config_is_refused_when_started_with_sigchld_ignored(tmp_path):
+    config = json.loads(next(g for g in WITH_SECCOMP if g.name == "podman-run-netns").config.read_bytes())
+    config["hostname"] = 7
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    result = _compile_with_sigchld_ignored(tmp_path / "config.json", tmp_path / "plan.json")
+    assert result.returncode == 1 and "/hostname: got 7; allowed: string" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "plan.json").exists()

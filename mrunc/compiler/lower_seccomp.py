@@ -59,12 +59,12 @@ def _import_pyseccomp():
 def compile_filter(seccomp: dict) -> dict:
     """-> the seccomp_load op's arguments: bpf (base64), flags, pfc. Taken from the child compiling them ahead,
     if there is one for this profile and it succeeded; else compiled here (which raises what it found wrong)."""
-    for child in _children:
-        if child.profile == json.dumps(seccomp, sort_keys=True):
-            _children.remove(child)
-            args = child.result()
-            if args is not None:
-                return args
+    global _ahead
+    if _ahead and _ahead.profile == json.dumps(seccomp, sort_keys=True):
+        child, _ahead = _ahead, None
+        args = child.result()
+        if args is not None:
+            return args
     return _compile(seccomp)
 
 
@@ -124,6 +124,7 @@ class _Child:
             _child_main(seccomp, write)
         os.close(write)
         self.pipe = open(read, "rb")
+        self.pidfd = os.pidfd_open(self.pid)  # signals reach this child even if its pid is reaped and reused
 
     def result(self) -> dict | None:
         """The child's result, or None if it failed: the config was not yet validated when it started."""
@@ -135,11 +136,11 @@ class _Child:
         import signal
 
         try:
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:  # reaped already: see _reap
+            signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+        except ProcessLookupError:  # gone already
             pass
-        self._reap()
         self.pipe.close()
+        self._reap()
 
     def _reap(self) -> int | None:
         """The child's wait status; None if our caller left SIGCHLD ignored (a process started so inherits
@@ -148,6 +149,8 @@ class _Child:
             return os.waitpid(self.pid, 0)[1]
         except ChildProcessError:
             return None
+        finally:
+            os.close(self.pidfd)
 
 
 def _child_main(seccomp: dict, write: int) -> None:
@@ -156,13 +159,13 @@ def _child_main(seccomp: dict, write: int) -> None:
         with open(write, "wb") as out:
             out.write(json.dumps(_compile(seccomp)).encode())
         status = 0
-    except BaseException:  # noqa: B036  the parent compiles the profile again and reports the error
+    except BaseException:  # the parent compiles the profile again and reports the error
         pass
     finally:
         os._exit(status)  # nothing of the parent's (buffers, finally blocks up the stack) runs twice
 
 
-_children: list[_Child] = []  # started by compiled_ahead, not yet taken up by compile_filter
+_ahead: _Child | None = None  # started by compiled_ahead, not yet taken up by compile_filter
 
 
 @contextmanager
@@ -170,14 +173,13 @@ def compiled_ahead(config: object) -> Iterator[None]:
     """Within the block, compile_filter takes `config`'s filter from a child started now. The child gets the
     config unvalidated: whatever it finds wrong, compile_filter compiles the profile again and raises it, after
     validation, as without a child. A child not taken up (the config was refused) is killed on leaving."""
+    global _ahead
     linux = config.get("linux") if isinstance(config, dict) else None
     seccomp = linux.get("seccomp") if isinstance(linux, dict) else None
-    child = _Child(seccomp) if isinstance(seccomp, dict) else None
-    if child:
-        _children.append(child)
+    _ahead = _Child(seccomp) if isinstance(seccomp, dict) else None
     try:
         yield
     finally:
-        if child in _children:
-            _children.remove(child)
-            child.kill()
+        if _ahead:
+            _ahead.kill()
+            _ahead = None
