@@ -72,6 +72,8 @@ SYS_SOCKET = 41
 SYS_SENDMSG = 46
 SYS_RECVMSG = 47
 SYS_SOCKETPAIR = 53
+SYS_CAPGET = 125
+SYS_CAPSET = 126
 SYS_PERSONALITY = 135
 SYS_FSTATFS = 138
 SYS_PIVOT_ROOT = 155
@@ -80,8 +82,6 @@ SYS_MOUNT = 165
 SYS_UMOUNT2 = 166
 SYS_SETHOSTNAME = 170
 SYS_SETDOMAINNAME = 171
-SYS_CAPGET = 125
-SYS_CAPSET = 126
 SYS_IOPRIO_SET = 251
 SYS_UNSHARE = 272
 SYS_PRLIMIT64 = 302
@@ -241,6 +241,15 @@ def socketpair() -> tuple[int, int]:
     return _int(fds.raw[:4]), _int(fds.raw[4:])
 
 
+def _sys_restarted(number: int, *args: int | _ctypes.Array) -> int:
+    """_sys, made again after EINTR as `os` calls are (PEP 475); the signal's Python handler runs in between."""
+    while True:
+        try:
+            return _sys(number, *args)
+        except InterruptedError:
+            continue
+
+
 def _msghdr(iovec: _ctypes.Array, control: _ctypes.Array) -> _ctypes.Array:
     """struct msghdr: no name, one iovec, the control buffer (none if empty), flags 0."""
     control_address = _ctypes.addressof(control) if len(control) else 0
@@ -252,12 +261,7 @@ def sendmsg(sock: int, data: bytes, fds: list[int]) -> int:
     payload = _buffer(data)
     iovec = _buffer(_u64(_ctypes.addressof(payload), len(data)))
     control = _buffer(_rights_message(fds) if fds else b"")
-    msghdr = _msghdr(iovec, control)
-    while True:
-        try:
-            return _sys(SYS_SENDMSG, sock, msghdr, 0)
-        except InterruptedError:  # a signal arrived; its Python handler runs before we try again
-            continue
+    return _sys_restarted(SYS_SENDMSG, sock, _msghdr(iovec, control), 0)
 
 
 def recvmsg(sock: int, size: int, max_fds: int) -> tuple[bytes, list[int]]:
@@ -266,12 +270,7 @@ def recvmsg(sock: int, size: int, max_fds: int) -> tuple[bytes, list[int]]:
     iovec = _buffer(_u64(_ctypes.addressof(payload), size))
     control = _buffer(_cmsg_space(4 * max_fds))
     msghdr = _msghdr(iovec, control)
-    while True:
-        try:
-            received = _sys(SYS_RECVMSG, sock, msghdr, MSG_CMSG_CLOEXEC)
-            break
-        except InterruptedError:
-            continue
+    received = _sys_restarted(SYS_RECVMSG, sock, msghdr, MSG_CMSG_CLOEXEC)
     control_length = _int(msghdr.raw[40:48])  # msg_controllen, as the kernel set it
     return payload.raw[:received], _rights(control.raw[:control_length])
 
