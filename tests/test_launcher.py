@@ -89,7 +89,7 @@ def test_bad_plan_through_launcher_is_one_line_error(tmp_path):
 
 
 def test_bpf_text_in_plans_decodes_as_the_base64_module_does():
-    for data in [b"", b"\0", b"\0\0\xff", bytes(range(256)), os.urandom(2512)]:
+    for data in [b"", b"\0", b"\0\0\xff", bytes(range(256)), os.urandom(2512), *map(os.urandom, range(1, 40))]:
         assert b64.decode(base64.b64encode(data).decode()) == data
     for bad in ("abc", "ab!d", "a===", "=AAA"):
         try:
