@@ -68,7 +68,8 @@ def seccomp_phases(seccomp: dict) -> dict:
 # Run in a fresh interpreter (with site, for jsonschema): each phase of `mrunc compile`, in the order it runs. The
 # seccomp child works beside the phases from its fork to the lowering; its own work is timed after, here.
 _COMPILE_PHASES = r"""
-import json, sys, time
+import gc, json, sys, time
+gc.disable()  # as commands compile (commands/common.py)
 marks = [("start", time.perf_counter())]
 def mark(name):
     marks.append((name, time.perf_counter()))
