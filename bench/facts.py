@@ -6,6 +6,7 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -33,8 +34,8 @@ def host_facts(repo: Path, environment: str) -> dict:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "kernel": f"Linux {platform.release()} {platform.machine()}",
         "cpu": f"{cpu}, {os.cpu_count()} cores, {int(memory) // 1024} MiB",
-        "versions": [f"mrunc {commit}", f"Python {platform.python_version()}", _first_line(["runc", "--version"]),
-                     _first_line(["crun", "--version"]), _first_line(["busybox"])],
+        "versions": [f"mrunc {commit}", f"Python {platform.python_version()} ({sys._base_executable})",
+                     _first_line(["runc", "--version"]), _first_line(["crun", "--version"]), _first_line(["busybox"])],
         "environment": environment,
         "load_before": loadavg(),
     }

@@ -3,6 +3,7 @@
 `mrunc exec PLAN` is the hot path: it must reach the executor without importing argparse or the compiler.
 """
 
+import _signal  # not `signal`: its enums cost ms of every start
 import sys
 
 from mrunc import SPEC_VERSION, __version__
@@ -84,6 +85,9 @@ def parse_global(args: list[str]) -> tuple[GlobalOptions, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A caller may leave SIGCHLD ignored (it is inherited across exec): the kernel would then reap our children
+    # itself, and waitpid would find none (ECHILD) or a pid reused by now. mrunc waits for every child it makes.
+    _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
     options, args = parse_global(list(sys.argv[1:] if argv is None else argv))
     if options.log_format not in ("text", "json"):
         return _fail(f"--log-format: got {options.log_format!r}; allowed: text, json", 2)

@@ -16,6 +16,9 @@ if ((${#missing[@]})); then
 fi
 # On Debian's own python3: built with profile-guided optimisation and libpython linked in statically, it starts
 # mrunc faster than a shared-libpython build such as pyenv's (docs/benchmarks.md measures it that way).
+if [ -f .venv/pyvenv.cfg ] && ! grep -qx 'home = /usr/bin' .venv/pyvenv.cfg; then
+    rm -rf .venv  # made on another interpreter (by an older setup.sh): made again on Debian's
+fi
 if [ ! -x .venv/bin/python ]; then
     /usr/bin/python3 -m venv .venv
 fi

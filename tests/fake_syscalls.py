@@ -10,17 +10,19 @@ module (cgroup, tty) or one that imports its own syscall modules (loopback_up), 
 reaching the host.
 """
 
+import _signal
 import errno
 import os
 import posixpath
 import stat
 from types import SimpleNamespace
 
-from mrunc.executor import libc, ops_fs, ops_ns, ops_process
+from mrunc.executor import libc, ops_fs, ops_lifecycle, ops_ns, ops_process
 from mrunc.executor.flags import CAPABILITIES, CLONE_FLAGS, MOUNT_FLAGS, RLIMITS, UMOUNT_FLAGS
 from mrunc.executor.ops import OPS, Context
 
-PATCHED_MODULES = (ops_fs, ops_ns, ops_process)
+PATCHED_MODULES = (ops_fs, ops_lifecycle, ops_ns, ops_process)
+SIGNAL_NAMES = {_signal.SIGPIPE: "SIGPIPE", _signal.SIGXFSZ: "SIGXFSZ", _signal.SIG_DFL: "SIG_DFL"}
 NOT_FAKED = {"loopback_up"}  # opens a socket (libc.socket) for its ioctls, which the fake does not cover
 PURE_OS = {"makedev", "major", "minor", "fspath", "fsencode", "fsdecode", "strerror", "environ", "sep"}
 PRCTL = {v: k for k, v in vars(libc).items() if k.startswith(("PR_SET", "PR_CAPBSET")) or k == "PR_CAP_AMBIENT"}
@@ -52,6 +54,8 @@ class FakeSyscalls:
         self._next_fd = 10
         self.libc = _Strict("libc", libc, self._libc_calls())
         self.os = _Strict("os", os, self._os_calls(), pure=PURE_OS)
+        self._signal = _Strict("_signal", _signal, {"signal": lambda sig, handler: self._record(
+            "signal", SIGNAL_NAMES[sig], SIGNAL_NAMES[handler])})
 
     # --- bookkeeping ---
     def _record(self, name: str, *args: object) -> None:
@@ -201,7 +205,7 @@ class FakeSyscalls:
     # --- running ops ---
     def install(self, monkeypatch) -> None:
         for module in PATCHED_MODULES:
-            for name in ("libc", "os"):
+            for name in ("libc", "os", "_signal"):
                 if hasattr(module, name):
                     monkeypatch.setattr(module, name, getattr(self, name))
             monkeypatch.setattr(module, "open", self.open, raising=False)

@@ -196,6 +196,8 @@ def _break(plan: dict, how: str) -> dict:
         plan = ["ops"]
     elif how == "join-self-unopened":
         del plan["ops"][_op_index(plan, "cgroup_open_tasks")]
+    elif how == "tasks-opened-never-written":
+        del plan["ops"][_op_index(plan, "cgroup_join_self")]
     elif how == "no-cgroup-joined":
         del plan["ops"][_op_index(plan, "cgroup_joined")]
     elif how == "cgroup-attach-late":
@@ -222,6 +224,7 @@ BAD_PLANS = [
     ("host", "/host: the plan was compiled for another host: cgroup"),
     ("not-object", "plan: expected a JSON object"),
     ("join-self-unopened", "cgroup_join_self writes the tasks files cgroup_open_tasks opens; there is none before"),
+    ("tasks-opened-never-written", "cgroup_join_self, which is missing: init would stay outside its cgroups"),
 ]
 
 

@@ -84,9 +84,11 @@ EXPECTED = [
     "capset('eff=CAP_KILL', 'prm=CAP_KILL', 'inh=CAP_KILL')",
     "prctl('PR_CAP_AMBIENT', 'PR_CAP_AMBIENT_RAISE', 'CAP_KILL')",
     "fchdir('fd:/')", "umask('0o27')",
-    # no_new_privs, fds close-on-exec, then seccomp as late as possible, then execve
+    # no_new_privs, fds close-on-exec, the signals Python ignores back to their defaults, then seccomp as late
+    # as possible, then execve
     "prctl('PR_SET_NO_NEW_PRIVS', 1)",
     "close_range(3, '0xffffffff', 4)",
+    "signal('SIGPIPE', 'SIG_DFL')", "signal('SIGXFSZ', 'SIG_DFL')",
     "seccomp('SECCOMP_SET_MODE_FILTER', 0, '<9 insns>')",
     "execve('/bin/sh', ['sh', '-c', 'true'], ['PATH=/bin'])",
 ]

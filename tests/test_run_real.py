@@ -20,6 +20,14 @@ def test_killed_container_exits_128_plus_signal(bundle):
     assert result.returncode == 128 + 9, result.stderr
 
 
+def test_the_container_process_starts_with_no_signal_ignored_so_a_closed_pipe_ends_its_writer(bundle):
+    """Python ignores SIGPIPE and SIGXFSZ, and execve keeps what is ignored: the default_signals op undoes it, so
+    `yes | head -n 1` ends (yes by SIGPIPE) as it does under runc."""
+    result = run_config(bundle, base_config(["sh", "-c", "grep SigIgn /proc/self/status; yes | head -n 1"]),
+                        timeout=20)
+    assert result.stdout.split() == ["SigIgn:", "0000000000000000", "y"], result.stderr
+
+
 def test_hostname_and_pid_1(bundle):
     result = run_config(bundle, base_config(["sh", "-c", "hostname; echo $$"]))
     assert result.stdout.split() == ["runc", "1"], result.stderr

@@ -194,10 +194,12 @@ def lower_user_process(emit: Emitter, process: dict, seccomp: dict | None, secco
         emit("no_new_privs", "init", "/process/noNewPrivileges")
 
     # 10. No fd of ours may reach the user process (CVE-2024-21626): all above stdio become
-    #     close-on-exec. Then what the caller waits for (`before_exec`), then seccomp (with no_new_privs:
-    #     last, so the filter sees neither the waits nor the hooks), then execve, which is always last.
+    #     close-on-exec. Then what the caller waits for (`before_exec`); the signals Python ignores back to their
+    #     defaults (not before: init writes to hooks' pipes, where SIGPIPE would kill it); then seccomp (with
+    #     no_new_privs: last, so the filter sees neither the waits nor the hooks), then execve, always last.
     emit("close_fds", "init", "/process", preserve=preserve_fds)
     before_exec()
+    emit("default_signals", "init", "/process")
     if seccomp and nnp:
         emit("seccomp_load", "init", seccomp_src, **seccomp)
     emit("execve", "init", "/process/args", args=process["args"], env=process.get("env", []))

@@ -5,7 +5,7 @@ no_new_privs, LSM labels), plus the ops sh cannot express at all."""
 import shlex
 
 SH_EXPRESSED = {"cgroup_mkdir", "cgroup_copy_parent", "cgroup_write", "cgroup_enter", "cgroup_attach", "cgroup_joined",
-                "cgroup_open_tasks", "cgroup_join_self",
+                "cgroup_open_tasks", "cgroup_join_self", "default_signals",
                 "fork", "setns", "unshare",
                 "write_id_map", "become_ns_root", "fork_init", "loopback_up", "mount", "remount", "mknod", "symlink",
                 "pivot_root", "mask_path", "readonly_path", "sysctl", "sethostname", "setdomainname", "setrlimit",

@@ -10,6 +10,7 @@ import errno
 import os
 import time
 
+from mrunc.executor.ops_lifecycle import restore_default_signals
 from mrunc.executor.optable import Context, op
 
 SIGKILL = 9
@@ -53,6 +54,7 @@ def _run(path: str, argv: list[str], environ: dict, stdin: bytes, timeout: int |
             os.dup2(in_r, 0)
             os.dup2(out_w, 1)
             os.dup2(out_w, 2)
+            restore_default_signals()
             os.execve(path, argv, environ)
         except OSError as e:
             os.write(2, f"{path}: {e.strerror}\n".encode())

@@ -26,6 +26,19 @@ STOPPING_SIGNALS = (1, 2, 3, 15)  # HUP, INT, QUIT, TERM
 INIT_NAME = "mrunc:[init]"  # init's name (comm) from fork_init until execve names it after the program
 
 
+@op("default_signals", "init")
+def default_signals(ctx: Context) -> None:
+    """SIGPIPE and SIGXFSZ back to their defaults: Python ignores both, and execve keeps what is ignored."""
+    restore_default_signals()
+
+
+def restore_default_signals() -> None:
+    """A program runc starts has every signal at its default (`yes | head` ends by SIGPIPE): undo what Python
+    ignores in itself, just before execve (of the container's process, or of a hook)."""
+    for sig in (_signal.SIGPIPE, _signal.SIGXFSZ):
+        _signal.signal(sig, _signal.SIG_DFL)
+
+
 @op("exec_fifo_create", "runtime", "path")
 def exec_fifo_create(ctx: Context, path: str) -> None:
     """mkfifo the exec fifo and open it read-write (that never blocks); init inherits the fd."""

@@ -73,7 +73,6 @@ def protocol_op(name: str, procs: str, doc: str) -> None:
     OPS[name] = Op(name, tuple(procs.split()), (), None, doc)
 
 
-
 # The modules that register ops. Every plan uses COMMON's ops; RARE's serve a few configs (engine pid files,
 # process attributes, hooks, terminals, network devices), cheapest first. The exec path imports a RARE module only for
 # a plan that names one of its ops (find), before anything runs: init cannot import after pivot_root, and each

@@ -157,6 +157,9 @@ def _check_sequence(ops: list[dict]) -> None:
         raise PlanError("/ops: a plan must fork, fork_init, and end with execve")
     if alongside:
         raise PlanError("/ops: the runtime ops after fork_init are never waited for (cgroup_joined)")
+    if tasks_opened and not any(o["op"] == "cgroup_join_self" for o in ops):
+        raise PlanError("/ops: cgroup_open_tasks opens the tasks files for init's cgroup_join_self, which is missing: "
+                        "init would stay outside its cgroups")
 
 
 def staleness(plan: dict, host: dict, plan_path: str = "PLAN") -> list[str]:

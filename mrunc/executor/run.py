@@ -46,7 +46,7 @@ import os
 import sys
 
 from mrunc.executor import libc, ops_lifecycle
-from mrunc.executor.optable import OPS, Context  # plan.check imported the op modules the plan uses
+from mrunc.executor.optable import Context, find
 
 _fault, _, _how = os.environ.get("MRUNC_FAULT_AT", "").partition(":")
 FAULT_AT = int(_fault) if _fault.isdigit() else -1
@@ -102,7 +102,7 @@ def _run_op(ops: list[dict], i: int, ctx: Context, trace: bool) -> None:
     _inject_fault(ops, i)
     o = ops[i]
     try:
-        OPS[o["op"]].run(ctx, **o["args"])  # type: ignore[misc]
+        find(o["op"]).run(ctx, **o["args"])  # type: ignore[union-attr]
     except OSError as e:
         detail = e.strerror or str(e)
         if e.filename:
@@ -152,6 +152,8 @@ def execute(plan: dict, trace: bool = False, created: "Callable[[int], None] | N
     host changes for `mrunc delete`; otherwise we start the container ourselves and clean up after it.
     """
     ops = plan["ops"]
+    for o in [*ops, *plan.get("poststart", []), *plan.get("poststop", [])]:
+        find(o["op"])  # its module, now: init cannot import after pivot_root (plan.check has loaded them, if it ran)
     ctx = Context()
     libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)  # init is reparented to us when child exits
     for sig in FORWARDED_SIGNALS:
@@ -283,7 +285,7 @@ def _container_side(ops: list[dict], start: int, channel: _Channel, trace: bool,
                 told, tell = os.pipe()  # init waits until runtime has its pid: nothing of init's may come first
                 pid = os.fork()
                 if pid:
-                    channel.send(f"pid {pid}")  # runtime starts the runtime ops after fork_init at this
+                    channel.send(f"pid {pid}")  # on v2, runtime starts the runtime ops after fork_init at this
                     os.write(tell, b"!")
                     os._exit(0)
                 os.close(tell)

@@ -17,7 +17,8 @@ CAP_KINDS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 CGROUP_ROOT = "/sys/fs/cgroup"
 # Ops that only carry out the protocol or follow from facts listed elsewhere.
 STRUCTURAL = {"fork", "fork_init", "cgroup_enter", "cgroup_open_tasks", "cgroup_join_self", "cgroup_attach",
-              "cgroup_joined", "become_ns_root", "keep_caps", "cgroup_copy_parent", "loopback_up", "netdev_check"}
+              "cgroup_joined", "become_ns_root", "keep_caps", "cgroup_copy_parent", "loopback_up", "netdev_check",
+              "default_signals"}
 FLAG_NAMESPACES = {flag: kind for kind, flag in NAMESPACE_FLAGS.items()}
 MOUNT_SRC = re.compile(r"^/mounts/\d+$")
 
