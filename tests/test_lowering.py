@@ -361,6 +361,7 @@ def test_process_tail_rlimits_ids_capabilities_in_the_order_runc_uses():
         ("umask", "/process/user/umask", {"mask": 18}),
         ("no_new_privs", "/process/noNewPrivileges", {}),
         ("close_fds", "/process", {"preserve": 0}),
+        ("default_signals", "/process", {}),
         ("execve", "/process/args", {"args": ["sh"], "env": ["A=1"]}),
     ]
     # CAP_NET_RAW is neither permitted nor inheritable: the kernel cannot raise it, so the plan says so.
@@ -383,7 +384,7 @@ SECCOMP = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], 
 def test_seccomp_with_no_new_privs_loads_last_just_before_execve():
     plan = compile_fragment({"process": {"cwd": "/", "args": ["sh"], "noNewPrivileges": True},
                              "linux": {"seccomp": SECCOMP}})
-    assert names(plan)[-4:] == ["no_new_privs", "close_fds", "seccomp_load", "execve"]
+    assert names(plan)[-5:] == ["no_new_privs", "close_fds", "default_signals", "seccomp_load", "execve"]
 
 
 def test_seccomp_without_no_new_privs_loads_before_capabilities_drop():
