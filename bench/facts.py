@@ -67,27 +67,29 @@ def seccomp_phases(seccomp: dict) -> dict:
 
 
 # Run in a fresh interpreter (with site, for jsonschema): each phase of `mrunc compile`, in the order it runs. The
-# seccomp child works beside the phases from its fork to the lowering; its own work is timed after, here.
+# lowering child works beside the parent's phases from its fork until its plan is taken; its own work (imports,
+# checks, lowering, of which libseccomp) is timed after, here, in the order the child does it.
 _COMPILE_PHASES = r"""
 import gc, json, sys, time
 gc.disable()  # as commands compile (commands/common.py)
 marks = [("start", time.perf_counter())]
 def mark(name):
     marks.append((name, time.perf_counter()))
-from mrunc.compiler import checks, compile as plans, load, lower_seccomp, order; mark("import mrunc.compiler")
+from mrunc.compiler import ahead, compile as plans, load; mark("import mrunc.compiler (what the parent needs)")
 raw = open(sys.argv[1], "rb").read()
 config = load.parse(raw); mark("read and parse the config")
-with lower_seccomp.compiled_ahead(config):
-    mark("fork the seccomp child")
+lower = lambda: plans._lower(config, raw, "/bundle", None, None, None, None, 0)
+with ahead.in_child(lower) as child:
+    mark("fork the lowering child")
     import jsonschema; mark("import jsonschema")
     load.validate(config); mark("validate (jsonschema, Draft 4)")
-    checks.check(config); mark("semantic checks")
-    host = plans.fingerprint()
-    emit = order.lower(config, "/bundle/rootfs", "/bundle", host, "/mrunc/bench")
-    mark("lower (the child's filter taken up)")
-plans.dumps({"ops": emit.ops}); mark("serialize the plan")
-lower_seccomp._import_pyseccomp(); mark("in the child, beside the above: import pyseccomp")
-lower_seccomp.compile_filter(config["linux"]["seccomp"]); mark("in the child, beside the above: seccomp by libseccomp")
+    plan = child.result(); mark("take the child's plan (waiting for it if need be)")
+plans.dumps(plan); mark("serialize the plan")
+from mrunc.compiler import checks, lower_seccomp, order; from mrunc.executor import plan as _
+mark("in the child: import the lowering")
+lower_seccomp._import_pyseccomp(); mark("in the child: import pyseccomp")
+lower(); mark("in the child: check and lower")
+lower_seccomp.compile_filter(config["linux"]["seccomp"]); mark("of which seccomp by libseccomp (once more)")
 print(json.dumps([(name, (t - marks[i][1]) * 1000) for i, (name, t) in enumerate(marks[1:])]))
 """
 

@@ -1,5 +1,5 @@
-"""The seccomp filter compiled ahead, in a child, while the config is validated (lower_seccomp.compiled_ahead, as
-commands compile): the plan and the errors are those of compiling it inline, and no child outlives the compile."""
+"""The lowering done ahead, in a forked child, while the config is validated (compiler/ahead.py, as commands
+compile): the plan and the errors are those of compiling inline, and no child outlives the compile."""
 
 import json
 import os
@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from mrunc.compiler import lower_seccomp
+from mrunc.compiler import compile as compiler
 from mrunc.compiler.compile import compile_bytes, dumps
 from mrunc.compiler.errors import ConfigError, ConfigErrors
 from mrunc.tools.regen_plans import GOLDENS, HOST_V1
 from tests.conftest import base_config, mrunc
 
-WITH_SECCOMP = [g for g in GOLDENS if "seccomp" in json.loads(g.config.read_bytes()).get("linux", {})]
+PODMAN = next(g for g in GOLDENS if g.name == "podman-run-netns")
 ALLOW_BUT_NOSUCHCALL = {"defaultAction": "SCMP_ACT_ALLOW",
                         "syscalls": [{"names": ["nosuchcall"], "action": "SCMP_ACT_ERRNO"}]}
 
@@ -33,43 +33,43 @@ def _children() -> list[int]:
 
 
 @pytest.fixture
-def compiled_here(monkeypatch) -> list[int]:
-    """The pids that compiled a filter in this process's memory: the child's own call is not seen here."""
+def lowered_here(monkeypatch) -> list[int]:
+    """The pids that lowered in this process's memory: the child's own call is not seen here."""
     calls: list[int] = []
-    compile_inline = lower_seccomp._compile
-    monkeypatch.setattr(lower_seccomp, "_compile", lambda seccomp: calls.append(os.getpid()) or compile_inline(seccomp))
+    lower = compiler._lower
+    monkeypatch.setattr(compiler, "_lower", lambda *args: calls.append(os.getpid()) or lower(*args))
     return calls
 
 
 def _compile(config: dict, ahead: bool) -> dict:
-    return compile_bytes(json.dumps(config).encode(), "/b", "ahead", HOST_V1, seccomp_ahead=ahead)
+    return compile_bytes(json.dumps(config).encode(), "/b", "ahead", HOST_V1, lower_ahead=ahead)
 
 
-@pytest.mark.parametrize("golden", WITH_SECCOMP, ids=[g.name for g in WITH_SECCOMP])
-def test_plan_with_the_filter_from_the_child_is_byte_identical_to_the_inline_one(golden, compiled_here):
+@pytest.mark.parametrize("golden", GOLDENS, ids=[g.name for g in GOLDENS])
+def test_plan_lowered_by_the_child_is_byte_identical_to_the_inline_one(golden, lowered_here):
     raw = golden.config.read_bytes()
-    ahead = compile_bytes(raw, golden.bundle, golden.name, golden.host, seccomp_ahead=True)
-    assert compiled_here == [], "the child's filter was not used"
+    ahead = compile_bytes(raw, golden.bundle, golden.name, golden.host, lower_ahead=True)
+    assert lowered_here == [], "the child's plan was not used"
     inline = compile_bytes(raw, golden.bundle, golden.name, golden.host)
-    assert compiled_here == [os.getpid()]
-    assert dumps(ahead) == dumps(inline)
+    assert lowered_here == [os.getpid()]
+    assert dumps(ahead) == dumps(inline) and ahead == inline
     assert _children() == []
 
 
-def test_filter_error_found_by_the_child_is_raised_by_compiling_again_after_validation(compiled_here):
+def test_error_found_by_the_child_is_raised_by_lowering_again_after_validation(lowered_here):
     config = base_config(["true"])
     config["linux"]["seccomp"] = ALLOW_BUT_NOSUCHCALL
     with pytest.raises(ConfigError) as raised:
         _compile(config, ahead=True)
     assert str(raised.value) == "/linux/seccomp/syscalls/0/names/0: unknown syscall 'nosuchcall'; allowed: " \
                                 "names libseccomp knows"
-    assert compiled_here == [os.getpid()]
+    assert lowered_here == [os.getpid()]
     assert _children() == []
 
 
 @pytest.mark.parametrize("seccomp", [ALLOW_BUT_NOSUCHCALL, {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": "all"}],
-                         ids=["child-finds-an-error", "child-crashes-on-a-wrong-type"])
-def test_invalid_config_reports_the_schema_errors_and_kills_the_child(seccomp, compiled_here):
+                         ids=["child-finds-an-error", "child-fails-on-a-wrong-type"])
+def test_invalid_config_reports_the_schema_errors_and_kills_the_child(seccomp, lowered_here):
     config = base_config(["true"])
     config["linux"]["seccomp"] = seccomp
     config["hostname"] = 7
@@ -79,7 +79,7 @@ def test_invalid_config_reports_the_schema_errors_and_kills_the_child(seccomp, c
         _compile(config, ahead=False)
     assert str(ahead.value) == str(inline.value)
     assert "/hostname: got 7; allowed: string" in str(ahead.value)
-    assert compiled_here == [] and _children() == []
+    assert lowered_here == [] and _children() == []
 
 
 def test_compile_command_refuses_a_bad_filter_naming_the_syscall(tmp_path):
@@ -100,17 +100,16 @@ def _compile_with_sigchld_ignored(config: Path, output: Path):
 
 def test_compile_works_when_started_with_sigchld_ignored(tmp_path):
     """An engine may start mrunc with SIGCHLD ignored (it is inherited): the kernel then reaps the child itself, and
-    the filter is compiled again here, not refused with 'No child processes'."""
-    golden = next(g for g in WITH_SECCOMP if g.name == "podman-run-netns")
-    result = _compile_with_sigchld_ignored(golden.config, tmp_path / "plan.json")
+    mrunc lowers again, not refused with 'No child processes'."""
+    result = _compile_with_sigchld_ignored(PODMAN.config, tmp_path / "plan.json")
     assert result.returncode == 0, result.stderr
     plan = json.loads((tmp_path / "plan.json").read_text())
-    inline = compile_bytes(golden.config.read_bytes(), plan["bundle"], None, plan["host"])
+    inline = compile_bytes(PODMAN.config.read_bytes(), plan["bundle"], None, plan["host"])
     assert dumps(plan) == dumps(inline)
 
 
 def test_invalid_config_is_refused_when_started_with_sigchld_ignored(tmp_path):
-    config = json.loads(next(g for g in WITH_SECCOMP if g.name == "podman-run-netns").config.read_bytes())
+    config = json.loads(PODMAN.config.read_bytes())
     config["hostname"] = 7
     (tmp_path / "config.json").write_text(json.dumps(config))
     result = _compile_with_sigchld_ignored(tmp_path / "config.json", tmp_path / "plan.json")

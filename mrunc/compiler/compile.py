@@ -5,38 +5,50 @@ import os
 from contextlib import nullcontext
 
 from mrunc import __version__
-from mrunc.compiler import checks, load, lower_seccomp, order
-from mrunc.executor.host import fingerprint
-from mrunc.executor.plan import FORMAT, sha256_hex
+from mrunc.compiler import ahead, load
 
 
 def compile_config(config_path: str, container_id: str | None = None, host: dict | None = None,
                    console_socket: str | None = None, exec_fifo: str | None = None, preserve_fds: int = 0,
-                   seccomp_ahead: bool = False) -> dict:
+                   lower_ahead: bool = False) -> dict:
     """Compile a bundle's config. Raises ConfigError/ConfigErrors on bad input, OSError if unreadable.
     With process.terminal, the pty master goes to `console_socket`, or with none mrunc relays it.
     With `exec_fifo` (create, run), init waits on it for `mrunc start` just before execve.
-    With `seccomp_ahead` (commands), a child compiles the seccomp filter while this process validates."""
+    With `lower_ahead` (commands), a forked child lowers while this process validates (ahead.py)."""
     with open(config_path, "rb") as f:
         raw = f.read()
     return compile_bytes(raw, os.path.dirname(os.path.abspath(config_path)), container_id, host, console_socket,
-                         exec_fifo, preserve_fds, seccomp_ahead)
+                         exec_fifo, preserve_fds, lower_ahead)
 
 
 def compile_bytes(raw: bytes, bundle: str, container_id: str | None = None, host: dict | None = None,
                   console_socket: str | None = None, exec_fifo: str | None = None, preserve_fds: int = 0,
-                  seccomp_ahead: bool = False) -> dict:
+                  lower_ahead: bool = False) -> dict:
     config = load.parse(raw)
-    with lower_seccomp.compiled_ahead(config) if seccomp_ahead else nullcontext():
+
+    def lower() -> dict:
+        return _lower(config, raw, bundle, container_id, host, console_socket, exec_fifo, preserve_fds)
+
+    with ahead.in_child(lower) if lower_ahead else nullcontext() as child:
         load.validate(config)
-        checks.check(config)
-        assert isinstance(config, dict)
-        digest = sha256_hex(raw)
-        host = host or fingerprint()
-        rootfs = os.path.normpath(os.path.join(bundle, config["root"]["path"]))
-        name = container_id or digest[:12]
-        emit = order.lower(config, rootfs, bundle, host, f"/mrunc/{name}", console_socket, name, exec_fifo,
-                           preserve_fds)
+        plan = child.result() if child else None
+    return plan if isinstance(plan, dict) else lower()
+
+
+def _lower(config: object, raw: bytes, bundle: str, container_id: str | None, host: dict | None,
+           console_socket: str | None, exec_fifo: str | None, preserve_fds: int) -> dict:
+    """Check and lower a validated config. Its modules are imported here: with `lower_ahead`, in the child only."""
+    from mrunc.compiler import checks, order
+    from mrunc.executor.host import fingerprint
+    from mrunc.executor.plan import FORMAT, sha256_hex
+
+    checks.check(config)
+    assert isinstance(config, dict)
+    digest = sha256_hex(raw)
+    host = host or fingerprint()
+    rootfs = os.path.normpath(os.path.join(bundle, config["root"]["path"]))
+    name = container_id or digest[:12]
+    emit = order.lower(config, rootfs, bundle, host, f"/mrunc/{name}", console_socket, name, exec_fifo, preserve_fds)
     return {
         "format": FORMAT,
         "mrunc_version": __version__,

@@ -21,7 +21,7 @@ def schema() -> dict:
 
 def validate(config: object) -> None:
     """Raise ConfigErrors listing every schema violation, each with its pointer and what is allowed."""
-    import jsonschema  # here, not above: a command starts its seccomp child first (lower_seccomp.py)
+    import jsonschema  # here, not above: a command forks its lowering child first (ahead.py)
 
     validator = jsonschema.Draft4Validator(schema())
     found = sorted(validator.iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.message))

@@ -1,15 +1,8 @@
 """seccomp: the profile is compiled to classic BPF here, with libseccomp (pyseccomp), so the executor
-only loads bytes. The plan also carries libseccomp's pseudo-filter text, for people to read.
-
-A command may compile the filter ahead, in a forked child, while it validates the config (`compiled_ahead`):
-pyseccomp's import and libseccomp's work (~25 ms for podman's profile) then run on another core, beside
-jsonschema's import (~60 ms), instead of after it. The plan is the same either way."""
+only loads bytes. The plan also carries libseccomp's pseudo-filter text, for people to read."""
 
 import base64
-import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from mrunc.compiler.errors import ConfigError, pointer
 
@@ -57,18 +50,7 @@ def _import_pyseccomp():
 
 
 def compile_filter(seccomp: dict) -> dict:
-    """-> the seccomp_load op's arguments: bpf (base64), flags, pfc. Taken from the child compiling them ahead,
-    if there is one for this profile and it succeeded; else compiled here (which raises what it found wrong)."""
-    global _ahead
-    if _ahead and _ahead.profile == json.dumps(seccomp, sort_keys=True):
-        child, _ahead = _ahead, None
-        args = child.result()
-        if args is not None:
-            return args
-    return _compile(seccomp)
-
-
-def _compile(seccomp: dict) -> dict:
+    """-> the seccomp_load op's arguments: bpf (base64), flags, pfc."""
     sc = _import_pyseccomp()
 
     default_errno = seccomp.get("defaultErrnoRet", EPERM)
@@ -110,76 +92,3 @@ def _export(method) -> bytes:
         method(out)
         out.seek(0)
         return out.read()
-
-
-class _Child:
-    """A forked child compiling one profile, its result (the seccomp_load arguments as JSON) on a pipe."""
-
-    def __init__(self, seccomp: dict) -> None:
-        self.profile = json.dumps(seccomp, sort_keys=True)
-        read, write = os.pipe()
-        self.pid = os.fork()
-        if self.pid == 0:
-            os.close(read)
-            _child_main(seccomp, write)
-        os.close(write)
-        self.pipe = open(read, "rb")
-        self.pidfd = os.pidfd_open(self.pid)  # signals reach this child even if its pid is reaped and reused
-
-    def result(self) -> dict | None:
-        """The child's result, or None if it failed: the config was not yet validated when it started."""
-        with self.pipe:
-            data = self.pipe.read()
-        return json.loads(data) if self._reap() == 0 else None
-
-    def kill(self) -> None:
-        import signal
-
-        try:
-            signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
-        except ProcessLookupError:  # gone already
-            pass
-        self.pipe.close()
-        self._reap()
-
-    def _reap(self) -> int | None:
-        """The child's wait status; None if our caller left SIGCHLD ignored (a process started so inherits
-        it), which makes the kernel reap children itself: its exit status is lost, so its result is not used."""
-        try:
-            return os.waitpid(self.pid, 0)[1]
-        except ChildProcessError:
-            return None
-        finally:
-            os.close(self.pidfd)
-
-
-def _child_main(seccomp: dict, write: int) -> None:
-    status = 1
-    try:
-        with open(write, "wb") as out:
-            out.write(json.dumps(_compile(seccomp)).encode())
-        status = 0
-    except BaseException:  # the parent compiles the profile again and reports the error
-        pass
-    finally:
-        os._exit(status)  # nothing of the parent's (buffers, finally blocks up the stack) runs twice
-
-
-_ahead: _Child | None = None  # started by compiled_ahead, not yet taken up by compile_filter
-
-
-@contextmanager
-def compiled_ahead(config: object) -> Iterator[None]:
-    """Within the block, compile_filter takes `config`'s filter from a child started now. The child gets the
-    config unvalidated: whatever it finds wrong, compile_filter compiles the profile again and raises it, after
-    validation, as without a child. A child not taken up (the config was refused) is killed on leaving."""
-    global _ahead
-    linux = config.get("linux") if isinstance(config, dict) else None
-    seccomp = linux.get("seccomp") if isinstance(linux, dict) else None
-    _ahead = _Child(seccomp) if isinstance(seccomp, dict) else None
-    try:
-        yield
-    finally:
-        if _ahead:
-            _ahead.kill()
-            _ahead = None
