@@ -55,9 +55,6 @@ def _create_locked(container: Container, opts: Namespace, detach: bool, lock: in
                             preserve_fds=opts.preserve_fds)
     if isinstance(plan, str):
         return fail(plan)
-    from mrunc.executor.plan import check_structure
-
-    check_structure(plan)  # and so import the op modules it names: a child lowered it (compiler/ahead.py)
     if not any(o["op"] == "execve" for o in plan["ops"]):
         from mrunc.executor.plan import NO_PROCESS
 
@@ -86,7 +83,9 @@ def _create_locked(container: Container, opts: Namespace, detach: bool, lock: in
         log.debug(f"container {opts.id!r} created: init pid {pid}, state in {container.dir}")
 
     from mrunc.commands.common import execute
+    from mrunc.executor.plan import check_structure
 
+    check_structure(plan)  # and so import the op modules it names: a child lowered it (compiler/ahead.py)
     return execute(plan, opts.trace, created=created, detach=detach)
 
 
