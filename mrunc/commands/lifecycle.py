@@ -83,9 +83,7 @@ def _create_locked(container: Container, opts: Namespace, detach: bool, lock: in
         log.debug(f"container {opts.id!r} created: init pid {pid}, state in {container.dir}")
 
     from mrunc.commands.common import execute
-    from mrunc.executor.plan import check_structure
 
-    check_structure(plan)  # and so import the op modules it names: a child lowered it (compiler/ahead.py)
     return execute(plan, opts.trace, created=created, detach=detach)
 
 
