@@ -122,10 +122,8 @@ def _check_op(i: int, o: object, list_pointer: str = "/ops") -> None:
 
 
 def _check_sequence(ops: list[dict]) -> None:
-    """runtime until fork; then child until fork_init, then init; runtime ops may interleave; execve last.
-    Runtime ops right after fork_init run alongside init, which waits for them at cgroup_joined: no other
-    runtime op may come in between."""
-    phase, waits, alongside, tasks_opened = "runtime", False, False, False
+    """runtime until fork; then child until fork_init, then init; runtime ops may interleave; execve last."""
+    phase, waits = "runtime", False
     for i, o in enumerate(ops):
         proc = o["proc"]
         if proc not in PROCESSES:
@@ -134,30 +132,48 @@ def _check_sequence(ops: list[dict]) -> None:
             raise PlanError(f"/ops/{i}/proc: {proc} op while the container side is {phase}")
         if proc == "runtime" and waits:
             raise PlanError(f"/ops/{i}/proc: a runtime op after wait_start (create's runtime has exited by then)")
-        if proc == "runtime" and alongside and ops[i - 1]["proc"] == "init":
-            raise PlanError(f"/ops/{i}/proc: a runtime op before cgroup_joined (runtime still runs the ops after "
-                            "fork_init)")
-        if o["op"] == "cgroup_joined" and not alongside:
-            raise PlanError(f"/ops/{i}/op: cgroup_joined waits for runtime ops right after fork_init; there are none")
-        if o["op"] == "cgroup_join_self" and not tasks_opened:
-            raise PlanError(f"/ops/{i}/op: cgroup_join_self writes the tasks files cgroup_open_tasks opens; "
-                            "there is none before it")
-        tasks_opened = tasks_opened or o["op"] == "cgroup_open_tasks"
         if o["op"] == "fork":
             phase = "child"
         elif o["op"] == "fork_init":
             phase = "init"
-            alongside = ops[i + 1]["proc"] == "runtime" if i + 1 < len(ops) else False
-        elif o["op"] == "cgroup_joined":
-            alongside = False
         waits = waits or o["op"] == "wait_start"
     if not any(o["op"] == "execve" for o in ops):  # compiled from a config without a process
         raise PlanError(NO_EXECVE)
     if ops[-1]["op"] != "execve" or phase != "init":
         raise PlanError("/ops: a plan must fork, fork_init, and end with execve")
-    if alongside:
+    names = [o["op"] for o in ops]
+    _check_join_alongside(ops, names)
+    _check_self_join(names)
+
+
+def _check_join_alongside(ops: list[dict], names: list[str]) -> None:
+    """v2: runtime ops right after fork_init run alongside init, which waits for them at cgroup_joined; no other
+    runtime op may come between init's first op and that wait."""
+    after_fork_init = names.index("fork_init") + 1
+    first_init = next((i for i in range(after_fork_init, len(ops)) if ops[i]["proc"] != "runtime"), len(ops))
+    joined = names.index("cgroup_joined") if "cgroup_joined" in names else None
+    if first_init == after_fork_init:
+        if joined is not None:
+            raise PlanError(f"/ops/{joined}/op: cgroup_joined waits for runtime ops right after fork_init; "
+                            "there are none")
+        return
+    if joined is None:
         raise PlanError("/ops: the runtime ops after fork_init are never waited for (cgroup_joined)")
-    if tasks_opened and not any(o["op"] == "cgroup_join_self" for o in ops):
+    for i in range(first_init, joined):
+        if ops[i]["proc"] == "runtime":
+            raise PlanError(f"/ops/{i}/proc: a runtime op before cgroup_joined (runtime still runs the ops after "
+                            "fork_init)")
+
+
+def _check_self_join(names: list[str]) -> None:
+    """v1: child opens the tasks files (cgroup_open_tasks) that init writes itself into (cgroup_join_self)."""
+    opened = names.index("cgroup_open_tasks") if "cgroup_open_tasks" in names else None
+    if "cgroup_join_self" in names:
+        joined = names.index("cgroup_join_self")
+        if opened is None or opened > joined:
+            raise PlanError(f"/ops/{joined}/op: cgroup_join_self writes the tasks files cgroup_open_tasks opens; "
+                            "there is none before it")
+    elif opened is not None:
         raise PlanError("/ops: cgroup_open_tasks opens the tasks files for init's cgroup_join_self, which is missing: "
                         "init would stay outside its cgroups")
 

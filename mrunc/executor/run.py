@@ -276,10 +276,7 @@ def _container_side(ops: list[dict], start: int, channel: _Channel, trace: bool,
             o = ops[i]
             if o["proc"] == "runtime":
                 channel.send(f"at {i}")
-                reply = channel.recv()
-                if reply is None or not reply.startswith("go "):
-                    os._exit(127)  # runtime went away or failed; it reports why
-                i = int(reply[3:])
+                i = _await_go(channel)
             elif o["op"] == "fork_init":
                 _protocol_op(ops, i, trace)
                 told, tell = os.pipe()  # init waits until runtime has its pid: nothing of init's may come first
@@ -299,9 +296,7 @@ def _container_side(ops: list[dict], start: int, channel: _Channel, trace: bool,
                     i += 1
             elif o["op"] == "cgroup_joined":
                 _protocol_op(ops, i, trace)
-                reply = channel.recv()
-                if reply is None or not reply.startswith("go "):
-                    os._exit(127)  # runtime went away or failed; it reports why
+                _await_go(channel)
                 i += 1
             else:
                 if o["op"] in ("wait_start", "wait_runtime_exit"):  # a detached runtime returns here
@@ -313,6 +308,14 @@ def _container_side(ops: list[dict], start: int, channel: _Channel, trace: bool,
     except BaseException as e:  # never let a traceback or a second interpreter escape a fork
         _report(channel, f"err {i} 0 {type(e).__name__}: {e}", f"op {i}: {type(e).__name__}: {e}")
     os._exit(127)
+
+
+def _await_go(channel: _Channel) -> int:
+    """Runtime's "go M": the op to go on at. If runtime went away or failed instead, exit: it reports why."""
+    reply = channel.recv()
+    if reply is None or not reply.startswith("go "):
+        os._exit(127)
+    return int(reply[3:])
 
 
 def _protocol_op(ops: list[dict], i: int, trace: bool) -> None:
