@@ -7,9 +7,7 @@ import subprocess
 from pathlib import Path
 
 # The reference data next to the checkout (as tests/conftest.py finds it).
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
-if not REFERENCE.exists():
-    REFERENCE = Path("/work/shared/reference")
+REFERENCE = Path(__file__).resolve().parents[1] / "reference"
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 CGROUP_PARENT = "mrunc-bench"  # run.py sets one per run: benchmarks may run side by side
 

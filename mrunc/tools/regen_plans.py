@@ -15,8 +15,7 @@ from mrunc.compiler.compile import compile_bytes, dumps
 
 REPO = Path(__file__).resolve().parents[2]
 PLANS = REPO / "plans"
-REFERENCE = next((p for p in (REPO.parent / "shared" / "reference", Path("/work/shared/reference")) if p.exists()),
-                 Path("/work/shared/reference"))
+REFERENCE = REPO / "reference"
 OCI_GOOD = "oci-runtime-spec-v1.3.0/test/config/good"
 
 # A hybrid host like the developers' machine (v1 controllers), and a pure cgroup2 host.

@@ -14,11 +14,9 @@ mkdir -p /dev/pts /dev/shm 2>/dev/null
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
 mount -t tmpfs tmpfs /run
-# CI may clone the repo anywhere, /tmp included: bind it (and shared/ beside it) under /run before /tmp
-# becomes a tmpfs, and run from there.
-mkdir -p /run/repo /run/shared
+# CI may clone the repo anywhere, /tmp included: bind it under /run before /tmp becomes a tmpfs, and run from there.
+mkdir -p /run/repo
 mount --bind "$GUEST_REPO" /run/repo
-[ -d "$GUEST_REPO/../shared" ] && mount --bind "$GUEST_REPO/../shared" /run/shared
 case "$GUEST_PYTHON" in "$GUEST_REPO"/*) GUEST_PYTHON="/run/repo${GUEST_PYTHON#"$GUEST_REPO"}" ;; esac
 GUEST_REPO=/run/repo
 mount -t tmpfs tmpfs /tmp
