@@ -1,6 +1,14 @@
 """`mrunc kill [--all] ID [SIGNAL]`: signal init (or, with --all, every process in the container's cgroup:
 mrunc/executor/cgroup_control.py, cgroup.kill for KILL on v2). SIGNAL is a name with or without SIG, or a
-number; TERM by default. A stopped container cannot be killed."""
+number (0 too: a liveness check, as runc takes it); TERM by default.
+
+The answers for a container that is gone are runc 1.1's, because engines parse them (docs/engines.md):
+  - stopped, without --all: exit 1, "container not running" (containerd's shim and podman take it for
+    "already finished", so a stop that races the container's own exit still succeeds);
+  - stopped, with --all: exit 0, after signalling whatever is still in its cgroup (nothing, once the cgroup
+    is gone);
+  - unknown id: exit 1, "... does not exist" (containerd: "no such container"), before the signal is parsed.
+"""
 
 import argparse
 import os
@@ -10,18 +18,20 @@ from mrunc.commands.common import fail
 from mrunc.executor import cgroup_control
 from mrunc.state import Container, StateError
 
+NOT_RUNNING = "container not running"  # runc's libcontainer.ErrNotRunning: the words engines match
+
 
 def parse_signal(text: str) -> int:
     if text.isdigit():
         number = int(text)
-        if 0 < number < signal.NSIG:
+        if 0 <= number < signal.NSIG:
             return number
     else:
         name = text.upper() if text.upper().startswith("SIG") else "SIG" + text.upper()
         if name in signal.Signals.__members__:
             return signal.Signals[name].value
     raise StateError(f"invalid signal {text!r}; allowed: a name such as TERM, SIGKILL or HUP, or a number "
-                     f"from 1 to {signal.NSIG - 1}")
+                     f"from 0 to {signal.NSIG - 1}")
 
 
 def main(options, args: list[str]) -> int:
@@ -31,28 +41,39 @@ def main(options, args: list[str]) -> int:
     p.add_argument("signal", nargs="?", default="TERM")
     opts = p.parse_args(args)
     try:
-        sig = parse_signal(opts.signal)
         container = Container(options.root, opts.id)
-        with container.locked() as state:
-            status = container.status(state)
-            if status in ("stopped", "creating"):
-                return fail(f"cannot kill container {opts.id!r}: it is {status}, not created or running")
-            if opts.all:
-                _signal_all(opts.id, state["cgroups"], sig)
-                return 0
-            try:
-                os.kill(state["pid"], sig)
-            except ProcessLookupError:
-                pass
+        with container.locked() as state:  # an unknown id fails here, before the signal is read (as runc)
+            return _kill(container, state, parse_signal(opts.signal), opts.all)
     except StateError as e:
         return fail(str(e))
     except (OSError, TimeoutError) as e:
         return fail(f"cannot kill container {opts.id!r}: {e}")
+
+
+def _kill(container: Container, state: dict, sig: int, everything: bool) -> int:
+    status = container.status(state)
+    if status == "creating":
+        return fail(f"cannot kill container {container.id!r}: {NOT_RUNNING} (it is still being created)")
+    if everything:
+        return _signal_all(container.id, state["cgroups"], sig)
+    if status == "stopped":
+        return fail(f"cannot kill container {container.id!r}: {NOT_RUNNING} (it is stopped)")
+    try:
+        os.kill(state["pid"], sig)
+    except ProcessLookupError:  # init exited since status() looked: what a stopped container answers
+        return fail(f"cannot kill container {container.id!r}: {NOT_RUNNING} (its init has just exited)")
+    if status == "paused" and sig == signal.SIGKILL:
+        # On v1 a frozen process dies only once thawed; runc thaws for SIGKILL alone.
+        cgroup_control.set_frozen(state["cgroups"], False)
     return 0
 
 
-def _signal_all(container_id: str, cgroups: list[str], sig: int) -> None:
+def _signal_all(container_id: str, cgroups: list[str], sig: int) -> int:
+    """kill --all: every process of the cgroups that still exist; none left (a stopped container whose cgroup
+    is gone) is success, as runc's."""
     from mrunc import log
 
-    how = cgroup_control.signal_all(cgroups, sig)
+    present = [d for d in cgroups if os.path.isdir(d)]
+    how = cgroup_control.signal_all(present, sig) if present else "no cgroup left: nothing to signal"
     log.debug(f"kill --all {container_id!r} signal {sig}: {how}")
+    return 0
