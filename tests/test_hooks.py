@@ -79,7 +79,7 @@ def test_a_slow_hook_is_killed_at_its_timeout(lc, bundle, tmp_path):
                                           "timeout": 1}]}
     result = lc.create(config)
     assert result.returncode == 1
-    assert "createRuntime hook /bin/sh timed out after 1s" in lc.output.read_text()
+    assert "createRuntime hook /bin/sh ran past specified timeout of 1.0s" in lc.output.read_text()
     hook_pid = int(pid_file.read_text())
     wait_for(lambda: not Path(f"/proc/{hook_pid}").exists() or "Z" in Path(f"/proc/{hook_pid}/stat").read_text())
     assert not (bundle.state_root / bundle.id).exists()

@@ -28,7 +28,7 @@ def hook(ctx: Context, kind: str, path: str, args: list[str], env: list[str] | N
     environ = os.environ if env is None else dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
     status, output = _run(path, args or [path], environ, stdin, timeout)
     if status is None:
-        raise OSError(errno.ETIMEDOUT, f"{kind} hook {path} timed out after {timeout}s")
+        raise OSError(errno.ETIMEDOUT, f"{kind} hook {path} ran past specified timeout of {timeout:.1f}s")
     if status:
         text = output.decode(errors="replace").strip()[-300:]
         raise OSError(0, f"{kind} hook {path} exited with status {status}" + (f": {text}" if text else ""))
@@ -62,25 +62,42 @@ def _run(path: str, argv: list[str], environ: dict, stdin: bytes, timeout: int |
             os._exit(127)
     os.close(in_r)
     os.close(out_w)
-    try:
-        os.write(in_w, stdin)  # a few hundred bytes: fits the pipe even if the hook never reads it
-    except BrokenPipeError:
-        pass
-    os.close(in_w)
-    os.set_blocking(out_r, False)
+    os.set_blocking(in_w, False)  # the state may be larger than the pipe: a hook that never reads must not block
+    os.set_blocking(out_r, False)  # us past its timeout, so stdin is fed in this loop, under the same deadline
+    pending: bytes | None = stdin
     output, deadline = b"", time.monotonic() + timeout if timeout else None
-    while True:
-        output = (output + _drain(out_r))[-4096:]
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            os.close(out_r)
-            return os.waitstatus_to_exitcode(status), output
-        if deadline and time.monotonic() > deadline:
-            os.killpg(pid, SIGKILL)
-            os.waitpid(pid, 0)
-            os.close(out_r)
-            return None, output
-        time.sleep(0.005)
+    try:
+        while True:
+            pending = _feed(in_w, pending)
+            output = (output + _drain(out_r))[-4096:]
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status), (output + _drain(out_r))[-4096:]
+            if deadline and time.monotonic() > deadline:
+                os.killpg(pid, SIGKILL)
+                os.waitpid(pid, 0)
+                return None, output
+            time.sleep(0.005)
+    finally:
+        if pending is not None:
+            os.close(in_w)
+        os.close(out_r)
+
+
+def _feed(fd: int, data: bytes | None) -> bytes | None:
+    """Write what the pipe takes now; close it once all is written (the hook sees EOF). None: closed."""
+    if data is None:
+        return None
+    try:
+        data = data[os.write(fd, data):] if data else data
+    except BlockingIOError:
+        return data
+    except BrokenPipeError:  # the hook closed its stdin: it does not want the rest
+        data = b""
+    if data:
+        return data
+    os.close(fd)
+    return None
 
 
 def _drain(fd: int) -> bytes:
