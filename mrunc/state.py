@@ -13,14 +13,18 @@ atomically (temp + rename). Standard library only: start, kill and state are on 
 import fcntl
 import json
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from mrunc.executor.ops_lifecycle import alive
 
 DEFAULT_ROOT = "/run/mrunc"
-ID_PATTERN = re.compile(r"^[\w+.-]+$")  # runc's rule; "." and ".." are refused separately
+# runc's rule (libcontainer validateID): ASCII letters, digits, "_", "+", "-", "." only, not "." or ".."; runc has
+# no length limit of its own, but an id is its state dir's name, so past NAME_MAX it fails there ("file name too
+# long"): checked here instead, before anything is made. Not \w or a regex: those take any Unicode letter, and
+# `$` matches before a trailing newline.
+ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
+ID_MAX_LENGTH = 255  # NAME_MAX
 PUBLIC_KEYS = ("ociVersion", "id", "status", "pid", "bundle", "rootfs", "created", "owner", "annotations")
 
 
@@ -28,10 +32,15 @@ class StateError(Exception):
     """A lifecycle command cannot go on; str() is the message for the user."""
 
 
+def valid_id(container_id: str) -> bool:
+    return (0 < len(container_id) <= ID_MAX_LENGTH and ID_CHARS.issuperset(container_id)
+            and container_id not in (".", ".."))
+
+
 def check_id(container_id: str) -> None:
-    if not ID_PATTERN.match(container_id) or container_id in (".", ".."):
-        raise StateError(f"invalid container id {container_id!r}; allowed: letters, digits, '_', '+', '-', '.' "
-                         "(not '.' or '..')")
+    if not valid_id(container_id):
+        raise StateError(f"invalid container id {container_id[:300]!r}; allowed: 1 to {ID_MAX_LENGTH} ASCII letters, "
+                         "digits, '_', '+', '-', '.' (not '.' or '..')")
 
 
 class Container:
