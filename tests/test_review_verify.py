@@ -162,3 +162,16 @@ def test_arguments_of_the_wrong_type_are_named_by_pointer(tmp_path):
         result = mrunc(*command)
         assert result.returncode == 2 and f"/ops/{unshare}/args/flags: unknown names" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_verify_of_a_config_compiles_it_first_and_verifies_that_plan(bundle):
+    bundle.write(json.loads(CONFIGS["hardened"].read_text()))
+    result = mrunc("verify", str(bundle.config_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "unknown plan format" not in result.stdout + result.stderr
+    assert "recompiled" in result.stdout and "same ops" in result.stdout
+    config = json.loads(bundle.config_path.read_text())
+    config["process"]["rlimits"] = [{"type": "RLIMIT_NOPE", "hard": 1, "soft": 1}]
+    bundle.config_path.write_text(json.dumps(config))
+    refused = mrunc("verify", str(bundle.config_path))
+    assert refused.returncode == 2 and "/process/rlimits/0/type" in refused.stderr, refused.stderr

@@ -1,6 +1,8 @@
-"""`mrunc verify PLAN`: check a plan's structure and invariants without running it.
+"""`mrunc verify CONFIG|PLAN`: check a plan's structure and invariants without running it. A config is compiled
+first (as audit and diff do) and the plan it gives is verified.
 
-Exit status: 0 the plan holds, 1 it does not (each problem named by its JSON pointer), 2 it cannot be read."""
+Exit status: 0 the plan holds, 1 it does not (each problem named by its JSON pointer), 2 it cannot be read (nor
+compiled)."""
 
 import json
 import sys
@@ -10,16 +12,25 @@ from mrunc.commands.common import fail
 
 def main(options, args: list[str]) -> int:
     if len(args) != 1 or args[0].startswith("-"):
-        return fail("usage: mrunc verify PLAN", 2)
+        return fail("usage: mrunc verify CONFIG|PLAN", 2)
     try:
         with open(args[0], "rb") as f:
-            plan = json.loads(f.read())
+            raw = f.read()
     except OSError as e:
-        return fail(f"{args[0]}: cannot read plan: {e.strerror}", 2)
-    except ValueError as e:
-        return fail(f"{args[0]}: not a JSON plan: {e}", 2)
+        return fail(f"{args[0]}: cannot read: {e.strerror}", 2)
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    if not (isinstance(data, dict) and "ops" in data):  # not a plan: a config (or neither), compiled first
+        from mrunc.review import inputs
+
+        try:
+            data = inputs.load(args[0]).plan
+        except inputs.InputError as e:
+            return fail(str(e), 2)
     from mrunc.review.verify import render, verify
 
-    result = verify(plan)
+    result = verify(data)
     sys.stdout.write(render(args[0], result))
     return 1 if result.problems else 0
