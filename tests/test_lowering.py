@@ -97,15 +97,24 @@ def test_no_mount_namespace_means_chroot_and_no_mounts():
 
 # --- rootfs and mounts ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("propagation, flags", [(None, ["MS_PRIVATE", "MS_REC"]), ("slave", ["MS_SLAVE", "MS_REC"]),
-                                                ("shared", ["MS_SHARED", "MS_REC"])])
-def test_root_propagation_then_rootfs_bound_onto_itself(propagation, flags):
+@pytest.mark.parametrize("propagation, flags, after_pivot", [
+    (None, ["MS_PRIVATE", "MS_REC"], []), ("private", ["MS_PRIVATE", "MS_REC"], []),
+    ("slave", ["MS_SLAVE", "MS_REC"], []),
+    # pivot_root refuses a shared new root (EINVAL) and an unbindable tree cannot be bound: / stays private until the
+    # rootfs is /, then the rootfs mount alone takes the propagation
+    ("shared", ["MS_PRIVATE", "MS_REC"], [mount("/linux/rootfsPropagation", "/", flags=["MS_SHARED"], root=None)]),
+    ("unbindable", ["MS_PRIVATE", "MS_REC"],
+     [mount("/linux/rootfsPropagation", "/", flags=["MS_UNBINDABLE"], root=None)])])
+def test_root_propagation_then_rootfs_bound_onto_itself(propagation, flags, after_pivot):
     plan = compile_fragment({"linux": {"rootfsPropagation": propagation}} if propagation else {})
     assert ops(plan, "/linux/rootfsPropagation", "/root/path") == [
         mount("/linux/rootfsPropagation", "/", flags=flags, root=None),
         mount("/root/path", ROOTFS, source=ROOTFS, flags=["MS_BIND", "MS_REC"], root=None),
         ("pivot_root", "init", "/root/path", {"root": ROOTFS}),
+        *after_pivot,
     ]
+    if after_pivot:  # right after pivot_root
+        assert names(plan)[names(plan).index("pivot_root") + 1] == "mount"
 
 
 def test_mount_options_become_flags_data_and_separate_propagation_calls():

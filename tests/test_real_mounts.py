@@ -1,5 +1,7 @@
 """Real containers: mounts and their options, /dev (nodes, pts, ptmx, shm), masked and read-only paths, sysctl."""
 
+import pytest
+
 from tests.conftest import base_config, run_config
 
 
@@ -68,6 +70,31 @@ def test_mount_propagation_options(bundle):
     assert private[6] == "-", private  # no optional fields: private
     root = _mountinfo(result.stdout, "/")
     assert not any(f.startswith(("shared:", "master:")) for f in root[6:root.index("-")]), root
+
+
+@pytest.mark.parametrize("propagation", ["shared", "slave", "private", "unbindable"])
+def test_rootfs_propagation_is_the_container_roots_own(bundle, propagation):
+    """config-linux.md: rootfsPropagation sets the rootfs mount's propagation. Seen from inside: a mount made under
+    / after / was bound elsewhere shows through the bind only if / is shared; binding / fails if it is unbindable.
+    The container needs CAP_SYS_ADMIN (and no seccomp filter) to try."""
+    script = ("mkdir -p /t /m /src && touch /src/file && "
+              "if mount --rbind / /t; then mount --bind /src /m && "
+              "{ test -e /t/m/file && echo exposed || echo hidden; }; else echo bind-refused; fi; "
+              "awk '$5 == \"/\"' /proc/self/mountinfo")
+    config = _writable_root(["sh", "-c", script])
+    config["linux"]["rootfsPropagation"] = propagation
+    config["linux"].pop("seccomp", None)
+    for kind in ("bounding", "effective", "permitted"):
+        config["process"]["capabilities"][kind].append("CAP_SYS_ADMIN")
+    result = run_config(bundle, config)
+    assert result.returncode == 0, result.stderr
+    first, root = result.stdout.splitlines()
+    assert first == {"shared": "exposed", "unbindable": "bind-refused"}.get(propagation, "hidden"), result.stdout
+    optional = root.split()[6:root.split().index("-")]
+    assert any(f.startswith("shared:") for f in optional) == (propagation == "shared"), root
+    assert ("unbindable" in optional) == (propagation == "unbindable"), root
+    if propagation == "unbindable":
+        assert "Invalid argument" in result.stderr, result.stderr  # EINVAL: an unbindable mount cannot be bound
 
 
 def test_linux_devices_get_their_type_numbers_mode_and_owner(bundle):

@@ -121,3 +121,11 @@ def test_scheduler_and_io_priority_that_can_starve_the_host_raise_privilege():
     polite = compile_fragment({"process": {"cwd": "/", "args": ["sh"], "scheduler": {"policy": "SCHED_IDLE"},
                                            "ioPriority": {"class": "IOPRIO_CLASS_IDLE"}}})
     assert labelled(plain, polite) == {("process", "scheduler", SAME), ("process", "io priority", SAME)}
+
+
+def test_rootfs_propagation_shared_shows_as_the_rootfs_mounts_own_after_pivot_root():
+    """Before pivot_root / stays private for shared (pivot_root refuses a shared root); the rootfs takes MS_SHARED
+    after: the diff names both facts."""
+    changes = {(c.concern, c.key) for c in diff(compile_fragment({}),
+                                                  compile_fragment({"linux": {"rootfsPropagation": "shared"}}))}
+    assert ("mounts", "rootfs propagation") in changes and ("mounts", "/ propagation") not in changes

@@ -35,9 +35,15 @@ PROPAGATION_OPTIONS = {
     "unbindable": ["MS_UNBINDABLE"], "runbindable": ["MS_UNBINDABLE", "MS_REC"],
 }
 UNSUPPORTED_OPTIONS = {"tmpcopyup", "idmap", "ridmap", "copy-symlink", "src-nofollow", "dst-nofollow"}
+# linux.rootfsPropagation -> what / becomes before the rootfs is bound (every mount of the new namespace), and what
+# the rootfs mount becomes once pivot_root made it / (config-linux.md: it "sets the rootfs's mount propagation").
+# shared and unbindable wait for pivot_root: pivot_root refuses a shared new root or parent (EINVAL), and an
+# unbindable tree cannot be bound onto itself. Until then / stays private, so the container's mounts stay off the
+# host's peer groups: "shared" is a new peer group, "not shared with the host" (config-linux.md).
 ROOT_PROPAGATION = {"": ["MS_PRIVATE", "MS_REC"], "private": ["MS_PRIVATE", "MS_REC"],
-                    "slave": ["MS_SLAVE", "MS_REC"], "shared": ["MS_SHARED", "MS_REC"],
-                    "unbindable": ["MS_UNBINDABLE", "MS_REC"]}
+                    "slave": ["MS_SLAVE", "MS_REC"], "shared": ["MS_PRIVATE", "MS_REC"],
+                    "unbindable": ["MS_PRIVATE", "MS_REC"]}
+ROOTFS_PROPAGATION_AFTER_PIVOT = {"shared": ["MS_SHARED"], "unbindable": ["MS_UNBINDABLE"]}
 
 # Filesystems made for the container get linux.mountLabel as an SELinux context= option, as runc does; these keep
 # the labels their kernel code gives them (runc labels mqueue's files only where SELinux is on).
@@ -81,6 +87,13 @@ def lower_root(emit: Emitter, rootfs: str, propagation: str) -> None:
          flags=ROOT_PROPAGATION[propagation], data=None, root=None, create=None)
     emit("mount", "init", "/root/path", source=rootfs, target=rootfs, fstype=None, flags=["MS_BIND", "MS_REC"],
          data=None, root=None, create=None)
+
+
+def lower_rootfs_propagation(emit: Emitter, propagation: str) -> None:
+    """After pivot_root: the rootfs mount (now /) shared or unbindable, as rootfsPropagation says."""
+    if propagation in ROOTFS_PROPAGATION_AFTER_PIVOT:
+        emit("mount", "init", "/linux/rootfsPropagation", source=None, target="/", fstype=None,
+             flags=ROOTFS_PROPAGATION_AFTER_PIVOT[propagation], data=None, root=None, create=None)
 
 
 def lower_mounts(emit: Emitter, config: dict, rootfs: str, bundle: str, cgroup_dirs: dict[str, str],

@@ -101,6 +101,8 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
         # 6. pivot_root; then the read-only root, names, sysctls (before /proc/sys turns read-only),
         #    read-only and masked paths, as runc's init does after pivot.
         emit("pivot_root", "init", "/root/path", root=rootfs)
+        # rootfsPropagation shared or unbindable: set on the rootfs mount once it is / (see ROOT_PROPAGATION).
+        lower_rootfs.lower_rootfs_propagation(emit, linux.get("rootfsPropagation", ""))
         # The pty comes from the container's own /dev/ptmx, so after pivot_root; before the read-only
         # remount, since /dev/console is bound over (runc's setupConsole sits at the same point).
         lower_terminal.lower(emit, process, console_socket, mount_ns=True)

@@ -110,8 +110,9 @@ def _mounts(m: Model) -> None:
     for i, o in m.indexed("pivot_root", "chroot"):
         m.add("mounts", "rootfs", {"path": o["args"]["root"], "by": o["op"]}, o["src"], [i])
     for i, o in enumerate(m.ops):
-        if o["op"] == "mount" and o["src"] == "/linux/rootfsPropagation":
-            m.add("mounts", "/ propagation", o["args"]["flags"], o["src"], [i])
+        if o["op"] == "mount" and o["src"] == "/linux/rootfsPropagation":  # before pivot_root, then the rootfs's
+            pivoted = any(p["op"] == "pivot_root" for p in m.ops[:i])
+            m.add("mounts", "rootfs propagation" if pivoted else "/ propagation", o["args"]["flags"], o["src"], [i])
         elif o["op"] == "mount" and o["src"] == "/root/path":
             m.claimed.add(i)  # the rootfs bound onto itself: pivot_root's precondition
         elif o["op"] == "remount" and o["src"] == "/root/readonly":
