@@ -10,13 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from mrunc.compiler.lower_cgroups import WEIGHT_DEVICE_FILES, WEIGHT_FILES
 from mrunc.executor.host import cgroup_layout, fingerprint
 from tests.conftest import TEST_CGROUP_PARENT, base_config, run_config
 from tests.hardened import hardened_config
 
 CG = "/sys/fs/cgroup"
 V2 = cgroup_layout() == "v2"
-needs_v1 = pytest.mark.skipif(V2, reason="reads v1 blkio files; v2's io files are checked in test_cgroup_v2.py")
+needs_v1 = pytest.mark.skipif(V2 or not Path(CG, "blkio").is_dir(),
+                              reason="reads v1 blkio files (v2's io files are checked in test_cgroup_v2.py); "
+                              "needs the v1 blkio controller")
 
 
 def test_cpu_values_are_written(bundle):
@@ -113,37 +116,70 @@ def test_read_and_write_rules_for_one_device_add_up_to_a_read_write_open(bundle,
 
 
 @needs_v1
-def test_blkio_weight_and_throttle_are_written(bundle):
-    """The weight goes to CFQ's or BFQ's file, whichever the host's I/O scheduler offers (this host: BFQ's)."""
+def test_blkio_throttle_is_written(bundle):
     major, minor = _root_disk()
-    weight_file = next(f for f in ("blkio.weight", "blkio.bfq.weight") if _in_child_cgroup(f"blkio/{f}"))
-    config = base_config(["cat", f"{CG}/blkio/{weight_file}", f"{CG}/blkio/blkio.throttle.read_bps_device"])
+    if not _in_child_cgroup("blkio/blkio.throttle.read_bps_device"):
+        pytest.skip("the blkio controller has no throttle files (kernel without CONFIG_BLK_DEV_THROTTLING)")
+    config = base_config(["cat", f"{CG}/blkio/blkio.throttle.read_bps_device"])
     config["linux"]["resources"]["blockIO"] = {
-        "weight": 300, "throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}]}
+        "throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}]}
     result = run_config(bundle, config)
     assert result.returncode == 0, result.stderr
-    assert "300" in result.stdout.splitlines()[0]
-    assert f"{major}:{minor} 1048576" in result.stdout
+    assert result.stdout.split() == [f"{major}:{minor}", "1048576"], result.stdout
 
 
 @needs_v1
-def test_blkio_device_weight_the_disk_cannot_take_is_a_named_error(bundle):
-    """Per-device weights need BFQ on that disk; here it runs mq-deadline, so the kernel refuses, as under runc."""
+def test_blkio_weight_goes_to_the_schedulers_file_or_is_a_named_error(bundle):
+    """The weight goes to CFQ's or BFQ's file, whichever the host's I/O scheduler offers; with neither (disks on
+    mq-deadline or none, BFQ not loaded) the container fails at that op, naming the files, as runc fails."""
+    weight_file = next((f for f in WEIGHT_FILES if _in_child_cgroup(f"blkio/{f}")), None)
+    config = base_config(["cat", f"{CG}/blkio/{weight_file}"] if weight_file else ["true"])
+    config["linux"]["resources"]["blockIO"] = {"weight": 300}
+    result = run_config(bundle, config)
+    if weight_file:
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split()[-1] == "300", result.stdout  # BFQ's file reads "default 300"
+    else:
+        _assert_named_error(result, "/linux/resources/blockIO/weight", "ENOENT",
+                            "none of blkio.weight, blkio.bfq.weight exists")
+
+
+@needs_v1
+def test_blkio_device_weight_is_written_or_a_named_error(bundle):
+    """Per-device weights need BFQ's blkio.bfq.weight_device (or CFQ's) and that scheduler on the disk. Three
+    hosts: the file and BFQ on the disk (the weight is written); the file but another scheduler on the disk (the
+    kernel refuses: ENOTSUP); no such file (ENOENT, naming the files). Each as runc."""
     major, minor = _root_disk()
-    if "[bfq]" in Path(f"/sys/dev/block/{major}:{minor}/queue/scheduler").read_text():
-        return  # the disk takes device weights: nothing to refuse (the weight test covers the files)
-    config = base_config(["true"])
+    weight_file = next((f for f in WEIGHT_DEVICE_FILES if _in_child_cgroup(f"blkio/{f}")), None)
+    scheduler = Path(f"/sys/dev/block/{major}:{minor}/queue/scheduler")
+    takes_weights = scheduler.exists() and any(f"[{s}]" in scheduler.read_text() for s in ("bfq", "cfq"))
+    config = base_config(["cat", f"{CG}/blkio/{weight_file}"] if weight_file else ["true"])
     config["linux"]["resources"]["blockIO"] = {"weightDevice": [{"major": major, "minor": minor, "weight": 500}]}
     result = run_config(bundle, config)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "[runtime] cgroup_write_first (/linux/resources/blockIO/weightDevice/0)" in result.stderr
-    assert "ENOTSUP" in result.stderr
+    where = "/linux/resources/blockIO/weightDevice/0"
+    if weight_file and takes_weights:
+        assert result.returncode == 0, result.stderr
+        assert f"{major}:{minor} 500" in result.stdout, result.stdout
+    elif weight_file:
+        _assert_named_error(result, where, "ENOTSUP", "")
+    else:
+        _assert_named_error(result, where, "ENOENT", "none of blkio.weight_device, blkio.bfq.weight_device exists")
+
+
+def _assert_named_error(result, src: str, errno_name: str, detail: str) -> None:
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"[runtime] cgroup_write_first ({src})" in result.stderr, result.stderr
+    assert errno_name in result.stderr and detail in result.stderr, result.stderr
 
 
 def _root_disk() -> tuple[int, int]:
-    """major, minor of the whole disk under / (per-device rules need a disk, not a partition)."""
+    """major, minor of the whole disk under / (per-device rules need a disk, not a partition); skips the test
+    when / is on no block device (overlay, tmpfs, a network filesystem)."""
     dev = os.stat("/").st_dev
-    disk = Path(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}").resolve()
+    disk_link = Path(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}")
+    if not disk_link.exists():
+        pytest.skip(f"/ is on device {os.major(dev)}:{os.minor(dev)}, which is no block device")
+    disk = disk_link.resolve()
     if (disk / "partition").exists():
         disk = disk.parent
     major, minor = (disk / "dev").read_text().split(":")
