@@ -1,4 +1,4 @@
-"""`mrunc audit CONFIG|PLAN [--profile baseline|restricted|FILE] [--format text|json|markdown]`.
+"""`mrunc audit CONFIG|PLAN [--profile baseline|restricted|FILE] [--format text|json|markdown|sarif]`.
 
 Exit status: 0 the profile is met, 1 it is violated, 2 bad input (so it can gate CI)."""
 
@@ -12,7 +12,7 @@ def main(options, args: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="mrunc audit")  # a usage error exits 2, as bad input should
     parser.add_argument("input", metavar="CONFIG|PLAN")
     parser.add_argument("--profile", default="baseline", help="baseline, restricted, or a JSON/TOML profile file")
-    parser.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    parser.add_argument("--format", choices=("text", "json", "markdown", "sarif"), default="text")
     opts = parser.parse_args(args)
     from mrunc.review import audit, inputs, profiles
 

@@ -29,6 +29,9 @@ class Report:
     config: str
     profile: str
     findings: list[Finding]
+    controls: list[str]  # every control the profile checks, found or not
+    config_file: str | None = None
+    config_text: str | None = None
 
     @property
     def met(self) -> bool:
@@ -47,10 +50,15 @@ def audit(subject: Subject, profile: Profile) -> Report:
                               profile.waived.get(control.id))
             found.append(((SEVERITIES.index(finding.severity), order, hit.rank, finding.pointer), finding))
     findings = [f for _, f in sorted(found, key=lambda pair: pair[0])]
-    return Report(subject.path, subject.note, profile.name, findings)
+    return Report(subject.path, subject.note, profile.name, findings, list(profile.controls), subject.config_file,
+                  subject.config_text)
 
 
 def render(report: Report, fmt: str) -> str:
+    if fmt == "sarif":
+        from mrunc.review.sarif import sarif
+
+        return sarif(report)
     return {"text": _text, "json": _json, "markdown": _markdown}[fmt](report)
 
 

@@ -20,6 +20,8 @@ class Subject:
     plan: dict
     config: dict | None  # None: not at hand (pointers are the plan's, unchecked)
     note: str  # how the config was found, for the report
+    config_file: str | None = None  # where the config was read, when at hand
+    config_text: str | None = None  # its text (reports that point at lines read it)
 
 
 def load(path: str) -> Subject:
@@ -54,7 +56,7 @@ def _plan(path: str, plan: dict) -> Subject:
         return Subject(path, plan, None, f"config not at hand ({config_path} unreadable)")
     if hashlib.sha256(raw).hexdigest() != plan["config_sha256"]:
         return Subject(path, plan, None, f"config not used: {config_path} changed since the plan was compiled")
-    return Subject(path, plan, json.loads(raw), f"config {config_path}")
+    return Subject(path, plan, json.loads(raw), f"config {config_path}", config_path, raw.decode())
 
 
 def _config(path: str, raw: bytes) -> Subject:
@@ -65,7 +67,7 @@ def _config(path: str, raw: bytes) -> Subject:
         plan = compile_bytes(raw, os.path.dirname(os.path.abspath(path)))
     except (ConfigError, ConfigErrors) as e:
         raise InputError(f"{path}: neither a plan nor a valid config:\n  " + str(e).replace("\n", "\n  ")) from None
-    return Subject(path, plan, json.loads(raw), f"config {path}, compiled for this host")
+    return Subject(path, plan, json.loads(raw), f"config {path}, compiled for this host", path, raw.decode())
 
 
 def existing_pointer(config: dict | None, pointer: str) -> str:
