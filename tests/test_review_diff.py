@@ -2,7 +2,7 @@
 
 import json
 
-from mrunc.review.diff import LOWERING, RAISING, SAME, diff
+from mrunc.review.diff import LOWERING, RAISING, SAME, Change, Group, diff, grouped
 from tests.conftest import base_config, mrunc
 from tests.review_cases import CONFIGS, subject
 from tests.test_lowering import compile_fragment
@@ -105,7 +105,7 @@ def test_markdown_diff_is_a_table_for_a_review():
     lines = result.stdout.splitlines()
     assert lines[0] == f"### mrunc diff: `{a}` → `{b}`"
     assert "| Concern | Privilege | Change | Was | Now | Config A | Config B |" in lines
-    assert "| capabilities | **raising** | added `bounding CAP_SYS_ADMIN` | - | `true` |" in result.stdout
+    assert "| capabilities | **raising** | added `bounding` | - | `38 items: CAP_AUDIT_CONTROL" in result.stdout
 
 
 def test_scheduler_and_io_priority_that_can_starve_the_host_raise_privilege():
@@ -129,3 +129,37 @@ def test_rootfs_propagation_shared_shows_as_the_rootfs_mounts_own_after_pivot_ro
     changes = {(c.concern, c.key) for c in diff(compile_fragment({}),
                                                   compile_fragment({"linux": {"rootfsPropagation": "shared"}}))}
     assert ("mounts", "rootfs propagation") in changes and ("mounts", "/ propagation") not in changes
+
+
+def test_a_removed_capability_drop_is_one_line_per_set_and_json_lists_every_item(tmp_path):
+    plan = subject("hardened").plan
+    dropless = {**plan, "ops": [o for o in plan["ops"] if o["op"] not in ("drop_bounding", "capset")]}
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(plan))
+    b.write_text(json.dumps(dropless))
+    text = mrunc("diff", str(a), str(b), private_mounts=False)
+    assert text.returncode == 1, text.stderr
+    capability_lines = [line for line in text.stdout.splitlines() if line.startswith("  [raising] added ")]
+    assert [line.split(":")[0] for line in capability_lines] == [
+        "  [raising] added bounding", "  [raising] added effective", "  [raising] added permitted"]
+    assert len(text.stdout.splitlines()) < 20, text.stdout
+    report = json.loads(mrunc("diff", "--format", "json", str(a), str(b), private_mounts=False).stdout)
+    added = {c["key"] for c in report["changes"] if c["concern"] == "capabilities"}
+    assert len(added) == len(diff(plan, dropless)) > 100
+    groups = {g["set"]: g["items"] for g in report["groups"]}
+    assert {f"bounding {cap}" for cap in groups["bounding"]} == {k for k in added if k.startswith("bounding ")}
+
+
+def test_three_alike_changes_are_grouped_two_are_not_and_mounts_never():
+    def added(key: str, concern: str = "capabilities", src: str = "/process/capabilities/bounding") -> Change:
+        return Change(concern, key, "added", None, True, RAISING, None, src, [], [7])
+
+    two = [added("bounding CAP_A"), added("bounding CAP_B")]
+    assert grouped(two) == two
+    three = [*two, added("bounding CAP_C")]
+    assert grouped(three) == [Group("capabilities", "bounding", "added", RAISING, ["CAP_A", "CAP_B", "CAP_C"],
+                                    None, "/process/capabilities/bounding", [], [7])]
+    mounts = [added(f"mount /m{i}", "mounts", f"/mounts/{i}") for i in range(3)]
+    assert grouped(mounts) == mounts
+    masked = [added(f"masked /p{i}", "mounts", f"/linux/maskedPaths/{i}") for i in range(3)]
+    assert grouped(masked)[0].src_b == "/linux/maskedPaths"

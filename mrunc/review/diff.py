@@ -248,6 +248,57 @@ def _is_root(f: Fact | None) -> bool:
     return f is None or f.value == 0
 
 
+GROUP_AT = 3  # this many changes of one kind to one set read as one line
+# The sets whose items are alike enough to be read as one list; a mount is not grouped: each binds something else.
+GROUPED = {("capabilities", kind) for kind in ("bounding", "effective", "permitted", "inheritable", "ambient")} | {
+    ("seccomp", "syscall"), ("seccomp", "arch"), ("devices", "node"), ("devices", "symlink"),
+    ("mounts", "masked"), ("mounts", "read-only")}
+
+
+@dataclass(frozen=True)
+class Group:
+    """Changes of one kind and label to the items of one set (the first word of their keys: `bounding`,
+    `syscall`, `node`), shown as one line; json lists every item."""
+    concern: str
+    set: str
+    kind: str
+    label: str
+    items: list[str]
+    src_a: str | None
+    src_b: str | None
+    ops_a: list[int]
+    ops_b: list[int]
+
+
+def grouped(changes: list[Change]) -> list[Change | Group]:
+    """The changes in order, those that share concern, set, kind and label merged where GROUP_AT or more do."""
+    def set_of(c: Change) -> tuple[str, str, str, str]:
+        return c.concern, c.key.split(" ", 1)[0], c.kind, c.label
+
+    members: dict[tuple[str, str, str, str], list[Change]] = {}
+    for c in changes:
+        members.setdefault(set_of(c), []).append(c)
+    rows: list[Change | Group] = []
+    for c in changes:
+        same = members[set_of(c)]
+        if len(same) < GROUP_AT or set_of(c)[:2] not in GROUPED:
+            rows.append(c)
+        elif c is same[0]:
+            rows.append(Group(c.concern, set_of(c)[1], c.kind, c.label, [x.key.split(" ", 1)[1] for x in same],
+                              _common([x.src_a for x in same]), _common([x.src_b for x in same]),
+                              sorted({i for x in same for i in x.ops_a}), sorted({i for x in same for i in x.ops_b})))
+    return rows
+
+
+def _common(pointers: list[str | None]) -> str | None:
+    """The pointer all of them lie under (/linux/maskedPaths for /linux/maskedPaths/0 ... /9)."""
+    if None in pointers:
+        return None
+    parts = [p.split("/") for p in pointers if p is not None]
+    common = [level[0] for level in zip(*parts, strict=False) if len(set(level)) == 1]
+    return "/".join(common) or "/"
+
+
 def render(changes: list[Change], fmt: str, names: tuple[str, str]) -> str:
     return {"text": _text, "json": _json, "markdown": _markdown}[fmt](changes, names)
 
@@ -257,28 +308,38 @@ def _show(value: Any) -> str:
     return text if len(text) <= 100 else text[:97] + "..."
 
 
-def _sides(c: Change) -> str:
+def _sides(c: Change | Group) -> str:
     a = f"{c.src_a} ({_ops(c.ops_a)})" if c.src_a else "-"
     b = f"{c.src_b} ({_ops(c.ops_b)})" if c.src_b else "-"
     return f"A {a}  B {b}"
 
 
+def _items(g: Group) -> str:
+    return f"{len(g.items)} items: {_show(' '.join(g.items))}"
+
+
 def _text(changes: list[Change], names: tuple[str, str]) -> str:
     raising = sum(c.label == RAISING for c in changes)
     lines = [f"diff A={names[0]} B={names[1]}: {len(changes)} changes, {raising} raising privilege"]
+    rows = grouped(changes)
     for concern in CONCERNS:
-        group = [c for c in changes if c.concern == concern]
+        group = [r for r in rows if r.concern == concern]
         if group:
             lines += ["", f"{concern}:"]
-        for c in group:
-            lines.append(f"  [{c.label}] {c.kind} {c.key}: {_show(c.old) if c.old is not None else '-'} -> "
-                         f"{_show(c.new) if c.new is not None else '-'}")
-            lines.append(f"      {_sides(c)}")
+        for r in group:
+            if isinstance(r, Group):
+                lines.append(f"  [{r.label}] {r.kind} {r.set}: {_items(r)}")
+            else:
+                lines.append(f"  [{r.label}] {r.kind} {r.key}: {_show(r.old) if r.old is not None else '-'} -> "
+                             f"{_show(r.new) if r.new is not None else '-'}")
+            lines.append(f"      {_sides(r)}")
     return "\n".join(lines) + "\n"
 
 
 def _json(changes: list[Change], names: tuple[str, str]) -> str:
-    return json.dumps({"a": names[0], "b": names[1], "changes": [asdict(c) for c in changes]}, indent=1) + "\n"
+    groups = [asdict(r) for r in grouped(changes) if isinstance(r, Group)]
+    return json.dumps({"a": names[0], "b": names[1], "changes": [asdict(c) for c in changes], "groups": groups},
+                      indent=1) + "\n"
 
 
 def _markdown(changes: list[Change], names: tuple[str, str]) -> str:
@@ -287,10 +348,14 @@ def _markdown(changes: list[Change], names: tuple[str, str]) -> str:
              f"{len(changes)} changes, **{raising} raising privilege**.", ""]
     if changes:
         lines += ["| Concern | Privilege | Change | Was | Now | Config A | Config B |", "|---|---|---|---|---|---|---|"]
-        for c in changes:
-            label = f"**{c.label}**" if c.label == RAISING else c.label
-            cells = [c.concern, label, f"{c.kind} `{c.key}`", _md(c.old), _md(c.new), f"`{c.src_a or '-'}`",
-                     f"`{c.src_b or '-'}`"]
+        for r in grouped(changes):
+            label = f"**{r.label}**" if r.label == RAISING else r.label
+            if isinstance(r, Group):
+                items = _md(_items(r))
+                change, old, new = f"{r.kind} `{r.set}`", *((items, "-") if r.kind == "removed" else ("-", items))
+            else:
+                change, old, new = f"{r.kind} `{r.key}`", _md(r.old), _md(r.new)
+            cells = [r.concern, label, change, old, new, f"`{r.src_a or '-'}`", f"`{r.src_b or '-'}`"]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
