@@ -10,6 +10,7 @@ import pytest
 from mrunc.review.verify import verify
 from tests.conftest import mrunc
 from tests.review_cases import CONFIGS, subject
+from tests.test_lowering import compile_fragment
 
 
 @pytest.fixture
@@ -67,6 +68,16 @@ def test_without_the_config_a_partial_capability_drop_is_still_caught():
     result = verify(plan)
     assert result.problems == ["/ops: keep_caps, capset without drop_bounding: the capability drop is incomplete"]
     assert "config not at hand" in result.notes[0]
+
+
+@pytest.mark.parametrize("propagation", ["shared", "unbindable"])
+def test_rootfs_propagation_after_pivot_root_is_no_mount_into_the_rootfs(propagation):
+    plan = compile_fragment({"linux": {"rootfsPropagation": propagation}})
+    root = next(i for i, o in enumerate(plan["ops"]) if o["op"] == "pivot_root")
+    assert plan["ops"][root + 1]["src"] == "/linux/rootfsPropagation"
+    assert verify(plan).problems == []
+    plan["ops"][root + 1]["args"].update(source="/tmp", flags=["MS_BIND"])  # a real mount after pivot_root still is
+    assert verify(plan).problems == [f"/ops/{root + 1}: mount into the rootfs after pivot_root (op {root})"]
 
 
 def test_seccomp_loaded_before_no_new_privs_breaks_the_order_rule():

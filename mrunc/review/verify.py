@@ -57,7 +57,8 @@ def _order_rules(ops: list[dict]) -> list[str]:
         return problems + [f"/ops: {len(roots)} pivot_root/chroot ops; a plan changes root exactly once"]
     root = roots[0]
     problems += [f"/ops/{i}: {ops[i]['op']} into the rootfs after pivot_root (op {root})"
-                 for i, o in enumerate(ops) if o["op"] in ("mount", "mknod", "symlink") and i > root]
+                 for i, o in enumerate(ops) if o["op"] in ("mount", "mknod", "symlink") and i > root
+                 and not _rootfs_propagation(o)]
     problems += [f"/ops/{i}: {ops[i]['op']} before pivot_root (op {root}); it must act on the container's view"
                  for name in ("readonly_path", "mask_path", "sysctl", "sethostname") for i in at.get(name, [])
                  if i < root]
@@ -69,6 +70,13 @@ def _order_rules(ops: list[dict]) -> list[str]:
         missing = sorted(set(CAPABILITY_GROUP) - set(present))
         problems.append(f"/ops: {', '.join(present)} without {', '.join(missing)}: the capability drop is incomplete")
     return problems + _seccomp_place(at) + _netdev_place(ops, at)
+
+
+def _rootfs_propagation(o: dict) -> bool:
+    """rootfsPropagation's change of the rootfs mount itself, which is / only after the root change: no mount."""
+    a = o["args"]
+    return (o["op"] == "mount" and o["src"] == "/linux/rootfsPropagation" and a["target"] == "/" and not a["source"]
+            and set(a["flags"]) <= {"MS_SHARED", "MS_SLAVE", "MS_PRIVATE", "MS_UNBINDABLE"})
 
 
 def _seccomp_place(at: dict[str, list[int]]) -> list[str]:
