@@ -147,6 +147,7 @@ class FakeSyscalls:
             "umask": lambda mask: r("umask", oct(mask)),
             "execve": lambda path, args, env: r("execve", path, args, sorted(f"{k}={v}" for k, v in env.items())),
             "access": lambda path, mode: self._exists(path),
+            "readlink": lambda path, dir_fd=None: self._resolve(path, dir_fd),  # an fd's: the path it was opened at
             "path": SimpleNamespace(isdir=lambda p: p in self.dirs, isfile=lambda p: p in self.files,
                                     join=posixpath.join, split=posixpath.split, dirname=posixpath.dirname),
         }

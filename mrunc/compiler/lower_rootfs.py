@@ -4,6 +4,7 @@ Mount options are lowered by table, as runc does: each option either sets or cle
 propagation change (its own mount call), or is passed to the filesystem as data.
 """
 
+import os
 from collections.abc import Callable
 
 from mrunc.compiler.emit import Emitter
@@ -185,14 +186,61 @@ def lower_devices(emit: Emitter, linux: dict, rootfs: str, in_userns: bool) -> N
         emit("symlink", "init", "/linux/devices", root=rootfs, target=target, link=link)
 
 
-def lower_paths(emit: Emitter, linux: dict) -> None:
-    """Read-only paths, then masked paths (after pivot_root, as runc and youki do)."""
-    for i, path in enumerate(linux.get("readonlyPaths", [])):
-        emit("readonly_path", "init", pointer("linux", "readonlyPaths", i), path=path)
-    for i, path in enumerate(linux.get("maskedPaths", [])):
-        emit("mask_path", "init", pointer("linux", "maskedPaths", i), path=path)
+def lower_paths(emit: Emitter, linux: dict, rootfs: str) -> None:
+    """Read-only paths, then masked paths (after pivot_root, as runc and youki do). A path that goes through a
+    symlink in the rootfs is lowered to what the link names there (resolved as if rootfs were `/`), so the
+    listing shows what is hidden: init re-resolves it inside the root and refuses a different answer."""
+    for key, op in (("readonlyPaths", "readonly_path"), ("maskedPaths", "mask_path")):
+        for i, path in enumerate(linux.get(key, [])):
+            src = pointer("linux", key, i)
+            named = resolve_in_rootfs(rootfs, path, src)
+            if named != path and named != _lexical(path):
+                emit.note(src, f"{path} goes through a symlink in the rootfs: {op} of what it names, {named}")
+                path = named
+            emit(op, "init", src, path=path)
     if linux.get("mountLabel") and linux.get("maskedPaths"):
         emit.note("/linux/mountLabel", "not given to the empty tmpfs over a masked directory (runc labels it)")
+
+
+MAX_SYMLINKS = 40  # as the kernel's path walk
+
+
+def resolve_in_rootfs(rootfs: str, path: str, src: str) -> str:
+    """What `path` names inside the rootfs as it is now: each symlink on the way followed as if rootfs were `/`
+    (an absolute target starts over at rootfs, `..` stops there), so the answer never leaves the rootfs. From a
+    missing part on (a mount point filled later, a dangling link) the rest is taken as written."""
+    todo = [p for p in path.split("/") if p]
+    done: list[str] = []
+    links = 0
+    while todo:
+        name = todo.pop(0)
+        if name == "..":
+            del done[-1:]
+        if name in (".", ".."):
+            continue
+        try:
+            target = os.readlink(os.path.join(rootfs, *done, name))
+        except OSError:  # not a symlink, or missing: a real part of the path
+            done.append(name)
+            continue
+        links += 1
+        if links > MAX_SYMLINKS:
+            raise ConfigError(src, f"{path}: too many levels of symbolic links in the rootfs; allowed: "
+                                   f"{MAX_SYMLINKS}")
+        if target.startswith("/"):
+            done = []
+        todo = [p for p in target.split("/") if p] + todo
+    return "/" + "/".join(done)
+
+
+def _lexical(path: str) -> str:
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part == "..":
+            del parts[-1:]
+        elif part not in ("", "."):
+            parts.append(part)
+    return "/" + "/".join(parts)
 
 
 def lower_cwd(emit: Emitter, process: dict, rootfs: str) -> None:

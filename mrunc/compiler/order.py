@@ -119,7 +119,7 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
         emit("setdomainname", "init", "/domainname", name=config["domainname"])
     for key, value in sorted(linux.get("sysctl", {}).items()):
         emit("sysctl", "init", f"/linux/sysctl/{key}", key=key, value=value)
-    lower_rootfs.lower_paths(emit, linux)
+    lower_rootfs.lower_paths(emit, linux, rootfs)
 
     if "process" not in config:
         # The spec makes process REQUIRED for start only: the plan builds the container, ends before the process

@@ -201,16 +201,46 @@ def _is_dev_null(fd: int) -> bool:
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3)
 
 
+def _open_named(path: str) -> int | None:
+    """O_PATH fd of what `path` names inside the container's root, its symlinks followed there and never out of
+    it (absolute targets and `..` stay in root, magic links are refused), as runc's mount(2) after pivot_root
+    resolves it; None if it names nothing (a missing path or a dangling link: nothing to hide, as runc). The
+    compiler put the resolution it saw in the plan: a different one now (the rootfs changed since) is refused."""
+    try:
+        fd = _open_in_root("/", path)
+    except FileNotFoundError:
+        return None
+    try:
+        named = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        named = "?"
+    if named != _clean(path):
+        os.close(fd)
+        raise OSError(errno.ESTALE, f"{path} names {named} now, not what the plan was compiled with; recompile",
+                      path)
+    return fd
+
+
+def _clean(path: str) -> str:
+    """`path` without empty, `.` and `..` parts (as the kernel names a file it opened)."""
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part == "..":
+            del parts[-1:]
+        elif part not in ("", "."):
+            parts.append(part)
+    return "/" + "/".join(parts)
+
+
 @op("mask_path", "init", "path")
 def mask_path(ctx: Context, path: str) -> None:
-    """Hide a path: bind /dev/null over a file, a read-only empty tmpfs over a directory; absent is fine.
+    """Hide what a path names in the root: /dev/null bound over a file, a read-only empty tmpfs over a directory.
 
     /dev/null is checked to be the real 1:3 character device first, so a rootfs that made it a symlink or
     another node cannot turn the mask into a bind of something else (CVE-2025-31133).
     """
-    try:
-        target = os.open(path, libc.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except FileNotFoundError:
+    target = _open_named(path)
+    if target is None:
         return
     try:
         proc_target = f"/proc/self/fd/{target}"
@@ -230,17 +260,16 @@ def mask_path(ctx: Context, path: str) -> None:
 
 @op("readonly_path", "init", "path")
 def readonly_path(ctx: Context, path: str) -> None:
-    """Make a path read-only: bind it onto itself, then remount the bind read-only; absent is fine."""
-    try:
-        fd = os.open(path, libc.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except FileNotFoundError:
+    """Make what a path names in the root read-only: bind it onto itself, then remount the bind read-only."""
+    fd = _open_named(path)
+    if fd is None:
         return
     try:
         target = f"/proc/self/fd/{fd}"
         libc.mount(target, target, None, mask(["MS_BIND", "MS_REC"], MOUNT_FLAGS), None)
     finally:
         os.close(fd)
-    remount(ctx, path, ["MS_BIND", "MS_REMOUNT", "MS_RDONLY", "MS_REC"], None)
+    remount(ctx, path, ["MS_BIND", "MS_REMOUNT", "MS_RDONLY", "MS_REC"], "/")
 
 
 def write_proc(path: str, value: str) -> None:
