@@ -25,15 +25,15 @@ RACE_RUNS = int(os.environ.get("MRUNC_RACE_RUNS", "8"))
 C_SOURCES = Path(__file__).parent / "c"
 
 
-def _compile(bundle, config: dict, without: str | None = None) -> str:
-    """Compile config for bundle; `without` removes every op of that name (the unprotected variant)."""
+def _compile(bundle, config: dict, without: tuple[str, ...] = ()) -> str:
+    """Compile config for bundle; `without` removes every op of those names (the unprotected variant)."""
     bundle.write(config)
     result = mrunc("compile", str(bundle.config_path), private_mounts=False)
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
     if without:
-        plan["ops"] = [o for o in plan["ops"] if o["op"] != without]
-    path = bundle.path / f"plan-without-{without}.json"
+        plan["ops"] = [o for o in plan["ops"] if o["op"] not in without]
+    path = bundle.path / f"plan-without-{'-'.join(without)}.json"
     path.write_text(json.dumps(plan))
     return str(path)
 
@@ -61,7 +61,7 @@ def test_a_leaked_host_fd_never_reaches_the_container(bundle, tmp_path):
     fd = _host_dir_fd(tmp_path)
     try:
         config = base_config(["sh", "-c", READ_THROUGH_FDS])
-        unprotected = _exec_with_fd(_compile(bundle, config, without="close_fds"), fd)
+        unprotected = _exec_with_fd(_compile(bundle, config, without=("close_inherited_fds", "close_fds")), fd)
         protected = _exec_with_fd(_compile(bundle, config), fd)
     finally:
         os.close(fd)
@@ -75,10 +75,11 @@ def test_a_cwd_through_proc_self_fd_cannot_reach_the_host(bundle, tmp_path):
     fd = _host_dir_fd(tmp_path)
     try:
         leaked = base_config(["sh", "-c", f"cd /proc/self/fd/{fd} && cat secret"])
-        unprotected = _exec_with_fd(_compile(bundle, leaked, without="close_fds"), fd)
+        unprotected = _exec_with_fd(_compile(bundle, leaked, without=("close_inherited_fds", "close_fds")), fd)
         config = base_config(["sh", "-c", "cat secret; pwd"])
         config["process"]["cwd"] = f"/proc/self/fd/{fd}"
-        protected = _exec_with_fd(_compile(bundle, config), fd)
+        # the fd left open in init (child's close_inherited_fds removed), so the cwd's own resolution is what refuses
+        protected = _exec_with_fd(_compile(bundle, config, without=("close_inherited_fds",)), fd)
     finally:
         os.close(fd)
     assert SECRET in unprotected.stdout, unprotected.stderr
@@ -128,7 +129,7 @@ def test_seccomp_denies_on_every_x86_abi_with_errno_and_argument_filters(bundle,
     _install(tools, bundle, "abi")
     config = base_config(["/abi"])
     config["linux"]["seccomp"] = SECCOMP
-    unprotected = mrunc("exec", _compile(bundle, config, without="seccomp_load"))
+    unprotected = mrunc("exec", _compile(bundle, config, without=("seccomp_load",)))
     protected = mrunc("exec", _compile(bundle, config))
     assert unprotected.returncode == 0 and protected.returncode == 0, protected.stderr
     before, after = _results(unprotected.stdout), _results(protected.stdout)
@@ -408,7 +409,7 @@ def test_an_execute_only_script_cannot_hide_its_proc_self_exe_line(bundle):
     before = _digests(protected)
     config = base_config(["/evil"])
     config["process"]["user"] = {"uid": 1000, "gid": 1000}
-    unprotected = mrunc("exec", _compile(bundle, config, without="check_program"))
+    unprotected = mrunc("exec", _compile(bundle, config, without=("check_program",)))
     assert "program name = '/proc/self/exe'" in unprotected.stderr, unprotected.stderr  # the host's interpreter ran
     result = mrunc("exec", _compile(bundle, config))
     assert result.returncode == 1 and "Python" not in result.stderr, result.stderr
@@ -439,7 +440,7 @@ def test_a_program_swapped_after_its_check_is_refused(bundle):
     config["root"]["readonly"] = False
     config["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "mv /evil /prog"]}]}
     plant()
-    unprotected = mrunc("exec", _compile(bundle, config, without="check_program"))
+    unprotected = mrunc("exec", _compile(bundle, config, without=("check_program",)))
     assert "program name = '/proc/self/exe'" in unprotected.stderr, unprotected.stderr  # the host's interpreter ran
     plant()
     result = mrunc("exec", _compile(bundle, config))

@@ -3,7 +3,10 @@ resume; state transitions and errors as runtime-spec runtime.md says; nothing le
 
 import json
 import os
+import shutil
 import signal
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mrunc.executor.host import cgroup_layout
-from tests.conftest import base_config
+from tests.conftest import REPO, base_config
 from tests.lifecycle_helpers import Lifecycle, wait_for
 
 
@@ -288,6 +291,36 @@ def test_the_stored_plan_shows_the_wait_for_start(lc, bundle):
     assert names.index("exec_fifo_create") < names.index("fork")
     assert plan["ops"][names.index("wait_start")]["args"]["path"] == fifo
     assert names.index("close_fds") < names.index("wait_start") < names.index("execve") == len(names) - 1
+
+
+@pytest.mark.skipif(not shutil.which("flock"), reason="needs flock(1)")
+def test_a_created_containers_init_holds_none_of_its_callers_fds(lc, bundle, tmp_path):
+    """A harness runs `flock -x LOCK mrunc create ...`, then waits on LOCK: the lock is free once create returns
+    (runc's waiting init holds none of its caller's fds). init keeps stdio and mrunc's own (the sync socket, the
+    exec fifo): not the lock, nor the caller's pipe at 251."""
+    lock = tmp_path / "LOCK"
+    lock.touch()
+    bundle.write(base_config(["sleep", "100"]))
+    command = ["flock", "-x", str(lock), "unshare", "-m", "--propagation", "private", sys.executable, "-m", "mrunc",
+               "--root", str(bundle.state_root), "create", "--bundle", str(bundle.path), bundle.id]
+    read, write = os.pipe()
+    os.dup2(read, 251)
+    try:
+        with open(lc.output, "ab") as out:
+            created = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=out, stderr=out, pass_fds=(251,),
+                                     timeout=60, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    finally:
+        for fd in (read, write, 251):
+            os.close(fd)
+    assert created.returncode == 0, lc.output.read_text()
+    assert subprocess.run(["flock", "-n", "-x", str(lock), "true"], timeout=10).returncode == 0  # not held
+    fd_dir = Path(f"/proc/{lc.state()['pid']}/fd")
+    held = {int(fd.name): os.readlink(fd) for fd in fd_dir.iterdir()}
+    assert held[0] == "/dev/null" and held[1] == held[2] == str(lc.output)
+    others = sorted(target.split(":")[0] for fd, target in held.items() if fd > 2)
+    assert others == sorted(["socket", str(bundle.state_root / bundle.id / "exec.fifo")]), held
+    assert lc("start", bundle.id).returncode == 0
+    assert lc("delete", "--force", bundle.id).returncode == 0
 
 
 def test_debug_logs_the_created_container(lc, bundle, tmp_path):

@@ -283,9 +283,11 @@ def test_v1_cgroup_is_made_per_controller_with_cpuset_filled_from_its_parent_the
         (d["cpuset"], "cpuset.cpus", "0-1", f"{src}/cpu/cpus"),
         (d["cpuset"], "cpuset.mems", "0", f"{src}/cpu/mems"),
     ]
-    # init joins itself, first thing, through the tasks files child opened on the host right after fork
+    # init joins itself, first thing, through the tasks files child opened on the host right after fork (and after
+    # closing its caller's fds)
     i = names(plan).index("fork")
-    assert plan["ops"][i + 1] == {"op": "cgroup_open_tasks", "proc": "child", "src": "/linux/cgroupsPath",
+    assert plan["ops"][i + 1]["op"] == "close_inherited_fds"
+    assert plan["ops"][i + 2] == {"op": "cgroup_open_tasks", "proc": "child", "src": "/linux/cgroupsPath",
                                   "args": {"dirs": list(d.values())}}
     i = names(plan).index("fork_init")
     assert plan["ops"][i + 1] == {"op": "cgroup_join_self", "proc": "init", "src": "/linux/cgroupsPath", "args": {}}

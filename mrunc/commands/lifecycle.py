@@ -77,7 +77,7 @@ def _create_locked(container: Container, opts: Namespace, detach: bool, lock: in
         container.save(state)
         if opts.pid_file:
             write_atomic(os.path.abspath(opts.pid_file), str(pid))
-        container.unlock(lock)  # init shares the lock's fd until execve: release it for all
+        container.unlock(lock)  # created: other commands on this id may go on while create returns
         from mrunc import log
 
         log.debug(f"container {opts.id!r} created: init pid {pid}, state in {container.dir}")
