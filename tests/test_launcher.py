@@ -2,8 +2,13 @@
 
 import base64
 import os
+import shutil
 import subprocess
 import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
 
 from mrunc.executor import b64
 from mrunc.executor.optable import COMMON_MODULES, RARE_MODULES
@@ -97,3 +102,84 @@ def test_bpf_text_in_plans_decodes_as_the_base64_module_does():
         except ValueError:
             continue
         raise AssertionError(f"{bad!r} decoded")
+
+
+# The installed command: mrunc built from a copy of this checkout and installed by pip, as a user would.
+
+
+def _install(top: Path, editable: bool) -> Path:
+    """`pip install .` (or `pip install -e .`) of a copy of this checkout into a new virtualenv; returns the venv.
+    Its dependencies and the build backend are this venv's, linked into the new one's site-packages, so pip
+    needs no network (--no-index --no-deps) and the result is what a plain install puts there."""
+    source, venv = top / "source", top / "venv"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    for name in ("bin", "mrunc"):
+        shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site_packages = Path(sysconfig.get_paths(vars={"base": str(venv)})["purelib"])
+    for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
+        if entry.name.split("-")[0] not in ("mrunc", "pip", "__pycache__") and entry.suffix != ".pth" and \
+                not entry.name.startswith("__editable__"):
+            (site_packages / entry.name).symlink_to(entry)
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q",
+                    "--no-index", "--no-deps", "--no-build-isolation", *(["-e"] if editable else []), str(source)],
+                   check=True, capture_output=True)
+    return venv
+
+
+@pytest.fixture(scope="module", params=["pip install .", "pip install -e ."])
+def installed(request, tmp_path_factory) -> tuple[Path, Path]:
+    """(venv, where its mrunc package lies): the installed copy, or the editable install's source."""
+    top = tmp_path_factory.mktemp("installed")
+    editable = request.param.endswith("-e .")
+    venv = _install(top, editable)
+    site_packages = Path(sysconfig.get_paths(vars={"base": str(venv)})["purelib"])
+    return venv, (top / "source" if editable else site_packages) / "mrunc"
+
+
+def installed_command(venv: Path, *args: str) -> list[str]:
+    """What the installed `mrunc` runs, as its shell part execs it (`sh -x` shows the exec)."""
+    traced = subprocess.run(["sh", "-x", str(venv / "bin" / "mrunc"), *args], capture_output=True, text=True,
+                            timeout=60, env={"PATH": os.environ["PATH"]})
+    execs = [line.split()[2:] for line in traced.stderr.splitlines() if line.startswith("+ exec ")]
+    assert execs, traced.stderr
+    return execs[-1]
+
+
+def test_installed_command_starts_its_venvs_python_without_site(installed):
+    venv, _ = installed
+    assert installed_command(venv, "--version") == [str(venv / "bin" / "python3"), "-I", "-S",
+                                                    str(venv / "bin" / "mrunc"), "--version"]
+    result = subprocess.run([str(venv / "bin" / "mrunc"), "--version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith("mrunc version "), result.stderr
+
+
+def test_installed_command_through_a_symlink_starts_the_python_beside_its_target(installed, tmp_path):
+    venv, _ = installed
+    (tmp_path / "mrunc").symlink_to(venv / "bin" / "mrunc")
+    traced = subprocess.run(["sh", "-x", str(tmp_path / "mrunc"), "--version"], capture_output=True, text=True,
+                            timeout=60)
+    assert f"+ exec {venv / 'bin' / 'python3'} -I -S {tmp_path / 'mrunc'} --version" in traced.stderr, traced.stderr
+    assert traced.stdout.startswith("mrunc version ")
+
+
+def test_installed_command_finds_mrunc_without_site_and_execs_a_plan_importing_only_the_stdlib(installed, bundle):
+    venv, package = installed
+    config_path = bundle.write(base_config(["sh", "-c", "echo from $(hostname); exit 3"]))
+    plan_path = bundle.path / "plan.json"
+    # compile needs jsonschema, jinja2 and pyseccomp, from the venv's site-packages
+    compiled = subprocess.run([str(venv / "bin" / "mrunc"), "compile", str(config_path), "-o", str(plan_path)],
+                              capture_output=True, text=True, timeout=120, env={"PATH": os.environ["PATH"]})
+    assert compiled.returncode == 0, compiled.stderr
+    python, *rest = installed_command(venv, "exec", str(plan_path))
+    command = ["unshare", "-m", "--propagation", "private", python, "-v", "-X", "importtime", *rest]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert (result.stdout, result.returncode) == ("from runc\n", 3), result.stderr
+    modules = imported_modules(result.stderr)
+    assert "mrunc.executor.run" in modules
+    assert not modules & (NOT_ON_EXEC_PATH | RARE_OP_MODULES), sorted(modules & (NOT_ON_EXEC_PATH | RARE_OP_MODULES))
+    loaded_from = [line for line in result.stderr.splitlines() if line.startswith("# code object from ")
+                   and "cli." in line and "/mrunc/" in line]
+    assert loaded_from and str(package) in loaded_from[0], loaded_from
