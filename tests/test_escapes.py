@@ -422,8 +422,8 @@ def test_an_execute_only_script_cannot_hide_its_proc_self_exe_line(bundle):
 
 
 def test_a_program_swapped_after_its_check_is_refused(bundle):
-    """A startContainer hook runs in the container after check_program and before execve: it swaps /prog for
-    an execute-only `#!/proc/self/exe` script, which the user cannot read. Without check_program the late
+    """A startContainer hook runs in the container after check_program and before recheck_program: it swaps /prog
+    for an execute-only `#!/proc/self/exe` script, which the user cannot read. Without check_program the late
     check cannot see the #! line and the host's interpreter runs; with it execve runs only the file checked."""
     rootfs = bundle.path / "rootfs"
     _add_interpreter_libraries(rootfs)
@@ -445,5 +445,6 @@ def test_a_program_swapped_after_its_check_is_refused(bundle):
     plant()
     result = mrunc("exec", _compile(bundle, config))
     assert result.returncode == 1 and "Python" not in result.stderr and "checked" not in result.stdout, result.stderr
-    assert "execve (/process/args)" in result.stderr and "EPERM" in result.stderr and "replaced" in result.stderr
+    assert "recheck_program (/process/args)" in result.stderr and "EPERM" in result.stderr, result.stderr
+    assert "replaced" in result.stderr
     assert _digests(protected) == before

@@ -74,8 +74,8 @@ EXPECTED = [
     "mount(None, fd:/proc/sys, None, 'MS_RDONLY|MS_REMOUNT|MS_BIND|MS_REC', None)",
     "mount(fd:/dev/null, fd:/proc/kcore, None, 'MS_BIND', None)",
     "mount('tmpfs', fd:/sys/firmware, 'tmpfs', 'MS_RDONLY', 'size=0k')",
-    # limits, then credentials: bounding set, keep-caps, groups/gid/uid, capset, ambient
-    "setrlimit('RLIMIT_NOFILE', 64, 64)",
+    # limits and umask, then credentials: bounding set, keep-caps, groups/gid/uid, capset, ambient
+    "setrlimit('RLIMIT_NOFILE', 64, 64)", "umask('0o27')",
     "fchdir('fd:/')",  # cwd opened inside our root, never through a magic link
     *(f"prctl('PR_CAPBSET_DROP', '{cap}')" for cap in CAPABILITIES if cap != "CAP_KILL"),
     "prctl('PR_CAPBSET_DROP', 41) = EINVAL",  # one past the kernel's last capability: the drop stops there
@@ -83,9 +83,9 @@ EXPECTED = [
     "setgroups([5])", "setresgid(1000, 1000, 1000)", "setresuid(1000, 1000, 1000)",
     "capset('eff=CAP_KILL', 'prm=CAP_KILL', 'inh=CAP_KILL')",
     "prctl('PR_CAP_AMBIENT', 'PR_CAP_AMBIENT_RAISE', 'CAP_KILL')",
-    "fchdir('fd:/')", "umask('0o27')",
+    "fchdir('fd:/')",
     # no_new_privs, fds close-on-exec, the signals Python ignores back to their defaults, then seccomp as late
-    # as possible, then execve
+    # as possible: after it, only execve
     "prctl('PR_SET_NO_NEW_PRIVS', 1)",
     "close_range(3, '0xffffffff', 4)",
     "signal('SIGPIPE', 'SIG_DFL')", "signal('SIGXFSZ', 'SIG_DFL')",
@@ -100,16 +100,28 @@ def test_init_ops_make_exactly_these_syscalls(monkeypatch):
     assert fake.run(init_ops(CONFIG)) == EXPECTED
 
 
-def test_without_no_new_privs_seccomp_loads_before_the_capability_drop(monkeypatch):
+def test_without_no_new_privs_only_the_id_and_capability_calls_and_execve_follow_the_filter(monkeypatch):
+    """The filter loads while init may (CAP_SYS_ADMIN); close_range and the signal resets come before it, and after
+    it every syscall is one the process model needs (the cwd was reached as root: no chdir after the filter)."""
     config = json.loads(json.dumps(CONFIG))
     config["process"]["noNewPrivileges"] = False
     fake = FakeSyscalls(**WORLD)
     fake.install(monkeypatch)
     calls = fake.run(init_ops(config))
     start = calls.index("setrlimit('RLIMIT_NOFILE', 64, 64)")
-    assert calls[start:start + 4] == ["setrlimit('RLIMIT_NOFILE', 64, 64)", "fchdir('fd:/')",
-                                      "seccomp('SECCOMP_SET_MODE_FILTER', 0, '<9 insns>')",
-                                      "prctl('PR_CAPBSET_DROP', 'CAP_CHOWN')"]
+    load = calls.index("seccomp('SECCOMP_SET_MODE_FILTER', 0, '<9 insns>')")
+    assert calls[start:load] == ["setrlimit('RLIMIT_NOFILE', 64, 64)", "umask('0o27')", "fchdir('fd:/')",
+                                 "close_range(3, '0xffffffff', 4)",
+                                 "signal('SIGPIPE', 'SIG_DFL')", "signal('SIGXFSZ', 'SIG_DFL')"]
+    assert calls[load + 1:] == [
+        *(f"prctl('PR_CAPBSET_DROP', '{cap}')" for cap in CAPABILITIES if cap != "CAP_KILL"),
+        "prctl('PR_CAPBSET_DROP', 41) = EINVAL",
+        "prctl('PR_SET_KEEPCAPS', 1)",
+        "setgroups([5])", "setresgid(1000, 1000, 1000)", "setresuid(1000, 1000, 1000)",
+        "capset('eff=CAP_KILL', 'prm=CAP_KILL', 'inh=CAP_KILL')",
+        "prctl('PR_CAP_AMBIENT', 'PR_CAP_AMBIENT_RAISE', 'CAP_KILL')",
+        "execve('/bin/sh', ['sh', '-c', 'true'], ['PATH=/bin'])",
+    ]
     assert "prctl('PR_SET_NO_NEW_PRIVS', 1)" not in calls
 
 

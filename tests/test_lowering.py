@@ -360,6 +360,7 @@ def test_process_tail_rlimits_ids_capabilities_in_the_order_runc_uses():
         ("setrlimit", "/process/rlimits/0", {"type": "RLIMIT_NOFILE", "soft": 10, "hard": 20}),
         ("setrlimit", "/process/rlimits/1", {"type": "RLIMIT_CORE", "soft": 0, "hard": 0}),
         ("oom_score_adj", "/process/oomScoreAdj", {"value": -5}),
+        ("umask", "/process/user/umask", {"mask": 18}),
         ("chdir", "/process/cwd", {"path": "/w", "must": False}),
         ("check_program", "/process/args", {"program": "sh", "search_path": None}),
         ("drop_bounding", "/process/capabilities/bounding", {"keep": ["CAP_CHOWN", "CAP_KILL"]}),
@@ -369,10 +370,10 @@ def test_process_tail_rlimits_ids_capabilities_in_the_order_runc_uses():
                                              "inheritable": ["CAP_CHOWN"]}),
         ("ambient_raise", "/process/capabilities/ambient", {"caps": ["CAP_CHOWN"]}),
         ("chdir", "/process/cwd", {"path": "/w", "must": True}),
-        ("umask", "/process/user/umask", {"mask": 18}),
         ("no_new_privs", "/process/noNewPrivileges", {}),
         ("close_fds", "/process", {"preserve": 0}),
         ("default_signals", "/process", {}),
+        ("recheck_program", "/process/args", {"program": "sh", "search_path": None}),
         ("execve", "/process/args", {"args": ["sh"], "env": ["A=1"]}),
     ]
     # CAP_NET_RAW is neither permitted nor inheritable: the kernel cannot raise it, so the plan says so.
@@ -384,8 +385,8 @@ def test_without_capabilities_or_user_the_plan_touches_no_caps_and_sets_root_and
     plan = compile_fragment({})
     assert not {"drop_bounding", "keep_caps", "capset", "ambient_raise"} & set(names(plan))
     assert ops(plan, "/process/user") == [
-        ("set_ids", "init", "/process/user", {"uid": 0, "gid": 0, "additional_gids": []}),
         ("umask", "init", "/process/user", {"mask": 0o022}),  # runc's default, not whatever mrunc inherited
+        ("set_ids", "init", "/process/user", {"uid": 0, "gid": 0, "additional_gids": []}),
     ]
 
 
@@ -393,17 +394,48 @@ SECCOMP = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], 
 
 
 def test_seccomp_with_no_new_privs_loads_last_just_before_execve():
+    """Everything else first (the resolve-in-root chdir's openat2, close_fds' close_range, the signal resets, the
+    program's recheck): after the filter only execve, which any usable profile allows."""
     plan = compile_fragment({"process": {"cwd": "/", "args": ["sh"], "noNewPrivileges": True},
                              "linux": {"seccomp": SECCOMP}})
-    assert names(plan)[-5:] == ["no_new_privs", "close_fds", "default_signals", "seccomp_load", "execve"]
+    assert names(plan)[-9:] == ["check_program", "set_ids", "chdir", "no_new_privs", "close_fds", "default_signals",
+                                "recheck_program", "seccomp_load", "execve"]
 
 
-def test_seccomp_without_no_new_privs_loads_before_capabilities_drop():
-    plan = compile_fragment({"process": {"cwd": "/", "args": ["sh"], "capabilities": CAPS},
+def test_seccomp_without_no_new_privs_is_followed_only_by_the_id_and_capability_calls_and_execve():
+    """The filter goes before the capability drop (loading it needs CAP_SYS_ADMIN); what may need a syscall a
+    profile lacks goes before the filter, and the chdir after the id change is the plain one (chdir_as_user)."""
+    plan = compile_fragment({"process": {"cwd": "/w", "args": ["sh"], "capabilities": CAPS},
                              "linux": {"seccomp": SECCOMP}})
-    tail = names(plan)[names(plan).index("chdir"):]
-    assert tail[:5] == ["chdir", "check_program", "seccomp_load", "drop_bounding", "keep_caps"]
-    assert "no_new_privs" not in tail
+    tail = plan["ops"][names(plan).index("umask"):]
+    assert [(o["op"], o["args"]) for o in tail if o["op"] != "seccomp_load"] == [
+        ("umask", {"mask": 0o022}),
+        ("chdir", {"path": "/w", "must": False}),
+        ("check_program", {"program": "sh", "search_path": None}),
+        ("close_fds", {"preserve": 0}),
+        ("default_signals", {}),
+        ("recheck_program", {"program": "sh", "search_path": None}),
+        ("drop_bounding", {"keep": ["CAP_CHOWN", "CAP_KILL"]}),
+        ("keep_caps", {}),
+        ("set_ids", {"uid": 0, "gid": 0, "additional_gids": []}),
+        ("capset", {"effective": ["CAP_KILL"], "permitted": ["CAP_CHOWN", "CAP_KILL"], "inheritable": ["CAP_CHOWN"]}),
+        ("ambient_raise", {"caps": ["CAP_CHOWN"]}),
+        ("chdir_as_user", {"path": "/w"}),
+        ("execve", {"args": ["sh"], "env": []}),
+    ]
+    assert names(plan).index("seccomp_load") == names(plan).index("drop_bounding") - 1
+    assert "no_new_privs" not in names(plan)
+
+
+def test_without_seccomp_or_with_no_new_privs_the_credentials_come_before_the_start_wait_and_hooks():
+    """startContainer hooks run as the container's user unless a filter without no_new_privs must load first."""
+    hooks = {"startContainer": [{"path": "/bin/true"}]}
+    for process, seccomp in (({}, None), ({"noNewPrivileges": True}, SECCOMP)):
+        plan = compile_fragment({"process": {"cwd": "/", "args": ["sh"], **process}, "hooks": hooks,
+                                 **({"linux": {"seccomp": seccomp}} if seccomp else {})})
+        assert names(plan).index("set_ids") < names(plan).index("close_fds") < names(plan).index("hook")
+    plan = compile_fragment({"process": {"cwd": "/", "args": ["sh"]}, "hooks": hooks, "linux": {"seccomp": SECCOMP}})
+    assert names(plan).index("hook") < names(plan).index("seccomp_load") < names(plan).index("set_ids")
 
 
 def test_seccomp_filter_is_compiled_bpf_with_its_readable_form():
@@ -435,7 +467,7 @@ def test_personality_is_one_op_after_the_paths_and_before_the_process_steps(doma
     plan = compile_fragment({"linux": {"namespaces": [{"type": "mount"}], "personality": {"domain": domain}}})
     assert ops(plan, "/linux/personality") == [("personality", "init", "/linux/personality", {"domain": name})]
     tail = names(plan)[names(plan).index("pivot_root"):]
-    assert tail[:3] == ["pivot_root", "personality", "chdir"]
+    assert tail[:3] == ["pivot_root", "personality", "umask"]
 
 
 def test_scheduler_and_io_priority_are_one_op_each_after_rlimits_while_init_is_root():
@@ -451,7 +483,7 @@ def test_scheduler_and_io_priority_are_one_op_each_after_rlimits_while_init_is_r
         ("ioprio_set", "init", "/process/ioPriority", {"io_class": "IOPRIO_CLASS_BE", "priority": 3}),
     ]
     tail = names(plan)[names(plan).index("setrlimit"):]
-    assert tail[:4] == ["setrlimit", "sched_setattr", "ioprio_set", "chdir"]
+    assert tail[:4] == ["setrlimit", "sched_setattr", "ioprio_set", "umask"]
 
 
 def test_scheduler_defaults_nice_and_priority_to_zero_and_io_priority_level_to_zero():

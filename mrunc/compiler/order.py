@@ -173,6 +173,12 @@ def lower_user_process(emit: Emitter, process: dict, seccomp: dict | None, secco
     # yet (runc's init sets them at the same point, before the SELinux label, seccomp and the capability drop).
     procattrs.lower_process(emit, process)
 
+    # umask always: without one the container would inherit whatever umask mrunc was started with; runc's default
+    # when the config gives none is 0022. Here, before anything that may follow the filter: init creates no file
+    # after it, and the startContainer hooks inherit it as they did.
+    user = process.get("user", {})
+    emit("umask", "init", "/process/user/umask" if "umask" in user else "/process/user", mask=user.get("umask", 0o022))
+
     # 7. chdir before the id change (root may enter dirs the user cannot) and again after it
     #    (the user may enter dirs root cannot, e.g. root-squashed NFS); only the second must succeed.
     cwd = process.get("cwd", "/")
@@ -180,34 +186,44 @@ def lower_user_process(emit: Emitter, process: dict, seccomp: dict | None, secco
     # The CVE-2019-5736 check reads the program and its #! interpreters while init may still read any file it
     # could own: after the id change a script the user may run but not read (0111) would hide its #! line.
     # After the chdir, so a relative program is found where execve will find it.
-    emit("check_program", "init", "/process/args", program=process["args"][0],
-         search_path=search_path_of(process.get("env", [])))
+    check = {"program": process["args"][0], "search_path": search_path_of(process.get("env", []))}
+    emit("check_program", "init", "/process/args", **check)
 
-    # 8. seccomp before the capability drop when no_new_privs is off: loading it then needs
-    #    CAP_SYS_ADMIN. With no_new_privs it goes last, so the filter sees as few of our syscalls as can be.
+    # 8. seccomp. Once the filter is loaded, init's own syscalls are filtered too, and a profile need not allow
+    #    what the process model does not need (real allowlists lack openat2 and close_range; design.md rule 8). So
+    #    after seccomp_load init makes only the id and capability calls and execve (as runc), and everything
+    #    else, and whatever needs a newer or unusual syscall, goes before it: chdir resolved in the root
+    #    (openat2), close_fds (close_range), the start wait, the hooks, the signal resets, the program's recheck.
+    #    compiler/seccomp_check.py runs the syscalls each op after the filter declares through the filter.
+    #    With no_new_privs (or no filter) the credentials come first and the filter right before execve. Without
+    #    no_new_privs the kernel loads a filter only with CAP_SYS_ADMIN: the filter goes before the capability
+    #    drop, and the start wait and the startContainer hooks before the filter, so they run before the id
+    #    change (with init's privileges, in the container's namespaces: runc runs them after it, under the filter).
     nnp = process.get("noNewPrivileges", False)
-    if seccomp and not nnp:
-        emit("seccomp_load", "init", seccomp_src, **seccomp)
-
-    # 9. Bounding set -> keep-caps -> setgroups/setresgid/setresuid -> capset -> ambient -> no_new_privs.
-    lower_process.lower_credentials(emit, process)
-    emit("chdir", "init", "/process/cwd", path=cwd, must=True)
-    # umask always: without one the container would inherit whatever umask mrunc was started with; runc's
-    # default when the config gives none is 0022.
-    user = process.get("user", {})
-    emit("umask", "init", "/process/user/umask" if "umask" in user else "/process/user", mask=user.get("umask", 0o022))
-    if nnp:
-        emit("no_new_privs", "init", "/process/noNewPrivileges")
+    filter_before_drop = bool(seccomp) and not nnp
+    if not filter_before_drop:
+        # 9. Bounding set -> keep-caps -> setgroups/setresgid/setresuid -> capset -> ambient -> no_new_privs.
+        lower_process.lower_credentials(emit, process)
+        emit("chdir", "init", "/process/cwd", path=cwd, must=True)
+        if nnp:
+            emit("no_new_privs", "init", "/process/noNewPrivileges")
 
     # 10. No fd of ours may reach the user process (CVE-2024-21626): all above stdio become
     #     close-on-exec. Then what the caller waits for (`before_exec`); the signals Python ignores back to their
-    #     defaults (not before: init writes to hooks' pipes, where SIGPIPE would kill it); then seccomp (with
-    #     no_new_privs: last, so the filter sees neither the waits nor the hooks), then execve, always last.
+    #     defaults (not before: init writes to hooks' pipes, where SIGPIPE would kill it); then the program found
+    #     again as execve will find it and checked against check_program's (a hook or the container's processes
+    #     may have replaced it since).
     emit("close_fds", "init", "/process", preserve=preserve_fds)
     before_exec()
     emit("default_signals", "init", "/process")
-    if seccomp and nnp:
+    emit("recheck_program", "init", "/process/args", **check)
+    if seccomp:
         emit("seccomp_load", "init", seccomp_src, **seccomp)
+    if filter_before_drop:
+        # 9 without no_new_privs: the id and capability calls follow the filter, then the chdir as the user where
+        # root was refused (a plain chdir(2), checked with getcwd(2): ops_process.chdir_as_user).
+        lower_process.lower_credentials(emit, process)
+        emit("chdir_as_user", "init", "/process/cwd", path=cwd)
     emit("execve", "init", "/process/args", args=process["args"], env=process.get("env", []))
 
 

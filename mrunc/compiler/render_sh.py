@@ -9,10 +9,10 @@ SH_EXPRESSED = {"cgroup_mkdir", "cgroup_copy_parent", "cgroup_write", "cgroup_en
                 "fork", "setns", "unshare",
                 "write_id_map", "become_ns_root", "fork_init", "loopback_up", "mount", "remount", "mknod", "symlink",
                 "pivot_root", "mask_path", "readonly_path", "sysctl", "sethostname", "setdomainname", "setrlimit",
-                "oom_score_adj", "chdir", "check_program", "umask", "drop_bounding", "keep_caps", "set_ids", "capset",
-                "ambient_raise", "no_new_privs", "close_fds", "close_inherited_fds", "execve", "mkdir_in_root",
-                "cgroup_write_first", "netdev_check", "netdev_move", "apparmor_profile", "selinux_exec_label",
-                "personality", "sched_setattr", "ioprio_set"}
+                "oom_score_adj", "chdir", "chdir_as_user", "check_program", "recheck_program", "umask", "drop_bounding",
+                "keep_caps", "set_ids", "capset", "ambient_raise", "no_new_privs", "close_fds", "close_inherited_fds",
+                "execve", "mkdir_in_root", "cgroup_write_first", "netdev_check", "netdev_move", "apparmor_profile",
+                "selinux_exec_label", "personality", "sched_setattr", "ioprio_set"}
 MOUNT_WORDS = {"MS_RDONLY": "ro", "MS_NOSUID": "nosuid", "MS_NODEV": "nodev", "MS_NOEXEC": "noexec",
                "MS_SYNCHRONOUS": "sync", "MS_REMOUNT": "remount", "MS_MANDLOCK": "mand", "MS_DIRSYNC": "dirsync",
                "MS_NOSYMFOLLOW": "nosymfollow", "MS_NOATIME": "noatime", "MS_NODIRATIME": "nodiratime",

@@ -9,13 +9,15 @@ from mrunc.executor.ops_fs import write_proc
 from mrunc.executor.optable import Context, op
 
 CLOSE_RANGE_CLOEXEC = 4
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"  # execvp's, where the environment has no PATH
 
 
 @op("chdir", "init", "path", "must")
 def chdir(ctx: Context, path: str, must: bool) -> None:
     """fchdir(2) to `path` resolved inside our root, never through a magic link: `/proc/self/fd/N` naming a
     leaked host fd would put the user process outside the container (CVE-2024-21626). Tried once before the
-    id change (as root) and once after, where it must succeed."""
+    id change (as root) and once after, where it must succeed; without no_new_privs and with a filter the
+    second try is chdir_as_user's."""
     try:
         root = os.open("/", libc.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
@@ -26,9 +28,31 @@ def chdir(ctx: Context, path: str, must: bool) -> None:
             os.fchdir(fd)
         finally:
             os.close(fd)
-    except OSError:
+        ctx.cwd_error = None
+    except OSError as e:
         if must:
             raise
+        ctx.cwd_error = e
+
+
+@op("chdir_as_user", "init", "path", syscalls=(), fallback=("chdir", "getcwd"))
+def chdir_as_user(ctx: Context, path: str) -> None:
+    """After seccomp_load and the id change: nothing if chdir as root got there. If root was refused (EACCES,
+    EPERM: a root-squashed NFS directory the user may enter), chdir(2) as the user, then getcwd(2), which the
+    kernel answers with "(unreachable)..." for a directory outside our root (ENOENT from Python), so a cwd reached
+    through a magic link to an fd of ours is refused (CVE-2024-21626; runc's verifyCwd). Any other error of the
+    first try (ELOOP: a magic link; ENOENT) is final and raised here. Plain chdir(2): a profile may lack openat2."""
+    error = ctx.cwd_error
+    if error is None:
+        return
+    if error.errno not in (errno.EACCES, errno.EPERM):
+        raise error
+    os.chdir(path)
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise OSError(errno.ENOENT, "the working directory is outside the container's root (CVE-2024-21626)",
+                      path) from None
 
 
 @op("apparmor_profile", "init", "name")
@@ -59,13 +83,13 @@ def oom_score_adj(ctx: Context, value: int) -> None:
     write_proc("self/oom_score_adj", str(value))
 
 
-@op("umask", "init", "mask")
+@op("umask", "init", "mask", syscalls=("umask",))
 def umask(ctx: Context, mask: int) -> None:
     """umask(2) for the user process."""
     os.umask(mask)
 
 
-@op("drop_bounding", "init", "keep")
+@op("drop_bounding", "init", "keep", syscalls=(("prctl", libc.PR_CAPBSET_DROP),))
 def drop_bounding(ctx: Context, keep: list[str]) -> None:
     """prctl(PR_CAPBSET_DROP) every capability the kernel knows except `keep`. The kernel's last capability is
     where the drop answers EINVAL, not what /proc/sys/kernel/cap_last_cap says: the rootfs may fake that."""
@@ -80,13 +104,13 @@ def drop_bounding(ctx: Context, keep: list[str]) -> None:
                 return
 
 
-@op("keep_caps", "init")
+@op("keep_caps", "init", syscalls=(("prctl", libc.PR_SET_KEEPCAPS, 1),))
 def keep_caps(ctx: Context) -> None:
     """prctl(PR_SET_KEEPCAPS, 1): keep permitted capabilities across the uid change that follows."""
     libc.prctl(libc.PR_SET_KEEPCAPS, 1)
 
 
-@op("set_ids", "init", "uid", "gid", "additional_gids")
+@op("set_ids", "init", "uid", "gid", "additional_gids", syscalls=("setgroups", "setresgid", "setresuid"))
 def set_ids(ctx: Context, uid: int, gid: int, additional_gids: list[int]) -> None:
     """setgroups, setresgid, setresuid: groups and gid first, while we still may. An id above MAX_ID is refused
     (an edited plan): 4294967295 would leave the id unchanged, root."""
@@ -97,7 +121,7 @@ def set_ids(ctx: Context, uid: int, gid: int, additional_gids: list[int]) -> Non
     os.setresuid(uid, uid, uid)
 
 
-@op("capset", "init", "effective", "permitted", "inheritable")
+@op("capset", "init", "effective", "permitted", "inheritable", syscalls=("capset",))
 def capset(ctx: Context, effective: list[str], permitted: list[str], inheritable: list[str]) -> None:
     """capset(2): the effective, permitted and inheritable sets of the user process."""
     libc.capset(_cap_bits(effective), _cap_bits(permitted), _cap_bits(inheritable))
@@ -107,7 +131,7 @@ def _cap_bits(names: list[str]) -> int:
     return sum(1 << CAPABILITIES[name] for name in set(names))
 
 
-@op("ambient_raise", "init", "caps")
+@op("ambient_raise", "init", "caps", syscalls=(("prctl", libc.PR_CAP_AMBIENT, libc.PR_CAP_AMBIENT_RAISE),))
 def ambient_raise(ctx: Context, caps: list[str]) -> None:
     """prctl(PR_CAP_AMBIENT_RAISE) each capability (it must be permitted and inheritable already)."""
     for name in caps:
@@ -161,7 +185,7 @@ def _lookup(name: str, search_path: str | None) -> str:
     """Find the program as execvp would, but with the container's PATH."""
     if "/" in name:
         return name
-    search_path = search_path or "/usr/local/bin:/usr/bin:/bin"
+    search_path = search_path or DEFAULT_PATH
     for directory in search_path.split(":"):
         candidate = os.path.join(directory or ".", name)
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
@@ -195,8 +219,7 @@ def _refuse_own_binary(path: str, depth: int = 0) -> None:
 
 
 def _identity(path: str) -> tuple[int, int]:
-    """The file the kernel's execve of `path` would open (a plain stat: one syscall any filter lets a program
-    make, as execve runs after seccomp_load)."""
+    """The file the kernel's execve of `path` would open."""
     st = os.stat(path)
     return st.st_dev, st.st_ino
 
@@ -215,13 +238,46 @@ def check_program(ctx: Context, program: str, search_path: str | None) -> None:
     ctx.checked_program = identity
 
 
-@op("execve", "init", "args", "env")
-def execve(ctx: Context, args: list[str], env: list[str]) -> None:
-    """execve(2) the user process: the file check_program read, checked again as the user. Nothing follows it."""
-    environ = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
-    program = _lookup(args[0], search_path_of(env))
-    if ctx.checked_program and _identity(program) != ctx.checked_program:
+@op("recheck_program", "init", "program", "search_path")
+def recheck_program(ctx: Context, program: str, search_path: str | None) -> None:
+    """Just before seccomp_load: find the program again as execve will (as the user, with no_new_privs; else
+    before the id change), refuse a file other than the one check_program read (replaced since) and read its
+    #! line again. The path found is what execve runs; none found is left to execve, which reports it."""
+    try:
+        path = _lookup(program, search_path)
+        identity = _identity(path)
+    except FileNotFoundError:
+        return
+    if ctx.checked_program and identity != ctx.checked_program:
         raise OSError(errno.EPERM, "not the file check_program read before the id change; it was replaced since",
-                      program)
-    _refuse_own_binary(program)
-    os.execve(program, args, environ)
+                      path)
+    _refuse_own_binary(path)
+    ctx.program = path
+
+
+@op("execve", "init", "args", "env", syscalls=("execve",))
+def execve(ctx: Context, args: list[str], env: list[str]) -> None:
+    """execve(2) the user process: the file recheck_program found. If neither check found one (root cannot see
+    what the user may: root-squashed NFS), each candidate of the container's PATH in turn, as execvp does; a file
+    the checks found but the user cannot is not there for the user. Only execve(2): a filter may be loaded."""
+    environ = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+    name = args[0]
+    if ctx.program or ctx.checked_program is None and "/" in name:
+        os.execve(ctx.program or name, args, environ)
+    else:
+        _execvp(name, args, environ, search_path_of(env) or DEFAULT_PATH, try_path=ctx.checked_program is None)
+
+
+def _execvp(name: str, args: list[str], environ: dict, search_path: str, try_path: bool) -> None:
+    """execve each candidate of the PATH in turn, as execvp(3) does (with execve(2) alone), when `try_path`."""
+    denied: OSError | None = None
+    for directory in search_path.split(":") if try_path else ():
+        try:
+            os.execve(f"{directory or '.'}/{name}", args, environ)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        except PermissionError as e:  # as execvp: go on, and report it if nothing else runs
+            denied = e
+    if denied:
+        raise denied
+    raise FileNotFoundError(2, f"executable file not found in $PATH ({search_path})", name)

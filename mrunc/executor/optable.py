@@ -31,6 +31,8 @@ class Context:
     pty_slave: int = -1
     pty_name: str = ""
     checked_program: "Any" = None  # (st_dev, st_ino) of the program check_program read (ops_process)
+    program: "Any" = None  # the path recheck_program found and checked, which execve runs (ops_process)
+    cwd_error: "Any" = None  # why chdir as root failed (OSError), for chdir_as_user (ops_process)
     ns_fds: "Any" = None  # child: namespace files opened before the joins, by path (ops_ns.open_ns_files)
     cgroup_tasks: "Any" = ()  # child, then init: v1 tasks files opened on the host (ops_cgroup.cgroup_open_tasks)
 
@@ -43,13 +45,20 @@ class Context:
 
 
 class Op:
-    """One entry of the op table; `run` is None for a protocol op the interpreter itself carries out."""
+    """One entry of the op table; `run` is None for a protocol op the interpreter itself carries out.
 
-    __slots__ = ("name", "procs", "args", "run", "doc")
+    `syscalls`: what the op asks of the kernel every time it runs, each a name (x86_64, as libseccomp names it) or
+    (name, arg0, arg1, ...) when leading arguments are fixed (prctl's option); `fallback`: what it asks only on
+    its fallback path (its doc says when). Declared for the ops that may run after seccomp_load: the compiler and
+    `verify` run these through the plan's own filter (compiler/seccomp_check.py). None: not declared, so the op
+    may not follow the filter."""
+
+    __slots__ = ("name", "procs", "args", "run", "doc", "syscalls", "fallback")
 
     def __init__(self, name: str, procs: tuple[str, ...], args: tuple[str, ...], run: "OpFunc | None",
-                 doc: str) -> None:
+                 doc: str, syscalls: "tuple | None" = None, fallback: tuple = ()) -> None:
         self.name, self.procs, self.args, self.run, self.doc = name, procs, args, run, doc
+        self.syscalls, self.fallback = syscalls, fallback
 
     def __repr__(self) -> str:
         return f"Op({self.name!r}, procs={self.procs}, args={self.args})"
@@ -58,12 +67,14 @@ class Op:
 OPS: dict[str, Op] = {}
 
 
-def op(name: str, procs: str, *args: str) -> "Callable[[OpFunc | None], OpFunc | None]":
-    """Register an op. `procs` is a space-separated list of the processes allowed to run it."""
+def op(name: str, procs: str, *args: str, syscalls: "tuple | None" = None,
+       fallback: tuple = ()) -> "Callable[[OpFunc | None], OpFunc | None]":
+    """Register an op. `procs` is a space-separated list of the processes allowed to run it; `syscalls` and
+    `fallback`: see Op."""
 
     def register(func: "OpFunc | None") -> "OpFunc | None":
         doc = (func.__doc__ or "").strip().splitlines()[0] if func and func.__doc__ else ""
-        OPS[name] = Op(name, tuple(procs.split()), args, func, doc)
+        OPS[name] = Op(name, tuple(procs.split()), args, func, doc, syscalls, fallback)
         return func
 
     return register

@@ -12,9 +12,9 @@ from mrunc.review.bpf import BpfError, check_matches
 
 # check_program first: it must read the program while init may still read any file (CVE-2019-5736).
 CREDENTIAL_ORDER = ("check_program", "drop_bounding", "keep_caps", "set_ids", "capset", "ambient_raise",
-                    "no_new_privs", "close_fds")
+                    "no_new_privs")
 CAPABILITY_GROUP = ("drop_bounding", "keep_caps", "capset")
-ONCE = ("fork", "fork_init", "check_program", "set_ids", "close_fds", "execve")
+ONCE = ("fork", "fork_init", "check_program", "set_ids", "close_fds", "recheck_program", "execve")
 
 
 @dataclass
