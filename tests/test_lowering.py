@@ -99,12 +99,15 @@ def test_no_mount_namespace_means_chroot_and_no_mounts():
 
 @pytest.mark.parametrize("propagation, flags, after_pivot", [
     (None, ["MS_PRIVATE", "MS_REC"], []), ("private", ["MS_PRIVATE", "MS_REC"], []),
-    ("slave", ["MS_SLAVE", "MS_REC"], []),
+    ("slave", ["MS_SLAVE", "MS_REC"], []), ("rprivate", ["MS_PRIVATE", "MS_REC"], []),
+    ("rslave", ["MS_SLAVE", "MS_REC"], []),
     # pivot_root refuses a shared new root (EINVAL) and an unbindable tree cannot be bound: / stays private until the
     # rootfs is /, then the rootfs mount alone takes the propagation
     ("shared", ["MS_PRIVATE", "MS_REC"], [mount("/linux/rootfsPropagation", "/", flags=["MS_SHARED"], root=None)]),
     ("unbindable", ["MS_PRIVATE", "MS_REC"],
-     [mount("/linux/rootfsPropagation", "/", flags=["MS_UNBINDABLE"], root=None)])])
+     [mount("/linux/rootfsPropagation", "/", flags=["MS_UNBINDABLE"], root=None)]),
+    ("runbindable", ["MS_PRIVATE", "MS_REC"],
+     [mount("/linux/rootfsPropagation", "/", flags=["MS_UNBINDABLE", "MS_REC"], root=None)])])
 def test_root_propagation_then_rootfs_bound_onto_itself(propagation, flags, after_pivot):
     plan = compile_fragment({"linux": {"rootfsPropagation": propagation}} if propagation else {})
     assert ops(plan, "/linux/rootfsPropagation", "/root/path") == [
@@ -115,6 +118,23 @@ def test_root_propagation_then_rootfs_bound_onto_itself(propagation, flags, afte
     ]
     if after_pivot:  # right after pivot_root
         assert names(plan)[names(plan).index("pivot_root") + 1] == "mount"
+
+
+def test_rshared_root_propagation_keeps_host_peers_makes_the_rootfs_parent_private_and_applies_after_pivot():
+    plan = compile_fragment({"linux": {"rootfsPropagation": "rshared"}})
+    assert ops(plan, "/linux/rootfsPropagation", "/root/path") == [
+        mount("/linux/rootfsPropagation", "/", flags=["MS_SHARED", "MS_REC"], root=None),
+        ("mount_parent_private", "init", "/linux/rootfsPropagation", {"path": ROOTFS}),
+        mount("/root/path", ROOTFS, source=ROOTFS, flags=["MS_BIND", "MS_REC"], root=None),
+        ("pivot_root", "init", "/root/path", {"root": ROOTFS}),
+        mount("/linux/rootfsPropagation", "/", flags=["MS_SHARED", "MS_REC"], root=None),
+    ]
+
+
+def test_unknown_root_propagation_is_refused_naming_the_allowed_forms():
+    with pytest.raises(Exception) as refused:
+        compile_fragment({"linux": {"rootfsPropagation": "rnope"}})
+    assert "/linux/rootfsPropagation" in str(refused.value) and "rshared" in str(refused.value)
 
 
 def test_mount_options_become_flags_data_and_separate_propagation_calls():

@@ -41,10 +41,17 @@ UNSUPPORTED_OPTIONS = {"tmpcopyup", "idmap", "ridmap", "copy-symlink", "src-nofo
 # shared and unbindable wait for pivot_root: pivot_root refuses a shared new root or parent (EINVAL), and an
 # unbindable tree cannot be bound onto itself. Until then / stays private, so the container's mounts stay off the
 # host's peer groups: "shared" is a new peer group, "not shared with the host" (config-linux.md).
+# The r-forms are runc's (Docker writes rslave/rshared when a bind asks for propagation, test tools rprivate): rshared
+# keeps every mount of the namespace in the host's peer groups, so a bind with rshared (or rslave) from a shared host
+# path propagates both ways (or host to container), as under runc; mount_parent_private then keeps the rootfs bind
+# off the host and pivot_root working, and after pivot_root the whole tree is made shared (runc 1.2 does the same).
 ROOT_PROPAGATION = {"": ["MS_PRIVATE", "MS_REC"], "private": ["MS_PRIVATE", "MS_REC"],
                     "slave": ["MS_SLAVE", "MS_REC"], "shared": ["MS_PRIVATE", "MS_REC"],
-                    "unbindable": ["MS_PRIVATE", "MS_REC"]}
-ROOTFS_PROPAGATION_AFTER_PIVOT = {"shared": ["MS_SHARED"], "unbindable": ["MS_UNBINDABLE"]}
+                    "unbindable": ["MS_PRIVATE", "MS_REC"], "rprivate": ["MS_PRIVATE", "MS_REC"],
+                    "rslave": ["MS_SLAVE", "MS_REC"], "rshared": ["MS_SHARED", "MS_REC"],
+                    "runbindable": ["MS_PRIVATE", "MS_REC"]}
+ROOTFS_PROPAGATION_AFTER_PIVOT = {"shared": ["MS_SHARED"], "unbindable": ["MS_UNBINDABLE"],
+                                  "rshared": ["MS_SHARED", "MS_REC"], "runbindable": ["MS_UNBINDABLE", "MS_REC"]}
 
 # Filesystems made for the container get linux.mountLabel as an SELinux context= option, as runc does; these keep
 # the labels their kernel code gives them (runc labels mqueue's files only where SELinux is on).
@@ -84,8 +91,11 @@ def parse_options(options: list[str], where: str) -> tuple[list[str], list[str],
 def lower_root(emit: Emitter, rootfs: str, propagation: str) -> None:
     """Make / private (or as rootfsPropagation says) so nothing we mount leaks to the host, then bind the
     rootfs onto itself: pivot_root needs the new root to be a mount point."""
+    flags = ROOT_PROPAGATION[propagation]
     emit("mount", "init", "/linux/rootfsPropagation", source=None, target="/", fstype=None,
-         flags=ROOT_PROPAGATION[propagation], data=None, root=None, create=None)
+         flags=flags, data=None, root=None, create=None)
+    if "MS_SHARED" in flags:  # pivot_root refuses a shared parent, and the bind below would reach the host
+        emit("mount_parent_private", "init", "/linux/rootfsPropagation", path=rootfs)
     emit("mount", "init", "/root/path", source=rootfs, target=rootfs, fstype=None, flags=["MS_BIND", "MS_REC"],
          data=None, root=None, create=None)
 

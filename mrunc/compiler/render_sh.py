@@ -13,6 +13,7 @@ SH_EXPRESSED = {"cgroup_mkdir", "cgroup_copy_parent", "cgroup_write", "cgroup_en
                 "keep_caps", "set_ids", "capset", "ambient_raise", "no_new_privs", "close_fds", "close_inherited_fds",
                 "execve", "mkdir_in_root", "cgroup_write_first", "netdev_check", "netdev_move", "apparmor_profile",
                 "selinux_exec_label", "personality", "sched_setattr", "ioprio_set"}
+SH_EXPRESSED |= {"mount_parent_private"}  # findmnt, and mount --make-private if its parent is shared
 MOUNT_WORDS = {"MS_RDONLY": "ro", "MS_NOSUID": "nosuid", "MS_NODEV": "nodev", "MS_NOEXEC": "noexec",
                "MS_SYNCHRONOUS": "sync", "MS_REMOUNT": "remount", "MS_MANDLOCK": "mand", "MS_DIRSYNC": "dirsync",
                "MS_NOSYMFOLLOW": "nosymfollow", "MS_NOATIME": "noatime", "MS_NODIRATIME": "nodiratime",

@@ -115,6 +115,34 @@ def mount(ctx: Context, source: str | None, target: str, fstype: str | None, fla
         os.close(fd)
 
 
+@op("mount_parent_private", "init", "path")
+def mount_parent_private(ctx: Context, path: str) -> None:
+    """Make the mount holding `path` private if it is shared (runc's rootfsParentMountPrivate): pivot_root refuses
+    a new root whose parent mount is shared, and the rootfs bound onto itself would show up in the host's mounts."""
+    point, shared = _mount_holding(os.path.realpath(path))
+    if shared:
+        libc.mount(None, point, None, MOUNT_FLAGS["MS_PRIVATE"], None)
+
+
+def _mount_holding(path: str) -> tuple[str, bool]:
+    """(mount point, is it shared?) of the deepest mount holding `path`, from /proc/self/mountinfo."""
+    best, shared = "/", False
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            point = _unescape(fields[4])
+            inside = path == point or path.startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best):  # the later of two mounts on one point is the one on top
+                best, shared = point, any(o.startswith("shared:") for o in fields[6:fields.index("-")])
+    return best, shared
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash in a path as \\ooo octal escapes."""
+    parts = field.split("\\")
+    return parts[0] + "".join(chr(int(p[:3], 8)) + p[3:] for p in parts[1:])
+
+
 def _locked_flags(path: str) -> int:
     """The mount flags a remount of `path` must keep (nosuid, nodev, noexec and the atime mode)."""
     current = os.statvfs(path).f_flag

@@ -192,6 +192,20 @@ def _host_paths(sensitive: bool) -> Callable[[Model], Iterator[Hit]]:
     return check
 
 
+def _shared_propagation(m: Model) -> Iterator[Hit]:
+    """A config mount made (r)shared joins its source's peer group: on a host path, mounts go both ways. A shared /
+    keeps the peer groups of the host's mounts below the rootfs."""
+    for f in m.of("mounts"):
+        if f.key.startswith("mount ") and any("MS_SHARED" in o["flags"] for o in f.value if o["op"] == "mount"
+                                              and not o.get("source") and not o.get("fstype")):
+            yield Hit(f.src, f.ops, f"{f.key.split(' ')[1]} shared: mounts made in the container reach the host's "
+                      "and the host's reach the container")
+    root = m.get("mounts", "/ propagation")
+    if root and "MS_SHARED" in root.value:
+        yield Hit(root.src, root.ops, "/ shared: host mounts below the rootfs stay in the host's peer groups",
+                  "medium", 1)
+
+
 def _host_devices(m: Model) -> Iterator[Hit]:
     for f in m.of("devices"):
         if f.key.startswith("node ") and re.match(r"^/linux/devices/\d+$", f.src):
@@ -276,6 +290,9 @@ CONTROLS = (
     Control("host-path.sensitive", "baseline", "critical", "sensitive host path mounted",
             "a container with the host's root, kernel interfaces, devices, config or engine socket can take the host",
             _host_paths(sensitive=True)),
+    Control("mounts.shared-propagation", "baseline", "high", "shared mount propagation",
+            "Kubernetes allows Bidirectional mount propagation to privileged containers only: a mount the container "
+            "makes appears on the host", _shared_propagation),
     Control("caps.baseline", "baseline", "high", "capabilities beyond the baseline set",
             "these capabilities reach past the container's own resources (admin, raw I/O, modules, tracing)",
             _caps_beyond(BASELINE_CAPS)),

@@ -168,7 +168,7 @@ def _mount_label(key: str, old: Fact | None, new: Fact | None) -> str:
     if key.startswith(("masked ", "read-only ")) or key == "rootfs read-only":
         return LOWERING if new else RAISING
     if key == "/ propagation":
-        return RAISING if new and "MS_SHARED" in new.value else SAME
+        return _compare(sharing(old.value if old else []), sharing(new.value if new else []))
     if not key.startswith("mount "):
         return SAME
     if not old or not new:
@@ -177,10 +177,31 @@ def _mount_label(key: str, old: Fact | None, new: Fact | None) -> str:
     flags_old, flags_new = _flags(old), _flags(new)
     if PROTECTIVE_FLAGS & (flags_old - flags_new):
         return RAISING
+    shared = _compare(mount_sharing(old.value), mount_sharing(new.value))
+    if shared != SAME:  # rslave/rshared on a host path: the host's mounts reach the container, or both ways
+        return shared
     sources = [[o.get("source") for o in f.value] for f in (old, new)]
     if sources[0] != sources[1]:
         return RAISING  # a different thing mounted: review it
     return LOWERING if PROTECTIVE_FLAGS & (flags_new - flags_old) else SAME
+
+
+def sharing(flags: list[str]) -> int:
+    """How much a propagation change shares with the mount's peers (the host's, for what came from the host):
+    0 rprivate/runbindable, 1 private (mounts below keep theirs), 2 slave, 3 rslave, 4 shared, 5 rshared."""
+    kind = 2 if "MS_SHARED" in flags else 1 if "MS_SLAVE" in flags else 0
+    recursive = "MS_REC" in flags
+    return kind * 2 + (recursive if kind else not recursive and bool(flags))
+
+
+def mount_sharing(ops: list[dict]) -> int:
+    """The sharing of a config mount's propagation ops (none: the rprivate / it was made under)."""
+    changes = [o["flags"] for o in ops if o["op"] == "mount" and not o.get("source") and not o.get("fstype")]
+    return max((sharing(flags) for flags in changes), default=0)
+
+
+def _compare(old: int, new: int) -> str:
+    return RAISING if new > old else LOWERING if new < old else SAME
 
 
 def _flags(f: Fact) -> set[str]:

@@ -113,6 +113,8 @@ def _mounts(m: Model) -> None:
         if o["op"] == "mount" and o["src"] == "/linux/rootfsPropagation":  # before pivot_root, then the rootfs's
             pivoted = any(p["op"] == "pivot_root" for p in m.ops[:i])
             m.add("mounts", "rootfs propagation" if pivoted else "/ propagation", o["args"]["flags"], o["src"], [i])
+        elif o["op"] == "mount_parent_private":
+            m.claimed.add(i)  # keeps the rootfs bind of an rshared / off the host: part of "/ propagation"
         elif o["op"] == "mount" and o["src"] == "/root/path":
             m.claimed.add(i)  # the rootfs bound onto itself: pivot_root's precondition
         elif o["op"] == "remount" and o["src"] == "/root/readonly":

@@ -76,7 +76,7 @@ def _rootfs_propagation(o: dict) -> bool:
     """rootfsPropagation's change of the rootfs mount itself, which is / only after the root change: no mount."""
     a = o["args"]
     return (o["op"] == "mount" and o["src"] == "/linux/rootfsPropagation" and a["target"] == "/" and not a["source"]
-            and set(a["flags"]) <= {"MS_SHARED", "MS_SLAVE", "MS_PRIVATE", "MS_UNBINDABLE"})
+            and set(a["flags"]) <= {"MS_SHARED", "MS_SLAVE", "MS_PRIVATE", "MS_UNBINDABLE", "MS_REC"})
 
 
 def _seccomp_place(at: dict[str, list[int]]) -> list[str]:
