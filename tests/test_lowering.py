@@ -107,7 +107,7 @@ def test_no_mount_namespace_means_chroot_and_no_mounts():
     ("unbindable", ["MS_PRIVATE", "MS_REC"],
      [mount("/linux/rootfsPropagation", "/", flags=["MS_UNBINDABLE"], root=None)]),
     ("runbindable", ["MS_PRIVATE", "MS_REC"],
-     [mount("/linux/rootfsPropagation", "/", flags=["MS_UNBINDABLE", "MS_REC"], root=None)])])
+     [mount("/linux/rootfsPropagation", "/", flags=["MS_UNBINDABLE"], root=None)])])
 def test_root_propagation_then_rootfs_bound_onto_itself(propagation, flags, after_pivot):
     plan = compile_fragment({"linux": {"rootfsPropagation": propagation}} if propagation else {})
     assert ops(plan, "/linux/rootfsPropagation", "/root/path") == [

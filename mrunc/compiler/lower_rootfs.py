@@ -51,7 +51,10 @@ ROOT_PROPAGATION = {"": ["MS_PRIVATE", "MS_REC"], "private": ["MS_PRIVATE", "MS_
                     "rslave": ["MS_SLAVE", "MS_REC"], "rshared": ["MS_SHARED", "MS_REC"],
                     "runbindable": ["MS_PRIVATE", "MS_REC"]}
 ROOTFS_PROPAGATION_AFTER_PIVOT = {"shared": ["MS_SHARED"], "unbindable": ["MS_UNBINDABLE"],
-                                  "rshared": ["MS_SHARED", "MS_REC"], "runbindable": ["MS_UNBINDABLE", "MS_REC"]}
+                                  "rshared": ["MS_SHARED", "MS_REC"],
+                                  # not MS_REC: the read-only and masked paths are binds, refused below an unbindable
+                                  # mount (EINVAL; runc 1.1's runbindable fails at the rootfs bind)
+                                  "runbindable": ["MS_UNBINDABLE"]}
 
 # Filesystems made for the container get linux.mountLabel as an SELinux context= option, as runc does; these keep
 # the labels their kernel code gives them (runc labels mqueue's files only where SELinux is on).
