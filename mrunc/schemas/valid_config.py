@@ -779,7 +779,7 @@ def is_valid_linux_rootfsPropagation(x: object) -> bool:
     """#/properties/linux/properties/rootfsPropagation"""
     if not isinstance(x, str):
         return False
-    if x not in ['private', 'shared', 'slave', 'unbindable', '']:
+    if x not in ['private', 'shared', 'slave', 'unbindable', 'rprivate', 'rshared', 'rslave', 'runbindable', '']:
         return False
     return True
 
