@@ -122,7 +122,7 @@ REFUSED_BY_BOTH = {
     "env entry without =": _with(("process", "env"), ["PATH"]),
     "capability lowercase": _with(("process", "capabilities", "bounding"), ["cap_chown"]),
     "namespace type unknown": _with(("linux", "namespaces"), [{"type": "net"}]),
-    "rootfsPropagation unknown": _with(("linux", "rootfsPropagation"), "rprivate"),
+    "rootfsPropagation unknown": _with(("linux", "rootfsPropagation"), "rnope"),
     "timeOffsets extra property": _with(("linux", "timeOffsets"), {"realtime": {"secs": 1}}),
     "nanosecs past 999999999": _with(("linux", "timeOffsets"), {"boottime": {"nanosecs": 10**9}}),
     "mount uidMappings not empty": _with(("mounts",), [{"destination": "/x", "uidMappings": [{}]}]),
