@@ -21,6 +21,10 @@ REPO = Path(__file__).resolve().parent.parent
 REFERENCE = REPO / "reference"  # configs real engines wrote and the OCI spec's schemas and examples (README there)
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 TEST_CGROUP_PARENT = f"mrunc-test-{os.getpid()}"  # one per test session: sessions may run side by side
+# The session's own seccomp filter cache (compiler/seccomp_cache.py), inherited by every mrunc it runs: nothing is
+# written to the host's /var/cache/mrunc, and a cache test starts from a known state. Removed at session end.
+SECCOMP_CACHE = tempfile.mkdtemp(prefix="mrunc-seccomp-cache-")
+os.environ["MRUNC_SECCOMP_CACHE"] = SECCOMP_CACHE
 
 
 def base_config(args: list[str]) -> dict:
@@ -136,6 +140,12 @@ def host_left_untouched(tmp_path_factory):
     leaks = {k: sorted(after[k] - before[k]) for k in after if after[k] - before[k]}
     if leaks:
         pytest.fail(f"test left these on the host: {leaks}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def remove_seccomp_cache():
+    yield
+    shutil.rmtree(SECCOMP_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)

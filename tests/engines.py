@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import REPO, TEST_CGROUP_PARENT
+from tests.conftest import REPO, SECCOMP_CACHE, TEST_CGROUP_PARENT
 
 HOLDER_SETUP = ("mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var/lib && mount -t tmpfs tmpfs /dev/shm"
                 " && ip link set lo up && echo ready && exec sleep infinity")
@@ -34,7 +34,9 @@ class Sandbox:
         bin_dir = self.tmp / "bin"
         bin_dir.mkdir()
         path = bin_dir / "mrunc"
+        # The engines pass the runtime an environment of their own: the session's seccomp cache goes explicitly.
         path.write_text(f'#!/bin/sh\necho "$*" >> {self.tmp}/calls.log\n'
+                        f'export MRUNC_SECCOMP_CACHE={SECCOMP_CACHE}\n'
                         f'exec {sys.executable} -I -S {REPO}/bin/mrunc "$@"\n')
         path.chmod(0o755)
         return path

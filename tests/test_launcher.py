@@ -12,7 +12,7 @@ import pytest
 
 from mrunc.executor import b64
 from mrunc.executor.optable import COMMON_MODULES, RARE_MODULES
-from tests.conftest import REPO, base_config
+from tests.conftest import REPO, SECCOMP_CACHE, base_config
 
 LAUNCHER = [sys.executable, "-I", "-S", str(REPO / "bin" / "mrunc")]
 # Never on the exec path: the compile-time packages, and the stdlib modules that exec has no use for.
@@ -32,7 +32,8 @@ def launch(*args: str, private_mounts: bool = False) -> subprocess.CompletedProc
     command = [*LAUNCHER, *args]
     if private_mounts:
         command = ["unshare", "-m", "--propagation", "private", *command]
-    return subprocess.run(command, capture_output=True, text=True, timeout=60, env={"PATH": os.environ["PATH"]})
+    env = {"PATH": os.environ["PATH"], "MRUNC_SECCOMP_CACHE": SECCOMP_CACHE}
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
 
 
 def imported_modules(importtime_stderr: str) -> set[str]:

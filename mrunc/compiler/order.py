@@ -149,7 +149,7 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
     # label, seccomp and the capability drop; so as root, and before a filter may forbid the syscall.
     procattrs.lower_personality(emit, config)
     seccomp = linux.get("seccomp")
-    lower_user_process(emit, process, _seccomp(seccomp) if seccomp else None, "/linux/seccomp", preserve_fds,
+    lower_user_process(emit, process, _seccomp(emit, seccomp) if seccomp else None, "/linux/seccomp", preserve_fds,
                        before_exec)
     return emit
 
@@ -227,10 +227,21 @@ def lower_user_process(emit: Emitter, process: dict, seccomp: dict | None, secco
     emit("execve", "init", "/process/args", args=process["args"], env=process.get("env", []))
 
 
-def _seccomp(seccomp: dict) -> dict:
+def _seccomp(emit: Emitter, seccomp: dict) -> dict:
+    """The seccomp_load arguments: from the cache when it holds this profile (seccomp_cache.py), else compiled
+    by libseccomp (and then stored). A cache entry or directory not trusted is a note, and the filter compiled."""
+    from mrunc.compiler import seccomp_cache
+
+    entry = seccomp_cache.lookup(seccomp)
+    if entry.filter is not None:
+        return entry.filter
+    if entry.refused:
+        emit.note("/linux/seccomp", f"seccomp cache not used ({entry.refused}); compiled with libseccomp")
     from mrunc.compiler.lower_seccomp import compile_filter
 
-    return compile_filter(seccomp)
+    compiled = compile_filter(seccomp)
+    seccomp_cache.store(entry, compiled)  # also over an entry refused, where the directory is trusted
+    return compiled
 
 
 def lower_exec(process: dict, target: dict, console_socket: str | None, pid_file: str | None,
