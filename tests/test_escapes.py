@@ -61,7 +61,7 @@ def test_a_leaked_host_fd_never_reaches_the_container(bundle, tmp_path):
     fd = _host_dir_fd(tmp_path)
     try:
         config = base_config(["sh", "-c", READ_THROUGH_FDS])
-        unprotected = _exec_with_fd(_compile(bundle, config, without=("close_inherited_fds", "close_fds")), fd)
+        unprotected = _exec_with_fd(_compile(bundle, config, without=("close_caller_fds", "close_fds")), fd)
         protected = _exec_with_fd(_compile(bundle, config), fd)
     finally:
         os.close(fd)
@@ -75,11 +75,11 @@ def test_a_cwd_through_proc_self_fd_cannot_reach_the_host(bundle, tmp_path):
     fd = _host_dir_fd(tmp_path)
     try:
         leaked = base_config(["sh", "-c", f"cd /proc/self/fd/{fd} && cat secret"])
-        unprotected = _exec_with_fd(_compile(bundle, leaked, without=("close_inherited_fds", "close_fds")), fd)
+        unprotected = _exec_with_fd(_compile(bundle, leaked, without=("close_caller_fds", "close_fds")), fd)
         config = base_config(["sh", "-c", "cat secret; pwd"])
         config["process"]["cwd"] = f"/proc/self/fd/{fd}"
-        # the fd left open in init (child's close_inherited_fds removed), so the cwd's own resolution is what refuses
-        protected = _exec_with_fd(_compile(bundle, config, without=("close_inherited_fds",)), fd)
+        # the fd left open in init (child's close_caller_fds removed), so the cwd's own resolution is what refuses
+        protected = _exec_with_fd(_compile(bundle, config, without=("close_caller_fds",)), fd)
     finally:
         os.close(fd)
     assert SECRET in unprotected.stdout, unprotected.stderr

@@ -148,7 +148,7 @@ def test_mount_options_become_flags_data_and_separate_propagation_calls():
         mount("/mounts/0", "/run", source="tmpfs", fstype="tmpfs", create="dir",
               flags=["MS_NODEV", "MS_NOEXEC", "MS_NOSUID", "MS_STRICTATIME"], data="mode=755,size=1m"),
         mount("/mounts/0", "/run", flags=["MS_SLAVE", "MS_REC"]),
-        mount("/mounts/1", "/proc", source="proc", fstype="proc", create="dir"),
+        mount("/mounts/1", "/proc", source="proc", fstype="proc", create="ordinary_dir"),
         mount("/mounts/2", "/mq", source="mqueue", fstype="mqueue", flags=["MS_RELATIME"], create="dir"),
         mount("/mounts/2", "/mq", flags=["MS_PRIVATE"]),
     ]
@@ -306,7 +306,7 @@ def test_v1_cgroup_is_made_per_controller_with_cpuset_filled_from_its_parent_the
     # init joins itself, first thing, through the tasks files child opened on the host right after fork (and after
     # closing its caller's fds)
     i = names(plan).index("fork")
-    assert plan["ops"][i + 1]["op"] == "close_inherited_fds"
+    assert plan["ops"][i + 1]["op"] == "close_caller_fds"
     assert plan["ops"][i + 2] == {"op": "cgroup_open_tasks", "proc": "child", "src": "/linux/cgroupsPath",
                                   "args": {"dirs": list(d.values())}}
     i = names(plan).index("fork_init")

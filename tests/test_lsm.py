@@ -56,7 +56,7 @@ def test_mount_label_is_a_context_option_the_kernel_refuses_without_selinux(bund
     assert "context=" not in proc and f'size=65536k,context="{config["linux"]["mountLabel"][:10]}' in dev
     assert "note: /linux/mountLabel: not given to the empty tmpfs over a masked directory" in listing
     failure = _fails_at(bundle, config, "[init] mount (/mounts/1): source=tmpfs target=/dev fstype=tmpfs")
-    assert "create=dir: EINVAL (Invalid argument" in failure, failure
+    assert "create=ordinary_dir: EINVAL (Invalid argument" in failure, failure
 
 
 def test_exec_into_a_container_gets_the_same_lsm_ops():

@@ -116,10 +116,14 @@ def lower_mounts(emit: Emitter, config: dict, rootfs: str, bundle: str, cgroup_d
     called before a mount that depends on init's cgroup: a cgroup2 mount in a new cgroup namespace, or one from a
     device. Binds, pseudo filesystems (proc, tmpfs, ...) and v1's cgroup binds may come before the join."""
     label = config.get("linux", {}).get("mountLabel")
+    mounted: list[str] = []  # destinations so far: what lies below them is not the rootfs's
     for i, m in enumerate(config.get("mounts", [])):
         where = pointer("mounts", i)
         flags, bind, propagation, data = parse_options(m.get("options", []), where)
         kind = m.get("type") or ("bind" if bind else "")
+        if on_kernel_dir(m["destination"], kind):
+            check_ordinary_dir(rootfs, m["destination"], kind, mounted, where)
+        mounted.append(_lexical(m["destination"]))
         if kind == "bind" and not bind:
             bind = ["MS_BIND"]
         if kind in ("cgroup", "cgroup2"):
@@ -142,11 +146,48 @@ def lower_mounts(emit: Emitter, config: dict, rootfs: str, bundle: str, cgroup_d
                 data.append(f'context="{label}"')
             if m.get("source", "").startswith("/"):  # a device (or image): the devices controller checks its open
                 before_governed()
+            create = "ordinary_dir" if on_kernel_dir(m["destination"], kind) else "dir"
             emit("mount", "init", where, source=m.get("source") or kind, target=m["destination"], fstype=kind,
-                 flags=flags, data=",".join(data) or None, root=rootfs, create="dir")
+                 flags=flags, data=",".join(data) or None, root=rootfs, create=create)
         for change in propagation:
             emit("mount", "init", where, source=None, target=m["destination"], fstype=None, flags=change,
                  data=None, root=rootfs, create=None)
+
+
+# Where the kernel's interfaces live: a filesystem mounted there (and procfs or sysfs anywhere) goes on an ordinary
+# directory of the rootfs, never through a symlink. A rootfs whose /proc is a link to /tmp/x would have procfs
+# mounted at /tmp/x, where an LSM profile that guards /proc/** does not look (CVE-2023-28642).
+KERNEL_DIRS = ("/proc", "/sys", "/dev")
+KERNEL_FILESYSTEMS = ("proc", "sysfs")
+
+
+def on_kernel_dir(destination: str, kind: str) -> bool:
+    path = _lexical(destination)
+    return kind in KERNEL_FILESYSTEMS or any(path == d or path.startswith(d + "/") for d in KERNEL_DIRS)
+
+
+def check_ordinary_dir(rootfs: str, destination: str, kind: str, mounted: list[str], where: str) -> None:
+    """Refuse, before anything is made, a destination that goes through a symlink (or a file) in the rootfs, as
+    runc refuses it ('must be mounted on ordinary directory'). What lies under an earlier mount is that filesystem's,
+    not yet there: init checks it when it mounts (ops_fs, create=ordinary_dir), and checks the rest again."""
+    parts = [p for p in _lexical(destination).split("/") if p]
+    for n in range(1, len(parts) + 1):
+        prefix = "/" + "/".join(parts[:n])
+        if any(prefix == d or prefix.startswith(d.rstrip("/") + "/") for d in mounted):
+            return
+        path = os.path.join(rootfs, *parts[:n])
+        try:
+            is_link, is_dir = os.path.islink(path), os.path.isdir(path)
+            exists = os.path.lexists(path)
+        except OSError:
+            return
+        if not exists:
+            return  # made as a directory when mounted
+        if is_link or not is_dir:
+            what = f"a symlink in the rootfs (to {os.readlink(path)!r})" if is_link else "not a directory in the rootfs"
+            raise ConfigError(where + "/destination",
+                              f"{destination}: {prefix} is {what}: filesystem {kind!r} must be mounted on ordinary "
+                              f"directory (CVE-2023-28642); allowed: a real directory there, or none (it is made)")
 
 
 def _bind(emit: Emitter, source: str, target: str, bind: list[str], flags: list[str], rootfs: str,

@@ -37,7 +37,7 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
     # child first closes every fd its caller passed but stdio and --preserve-fds (mrunc's own sync socket and exec
     # fifo stay): init would otherwise hold the caller's locks and pipes from create until start, and an engine
     # waiting for EOF on a pipe, or for a lock, would wait that long (runc's waiting init holds none of them).
-    emit("close_inherited_fds", "child", "/", preserve=preserve_fds)
+    emit("close_caller_fds", "child", "/", preserve=preserve_fds)
     v1 = host["cgroup"] == "v1"
     if v1:  # for init's own join (3b), while child is still on the host: see cgroup_open_tasks
         emit("cgroup_open_tasks", "child", "/linux/cgroupsPath", dirs=cgroup_dirs)

@@ -10,7 +10,7 @@ SH_EXPRESSED = {"cgroup_mkdir", "cgroup_copy_parent", "cgroup_write", "cgroup_en
                 "write_id_map", "become_ns_root", "fork_init", "loopback_up", "mount", "remount", "mknod", "symlink",
                 "pivot_root", "mask_path", "readonly_path", "sysctl", "sethostname", "setdomainname", "setrlimit",
                 "oom_score_adj", "chdir", "chdir_as_user", "check_program", "recheck_program", "umask", "drop_bounding",
-                "keep_caps", "set_ids", "capset", "ambient_raise", "no_new_privs", "close_fds", "close_inherited_fds",
+                "keep_caps", "set_ids", "capset", "ambient_raise", "no_new_privs", "close_fds", "close_caller_fds",
                 "execve", "mkdir_in_root", "cgroup_write_first", "netdev_check", "netdev_move", "apparmor_profile",
                 "selinux_exec_label", "personality", "sched_setattr", "ioprio_set"}
 SH_EXPRESSED |= {"mount_parent_private"}  # findmnt, and mount --make-private if its parent is shared
@@ -37,6 +37,12 @@ def mount_options(flags: list[str]) -> str:
     if "MS_REC" in flags:
         words = ["r" + w if w in RECURSIVE else w for w in words]
     return ",".join(words)
+
+
+def prefixes(path: str) -> list[str]:
+    """/dev/pts -> [/dev, /dev/pts]: each directory on the way, to check for a symlink."""
+    parts = [p for p in path.split("/") if p]
+    return ["/" + "/".join(parts[:n]) for n in range(1, len(parts) + 1)]
 
 
 def cgroup_levels(directory: str) -> list[str]:

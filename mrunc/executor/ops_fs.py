@@ -98,17 +98,43 @@ def _parent_in_root(root: str, path: str) -> tuple[int, str]:
     return _open_in_root(root, head or "/", create="dir"), name
 
 
+def _open_ordinary_dir(root: str, path: str) -> int:
+    """O_PATH fd of the directory `path` inside root, made if missing; refused if a symlink is on the way or it is
+    not a directory (runc: 'must be mounted on ordinary directory', CVE-2023-28642)."""
+    resolve = libc.RESOLVE_IN_ROOT | libc.RESOLVE_NO_SYMLINKS | libc.RESOLVE_NO_MAGICLINKS
+    root_fd = _open_root(root)
+    try:
+        try:
+            try:
+                fd = libc.openat2(root_fd, path, libc.O_PATH | os.O_CLOEXEC, resolve)
+            except FileNotFoundError:
+                _make_in_root(root_fd, path, "dir")
+                fd = libc.openat2(root_fd, path, libc.O_PATH | os.O_CLOEXEC, resolve)  # and nothing swapped in
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise OSError(errno.ELOOP, "a symlink in the rootfs on the way: it must be mounted on ordinary "
+                                           "directory", path) from None
+            raise
+    finally:
+        os.close(root_fd)
+    if not stat.S_ISDIR(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.ENOTDIR, "not a directory in the rootfs: it must be mounted on ordinary directory", path)
+    return fd
+
+
 @op("mount", "init", "source", "target", "fstype", "flags", "data", "root", "create")
 def mount(ctx: Context, source: str | None, target: str, fstype: str | None, flags: list[str],
           data: str | None, root: str | None, create: str | None) -> None:
-    """mount(2); with `root`, target is a path inside root, resolved safely; `create`: dir, file or auto."""
+    """mount(2); with `root`, target is a path inside root, resolved safely; `create`: dir, file or auto, or
+    ordinary_dir (no symlink on the way, for /proc, /sys, /dev: CVE-2023-28642)."""
     value = mask(flags, MOUNT_FLAGS)
     if create == "auto":  # a bind mount point takes the kind of its source
         create = "dir" if os.path.isdir(source or "") else "file"
     if root is None:
         libc.mount(source, target, fstype, value, data)
         return
-    fd = _open_in_root(root, target, create)
+    fd = _open_ordinary_dir(root, target) if create == "ordinary_dir" else _open_in_root(root, target, create)
     try:
         libc.mount(source, f"/proc/self/fd/{fd}", fstype, value, data)
     finally:

@@ -157,8 +157,8 @@ def seccomp_load(ctx: Context, bpf: str, flags: list[str], pfc: str) -> None:
     libc.seccomp_set_filter(b64.decode(bpf), mask(flags, libc.SECCOMP_FILTER_FLAGS))
 
 
-@op("close_inherited_fds", "child", "preserve")
-def close_inherited_fds(ctx: Context, preserve: int) -> None:
+@op("close_caller_fds", "child", "preserve")
+def close_caller_fds(ctx: Context, preserve: int) -> None:
     """close_range(2) over every fd the caller passed but stdio and the preserved ones (3..3+preserve-1), keeping
     mrunc's own (the sync socket, the exec fifo): the caller's locks and pipes never reach the container's init."""
     keep = sorted({0, 1, 2, *range(3, 3 + preserve), ctx.sync.fd, ctx.exec_fifo} - {-1})
