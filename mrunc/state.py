@@ -7,16 +7,15 @@
 
 The status is derived each time, as runc derives it: stopped once init is gone (or its pid was reused),
 created while exec.fifo exists, paused while the cgroup is frozen, else running. Files are replaced
-atomically (temp + rename). Standard library only: start, kill and state are on engines' hot paths.
+atomically (temp + rename). Standard library only: start, kill and state are on engines' hot paths, so no
+json (re, enum), contextlib or collections either (tests/test_launcher.py).
 """
 
 import fcntl
-import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-from mrunc.executor.ops_lifecycle import alive
+from mrunc.executor import jsontext
+from mrunc.executor.procfs import alive
 
 DEFAULT_ROOT = "/run/mrunc"
 # runc's rule (libcontainer validateID): ASCII letters, digits, "_", "+", "-", "." only, not "." or ".."; runc has
@@ -76,29 +75,25 @@ class Container:
     def unlock(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_UN)
 
-    @contextmanager
-    def locked(self) -> Iterator[dict]:
-        """Hold the lock; yields the stored state (StateError if the container does not exist)."""
-        fd = self.lock()
-        try:
-            yield self.load()
-        finally:
-            os.close(fd)
+    def locked(self) -> "_Locked":
+        """`with container.locked() as state`: hold the lock; the stored state (StateError if the container
+        does not exist)."""
+        return _Locked(self)
 
     def load(self) -> dict:
         """The stored state; a container whose state.json is missing (deleted meanwhile) does not exist."""
         try:
-            with open(self.path("state.json")) as f:
-                return json.load(f)
+            with open(self.path("state.json"), "rb") as f:
+                return jsontext.loads(f.read())
         except FileNotFoundError:
             raise StateError(f"container {self.id!r} does not exist") from None
 
     def save(self, state: dict) -> None:
-        write_atomic(self.path("state.json"), json.dumps(state, indent=1) + "\n")
+        write_atomic(self.path("state.json"), jsontext.dumps(state, indent=1) + "\n")
 
     def plan(self) -> dict:
-        with open(self.path("plan.json")) as f:
-            return json.load(f)
+        with open(self.path("plan.json"), "rb") as f:
+            return jsontext.loads(f.read())
 
     def status(self, state: dict) -> str:
         if state.get("status") == "creating":
@@ -120,6 +115,25 @@ class Container:
         for name in os.listdir(self.dir):
             os.unlink(self.path(name))
         os.rmdir(self.dir)
+
+
+class _Locked:
+    """Container.locked(): a class, not contextlib's decorator (contextlib imports collections and functools)."""
+
+    def __init__(self, container: Container) -> None:
+        self.container = container
+        self.fd = -1
+
+    def __enter__(self) -> dict:
+        self.fd = self.container.lock()
+        try:
+            return self.container.load()
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        os.close(self.fd)
 
 
 def write_atomic(path: str, text: str) -> None:

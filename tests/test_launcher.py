@@ -1,6 +1,7 @@
 """bin/mrunc, the lean launcher (`python -I -S bin/mrunc`): the exec path stays small, other commands still work."""
 
 import base64
+import json
 import os
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from mrunc.cli import COMMANDS
 from mrunc.executor import b64
 from mrunc.executor.optable import COMMON_MODULES, RARE_MODULES
 from tests.conftest import REPO, SECCOMP_CACHE, base_config
@@ -26,6 +28,13 @@ NOT_ON_EXEC_PATH = {"site", "jsonschema", "jinja2", "pyseccomp", "json", "argpar
 # Op modules for a few configs (network devices, terminals, process attributes, pid files): exec imports one
 # only for a plan that names one of its ops (optable.find).
 RARE_OP_MODULES = {f"mrunc.executor.{name}" for name in RARE_MODULES} | {"mrunc.executor.netlink", "mrunc.executor.ops"}
+# Engines call the lifecycle commands for every container (state and kill over and over): the exec path's rule but
+# for fcntl (the lock) and select (start's wait for init's execve); no argparse (it imports shutil and its
+# compression modules), contextlib or functools; and no executor (its ops, the op table, libc) but where the
+# command runs part of a plan.
+NOT_ON_LIFECYCLE_PATH = (NOT_ON_EXEC_PATH - {"fcntl", "select"}) | RARE_OP_MODULES | {
+    "shutil", "gettext", "contextlib", "functools", "mrunc.executor.run", "mrunc.executor.libc", "_ctypes"}
+LEAN_STATE = {"mrunc.executor.optable", "mrunc.executor.ops_lifecycle"}  # state, list, kill, pause: not even these
 
 
 def launch(*args: str, private_mounts: bool = False) -> subprocess.CompletedProcess:
@@ -76,6 +85,39 @@ def test_exec_imports_a_rare_op_module_for_a_plan_that_names_one_of_its_ops(bund
     assert result.stdout == "i686\n"  # the op ran: init's personality is the 32-bit one
     needed = RARE_MODULES[:RARE_MODULES.index("ops_procattrs") + 1]  # find tries them in order
     assert modules & RARE_OP_MODULES == {f"mrunc.executor.{name}" for name in needed}
+
+
+def lifecycle_with_importtime(state_root, *args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+    command = [sys.executable, "-X", "importtime", *LAUNCHER[1:], "--root", str(state_root), *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, (args, result.stderr)
+    return result, imported_modules(result.stderr)
+
+
+def test_lifecycle_commands_import_only_the_lean_stdlib(bundle, tmp_path):
+    from tests.lifecycle_helpers import Lifecycle
+
+    lc = Lifecycle(bundle, tmp_path)
+    try:
+        assert lc.create(base_config(["sleep", "100"])).returncode == 0, lc.output.read_text()
+        steps = [("state", bundle.id), ("list",), ("list", "--format", "json"), ("ps", bundle.id),
+                 ("kill", bundle.id, "0"), ("start", bundle.id), ("pause", bundle.id), ("resume", bundle.id),
+                 ("kill", "--all", bundle.id, "KILL"), ("delete", bundle.id)]
+        for args in steps:
+            if args[0] == "delete":
+                lc.wait_status("stopped")
+            result, modules = lifecycle_with_importtime(bundle.state_root, *args)
+            assert f"mrunc.commands.{COMMANDS[args[0]]}" in modules  # the listing is real
+            assert not modules & NOT_ON_LIFECYCLE_PATH, (args, sorted(modules & NOT_ON_LIFECYCLE_PATH))
+            if args[0] in ("state", "list", "kill", "pause", "resume"):
+                assert not modules & LEAN_STATE, (args, sorted(modules & LEAN_STATE))
+            if args[0] == "state":
+                assert json.loads(result.stdout)["status"] == "created"
+            if args[0] == "list" and len(args) > 1:
+                assert [c["id"] for c in json.loads(result.stdout)] == [bundle.id]
+        assert lc("list", "-q").stdout == ""
+    finally:
+        lc.cleanup()
 
 
 def test_every_op_module_is_common_or_rare_so_the_full_table_has_all_ops():

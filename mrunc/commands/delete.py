@@ -2,19 +2,19 @@
 then run the poststop hooks. A running or paused one needs --force (SIGKILL first). As runc: delete --force
 of an unknown id succeeds."""
 
-import argparse
 import os
 
+from mrunc.commands.args import parse_or_status
 from mrunc.commands.common import fail
-from mrunc.executor import cgroup_control, ops_lifecycle
+from mrunc.executor import cgroup_control, ops_lifecycle, procfs
 from mrunc.state import Container, StateError
 
 
 def main(options, args: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="mrunc delete")
-    p.add_argument("--force", "-f", action="store_true")
-    p.add_argument("id")
-    opts = p.parse_args(args)
+    opts = parse_or_status("usage: mrunc delete [--force] ID", args, {"--force": "force", "-f": "force"},
+                           required=("id",))
+    if isinstance(opts, int):
+        return opts
     try:
         container = Container(options.root, opts.id)
     except StateError as e:
@@ -34,8 +34,6 @@ def main(options, args: list[str]) -> int:
 def _destroy(container: Container, state: dict) -> int:
     """Kill what is left (init, and anything else in the cgroup), remove the cgroups, poststop, state dir."""
     from mrunc import log
-    from mrunc.executor.ops import Context
-    from mrunc.executor.run import run_after
 
     pid, started = state["pid"], state.get("init_start_time")
     try:
@@ -43,7 +41,7 @@ def _destroy(container: Container, state: dict) -> int:
     except (OSError, TimeoutError) as e:
         return fail(f"container {container.id!r}: cannot kill its processes: {e}")
     log.debug(f"delete {container.id!r}: killed what was left: {how}")
-    if not ops_lifecycle.wait_gone(lambda: ops_lifecycle.alive(pid, started), 10):
+    if not ops_lifecycle.wait_gone(lambda: procfs.alive(pid, started), 10):
         return fail(f"container {container.id!r}: init {pid} survived SIGKILL")
     plan = container.plan()
     for o in reversed(plan["ops"]):
@@ -54,7 +52,11 @@ def _destroy(container: Container, state: dict) -> int:
             os.rmdir(parent)
         except OSError:
             pass  # another container's cgroup lives there now
-    run_after(plan.get("poststop", []), Context(init_pid=pid), warn=log.warning)
+    if plan.get("poststop"):
+        from mrunc.executor.optable import Context
+        from mrunc.executor.run import run_after
+
+        run_after(plan["poststop"], Context(init_pid=pid), warn=log.warning)
     container.remove()
     return 0
 

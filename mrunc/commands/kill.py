@@ -10,10 +10,10 @@ The answers for a container that is gone are runc 1.1's, because engines parse t
   - unknown id: exit 1, "... does not exist" (containerd: "no such container"), before the signal is parsed.
 """
 
-import argparse
+import _signal  # not signal: its enums cost ms of every call
 import os
-import signal
 
+from mrunc.commands.args import parse_or_status
 from mrunc.commands.common import fail
 from mrunc.executor import cgroup_control
 from mrunc.state import Container, StateError
@@ -24,26 +24,30 @@ NOT_RUNNING = "container not running"  # runc's libcontainer.ErrNotRunning: the 
 def parse_signal(text: str) -> int:
     if text.isdigit():
         number = int(text)
-        if 0 <= number < signal.NSIG:
+        if 0 <= number < _signal.NSIG:
             return number
     else:
         name = text.upper() if text.upper().startswith("SIG") else "SIG" + text.upper()
-        if name in signal.Signals.__members__:
-            return signal.Signals[name].value
+        if name in signal_names():
+            return getattr(_signal, name)
     raise StateError(f"invalid signal {text!r}; allowed: a name such as TERM, SIGKILL or HUP, or a number "
-                     f"from 0 to {signal.NSIG - 1}")
+                     f"from 0 to {_signal.NSIG - 1}")
+
+
+def signal_names() -> set[str]:
+    """The names signal.Signals has (aliases such as SIGIOT too), by the rule signal.py makes it with."""
+    return {name for name in dir(_signal) if name.isupper() and name.startswith("SIG") and not name.startswith("SIG_")}
 
 
 def main(options, args: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="mrunc kill")
-    p.add_argument("--all", "-a", action="store_true")
-    p.add_argument("id")
-    p.add_argument("signal", nargs="?", default="TERM")
-    opts = p.parse_args(args)
+    opts = parse_or_status("usage: mrunc kill [--all] ID [SIGNAL]", args, {"--all": "all", "-a": "all"},
+                           required=("id",), optional=("signal",))
+    if isinstance(opts, int):
+        return opts
     try:
         container = Container(options.root, opts.id)
         with container.locked() as state:  # an unknown id fails here, before the signal is read (as runc)
-            return _kill(container, state, parse_signal(opts.signal), opts.all)
+            return _kill(container, state, parse_signal(opts.signal or "TERM"), opts.all)
     except StateError as e:
         return fail(str(e))
     except (OSError, TimeoutError) as e:
@@ -62,7 +66,7 @@ def _kill(container: Container, state: dict, sig: int, everything: bool) -> int:
         os.kill(state["pid"], sig)
     except ProcessLookupError:  # init exited since status() looked: what a stopped container answers
         return fail(f"cannot kill container {container.id!r}: {NOT_RUNNING} (its init has just exited)")
-    if status == "paused" and sig == signal.SIGKILL:
+    if status == "paused" and sig == _signal.SIGKILL:
         # On v1 a frozen process dies only once thawed; runc thaws for SIGKILL alone.
         cgroup_control.set_frozen(state["cgroups"], False)
     return 0

@@ -1,16 +1,18 @@
 """What create, run and start share: make the state dir, compile with the exec fifo, run the plan up to
 wait_start and record the state; start releases init and runs the poststart hooks."""
 
-import json
 import os
 import pwd
 import time
-from argparse import Namespace
 
 from mrunc.commands.common import fail
-from mrunc.executor import ops_lifecycle
+from mrunc.executor import jsontext, ops_lifecycle, procfs
 from mrunc.executor.cgroup_control import container_cgroups
 from mrunc.state import Container, StateError, write_atomic
+
+TYPE_CHECKING = False  # start is on engines' hot path: no argparse (re, enum, shutil) for a type name
+if TYPE_CHECKING:
+    from argparse import Namespace
 
 
 def rfc3339_now() -> str:
@@ -18,7 +20,7 @@ def rfc3339_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now // 10**9)) + f".{now % 10**9:09d}Z"
 
 
-def create(options: Namespace, opts: Namespace, detach: bool) -> int:
+def create(options: "Namespace", opts: "Namespace", detach: bool) -> int:
     """Create the container (runc create); without `detach`, also start it and wait for it (runc run)."""
     from mrunc import log
 
@@ -45,7 +47,7 @@ def create(options: Namespace, opts: Namespace, detach: bool) -> int:
     return status
 
 
-def _create_locked(container: Container, opts: Namespace, detach: bool, lock: int) -> int:
+def _create_locked(container: Container, opts: "Namespace", detach: bool, lock: int) -> int:
     from mrunc.commands.common import compile_or_error
     from mrunc.compiler.compile import dumps
 
@@ -61,8 +63,8 @@ def _create_locked(container: Container, opts: Namespace, detach: bool, lock: in
         return fail(f"{config_path}: /process: {NO_PROCESS}")
     if detach and any(o["op"] == "pty_relay" for o in plan["ops"]):  # as runc: nobody would hold the pty
         return fail("/process/terminal: true needs --console-socket when the container is detached")
-    with open(config_path) as f:
-        config = json.load(f)
+    with open(config_path, "rb") as f:
+        config = jsontext.loads(f.read())
     state = {"ociVersion": config["ociVersion"], "id": opts.id, "status": "creating", "pid": 0,
              "bundle": plan["bundle"], "rootfs": os.path.join(plan["bundle"], config["root"]["path"]),
              "created": rfc3339_now(), "owner": pwd.getpwuid(os.geteuid()).pw_name,
@@ -73,7 +75,7 @@ def _create_locked(container: Container, opts: Namespace, detach: bool, lock: in
 
     def created(pid: int) -> None:
         del state["status"]  # derived from now on (state.py)
-        state.update(pid=pid, init_start_time=ops_lifecycle.start_time(pid))
+        state.update(pid=pid, init_start_time=procfs.start_time(pid))
         container.save(state)
         if opts.pid_file:
             write_atomic(os.path.abspath(opts.pid_file), str(pid))
@@ -102,10 +104,6 @@ def _missing_parents(plan: dict) -> list[str]:
 
 def start(container: Container, state: dict) -> int:
     """Release a created container's init and run the poststart hooks (the caller holds the lock)."""
-    from mrunc import log
-    from mrunc.executor.ops import Context
-    from mrunc.executor.run import run_after
-
     status = container.status(state)
     if status != "created":
         return fail(f"cannot start container {container.id!r}: it is {status}, not created")
@@ -114,5 +112,11 @@ def start(container: Container, state: dict) -> int:
         ops_lifecycle.release(container.fifo, wait_for_exec=True)
     except OSError as e:
         return fail(f"cannot start container {container.id!r}: {e.strerror}")
-    run_after(container.plan().get("poststart", []), Context(init_pid=pid), warn=log.warning)
+    hooks = container.plan().get("poststart")
+    if hooks:  # the executor loads only for a plan with poststart hooks
+        from mrunc import log
+        from mrunc.executor.optable import Context
+        from mrunc.executor.run import run_after
+
+        run_after(hooks, Context(init_pid=pid), warn=log.warning)
     return 0

@@ -1,16 +1,18 @@
 """`mrunc list [-q] [--format table|json]`: the containers under --root."""
 
-import argparse
-import json
-
+from mrunc.commands.args import parse_or_status
+from mrunc.executor import jsontext
 from mrunc.state import Container, StateError, list_ids
+
+USAGE = "usage: mrunc list [-q] [--format table|json]"
+FORMATS = ("table", "json")  # the first is the default
 
 
 def main(options, args: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="mrunc list")
-    p.add_argument("--quiet", "-q", action="store_true")
-    p.add_argument("--format", "-f", choices=("table", "json"), default="table")
-    opts = p.parse_args(args)
+    opts = parse_or_status(USAGE, args, {"--quiet": "quiet", "-q": "quiet"},
+                           {"--format": ("format", FORMATS), "-f": ("format", FORMATS)})
+    if isinstance(opts, int):
+        return opts
     states = []
     for container_id in list_ids(options.root):
         container = Container(options.root, container_id)
@@ -21,7 +23,7 @@ def main(options, args: list[str]) -> int:
     if opts.quiet:
         print("".join(f"{s['id']}\n" for s in states), end="")
     elif opts.format == "json":
-        print(json.dumps(states))
+        print(jsontext.dumps(states))
     else:
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"]) for s in states]

@@ -1,9 +1,8 @@
 """`mrunc ps [--format table|json] ID`: the container's processes (json: an array of host pids)."""
 
-import argparse
-import json
-
+from mrunc.commands.args import parse_or_status
 from mrunc.commands.common import fail
+from mrunc.executor import jsontext
 from mrunc.state import Container, StateError, cgroup_procs
 
 
@@ -16,17 +15,18 @@ def _command(pid: int) -> str:
 
 
 def main(options, args: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="mrunc ps")
-    p.add_argument("--format", "-f", choices=("table", "json"), default="table")
-    p.add_argument("id")
-    opts = p.parse_args(args)
+    formats = ("table", "json")
+    opts = parse_or_status("usage: mrunc ps [--format table|json] ID", args,
+                           valued={"--format": ("format", formats), "-f": ("format", formats)}, required=("id",))
+    if isinstance(opts, int):
+        return opts
     try:
         state = Container(options.root, opts.id).load()
     except StateError as e:
         return fail(str(e))
     pids = cgroup_procs(state["cgroups"])
     if opts.format == "json":
-        print(json.dumps(pids))
+        print(jsontext.dumps(pids))
     else:
         print(f"{'PID':>8}  CMD")
         for pid in pids:

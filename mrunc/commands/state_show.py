@@ -1,8 +1,7 @@
 """`mrunc state ID`: the runtime-spec state as JSON (plus rootfs, created, owner, as runc prints)."""
 
-import json
-
 from mrunc.commands.common import fail
+from mrunc.executor import jsontext
 from mrunc.state import Container, StateError
 
 
@@ -11,7 +10,7 @@ def main(options, args: list[str]) -> int:
         return fail("usage: mrunc state ID", 2)
     try:
         container = Container(options.root, args[0])
-        print(json.dumps(container.public(container.load()), indent=2))
+        print(jsontext.dumps(container.public(container.load()), indent=2))
     except StateError as e:
         return fail(str(e))
     return 0

@@ -8,9 +8,9 @@ and no more.
   v1, other signals, or a v2 kernel without cgroup.kill: freeze, signal each pid of the cgroup trees, thaw.
 """
 
+import _signal as signal  # `signal` wraps it in enums: ms of every kill and delete
 import errno
 import os
-import signal
 import time
 
 POLL = 0.005

@@ -3,7 +3,6 @@ fresh: compiled for this host, from the config.json its bundle holds now."""
 
 import os
 import sys
-from _json import make_scanner
 
 try:  # not hashlib: it loads OpenSSL's libcrypto, ms of start-up, to hash a few KiB
     from _sha256 import sha256 as _sha256
@@ -11,6 +10,7 @@ except ImportError:  # Python 3.12+
     from _sha2 import sha256 as _sha256
 
 from mrunc.executor.host import fingerprint
+from mrunc.executor.jsontext import loads
 from mrunc.executor.optable import PROCESSES, find
 
 FORMAT = "mrunc-plan/1"
@@ -30,47 +30,13 @@ def load(path: str, force: bool = False) -> dict:
     """A checked plan. `force` runs a stale plan anyway, saying loudly on stderr why it is stale."""
     try:
         with open(path, "rb") as f:
-            plan = parse_json(f.read())
+            plan = loads(f.read())
     except OSError as e:
         raise PlanError(f"{path}: cannot read plan: {e.strerror}") from None
     except (ValueError, RecursionError) as e:
         raise PlanError(f"{path}: not a JSON plan: {e}") from None
     check(plan, force=force, plan_path=path)
     return plan
-
-
-class _ScannerOptions:
-    """What json.JSONDecoder would pass to the C scanner: plain dicts, ints and floats; no NaN or Infinity."""
-
-    strict = True
-    object_hook = None
-    object_pairs_hook = None
-    parse_float = float
-    parse_int = int
-
-    @staticmethod
-    def parse_constant(name: str) -> float:
-        raise ValueError(f"{name} is not JSON")
-
-
-_scan = make_scanner(_ScannerOptions())
-
-
-def parse_json(raw: bytes) -> object:
-    """json.loads with the C scanner alone: `import json` pulls in re and enum, a third of exec's start-up.
-
-    The C scanner reports errors through json.decoder, so a malformed plan goes to the full decoder, which
-    says where it failed."""
-    text = raw.decode("utf-8").strip(" \t\n\r")
-    try:
-        value, end = _scan(text, 0)
-        if end == len(text):
-            return value
-    except (StopIteration, SystemError):
-        pass
-    import json
-
-    return json.loads(text)
 
 
 def check(plan: object, host: dict[str, str] | None = None, force: bool = False, plan_path: str = "PLAN") -> None:
