@@ -89,10 +89,25 @@ def test_time_namespace_offsets_are_written_by_child_after_unshare():
     ]
 
 
-def test_no_mount_namespace_means_chroot_and_no_mounts():
-    plan = compile_fragment({"linux": {"namespaces": [{"type": "pid"}]}})
-    assert "mount" not in names(plan) and "pivot_root" not in names(plan)
-    assert ops(plan, "/root/path") == [("chroot", "init", "/root/path", {"root": ROOTFS})]
+@pytest.mark.parametrize("mount_ns", [None, "/proc/7/ns/mnt"], ids=["inherited", "joined"])
+def test_a_mount_namespace_not_the_containers_own_gets_its_mounts_under_one_rootfs_bind_then_chroot(mount_ns):
+    """No mount namespace listed (the runtime's is inherited) or one joined by path: / is not the container's to
+    change; init binds the rootfs onto itself, mounts under it and chroots; runtime, before fork, notes the mount
+    at the rootfs to detach init's bind at exit."""
+    namespaces = [{"type": "pid"}] + ([{"type": "mount", "path": mount_ns}] if mount_ns else [])
+    plan = compile_fragment({"linux": {"namespaces": namespaces, "rootfsPropagation": "shared"},
+                             "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+                             "root": {"path": "rootfs", "readonly": True}})
+    assert ops(plan, "/root", "/mounts", "/linux/rootfsPropagation") == [
+        ("unmount_at_exit", "runtime", "/root/path", {"root": ROOTFS, "ns": mount_ns}),
+        mount("/root/path", ROOTFS, source=ROOTFS, flags=["MS_BIND", "MS_REC"], root=None),
+        mount("/mounts/0", "/proc", source="proc", fstype="proc", create="ordinary_dir"),
+        ("chroot", "init", "/root/path", {"root": ROOTFS}),
+        mount("/linux/rootfsPropagation", "/", flags=["MS_SHARED"], root=None),
+        remount("/root/readonly", "/", ["MS_BIND", "MS_REMOUNT", "MS_RDONLY", "MS_REC"], root=None),
+    ]
+    assert names(plan).index("unmount_at_exit") + 1 == names(plan).index("fork")
+    assert "pivot_root" not in names(plan)
 
 
 # --- rootfs and mounts ----------------------------------------------------------------------------
@@ -554,3 +569,21 @@ def test_exec_cpu_affinity_in_a_config_is_a_note_not_an_op_for_init():
 def test_exec_cpu_affinity_that_is_no_cpu_list_is_refused_naming_the_field(text):
     with pytest.raises(ConfigError, match=f"^/process/execCPUAffinity/final: got \"{text}\"; allowed: CPU numbers"):
         compile_fragment({"process": {"cwd": "/", "args": ["sh"], "execCPUAffinity": {"final": text}}})
+
+
+@pytest.mark.parametrize("namespaces, chrooted, chroot", [
+    (["mount", "pid"], False, False),  # the container's own mount namespace: joining it makes its root ours
+    (["mount", "pid"], True, True),  # one it joined by path: the container is a chroot in it, and so is the exec
+    (["pid"], True, True),  # none: the runtime's, where it is a chroot
+])
+def test_exec_chroots_into_a_container_that_is_a_chroot(namespaces, chrooted, chroot):
+    from mrunc.compiler.compile_exec import exec_target
+
+    container = compile_fragment({"linux": {"namespaces": [
+        {"type": kind, **({"path": "/proc/7/ns/mnt"} if kind == "mount" and chrooted else {})}
+        for kind in namespaces]}})
+    target = exec_target({"pid": 9, "rootfs": ROOTFS}, container)
+    assert target["chrooted"] == chrooted
+    plan = lower_exec({"cwd": "/", "args": ["sh"]}, target, None, None, 0, False)
+    found = [(o["op"], o["proc"], o["src"], o["args"]) for o in plan.ops if o["op"] == "chroot"]
+    assert found == ([("chroot", "init", "/container/rootfs", {"root": ROOTFS})] if chroot else [])

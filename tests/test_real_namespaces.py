@@ -2,12 +2,15 @@
 
 import os
 import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import base_config, run_config
+from tests.conftest import REPO, base_config, run_config
+from tests.lifecycle_helpers import Lifecycle
 from tests.reference import reference_config
 
 NETNS_DIR = Path("/run/netns")
@@ -130,3 +133,76 @@ def test_user_namespace_maps_a_shifted_range(bundle):
     lines = [line.split() for line in result.stdout.splitlines()]
     maps = [["0", "0", "1"], ["1", "100001", "65535"]]
     assert lines == maps + maps + [["1000"], ["1000"], ["1000:1000"], ["65534:65534"]], result.stderr
+
+
+def _without(config: dict, *kinds: str) -> dict:
+    config["linux"]["namespaces"] = [ns for ns in config["linux"]["namespaces"] if ns["type"] not in kinds]
+    return config
+
+
+def _mounts_under(mountinfo: str, path: Path) -> list[str]:
+    return [line.split()[4] for line in mountinfo.splitlines() if line.split()[4].startswith(str(path))]
+
+
+def test_without_a_mount_namespace_the_container_mounts_in_the_runtimes_and_they_go_at_exit(bundle):
+    """config-linux.md: a namespace type not listed is inherited from the runtime. The runc spec's mounts, masked
+    and read-only paths and read-only root are made in the runtime's mount namespace, under the rootfs, and the
+    container is chrooted there; once it exits, nothing of it stays mounted in that namespace. (Run in a private
+    namespace of our own, which we then read: the host's is not touched.)"""
+    config = base_config([])
+    masked = next(p for p in config["linux"]["maskedPaths"] if Path(p).is_file())  # one this kernel has
+    script = ("readlink /proc/self/ns/mnt; awk '{print $5}' /proc/self/mountinfo | "
+              f"grep -x -e /proc -e /dev/pts -e /sys; wc -c < {masked}; touch /x 2>&1")
+    config["process"]["args"] = ["sh", "-c", script]
+    bundle.write(_without(config, "mount", "pid"))
+    rootfs = bundle.path / "rootfs"
+    command = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+               'readlink /proc/self/ns/mnt; "$@"; echo "status $?"; grep -c " $0" /proc/self/mountinfo', str(rootfs),
+               sys.executable, "-m", "mrunc", "--root", str(bundle.state_root), "run", "--bundle", str(bundle.path),
+               bundle.id]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, env=dict(os.environ, PYTHONPATH=REPO))
+    lines = result.stdout.splitlines()
+    assert lines[0] == lines[1] and lines[0].startswith("mnt:"), result.stdout + result.stderr  # the runtime's
+    assert lines[0] != _host_ns("mnt")  # the private one the wrapper made
+    assert lines[2:] == ["/proc", "/dev/pts", "/sys", "0", "touch: /x: Read-only file system", "status 1", "0"], \
+        result.stdout + result.stderr
+
+
+@pytest.fixture
+def mount_ns_holder():
+    """A process alone in a mount namespace of its own (a private copy of ours); its /proc/PID/ns/mnt to join."""
+    holder = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sleep", "300"])
+    try:
+        path = f"/proc/{holder.pid}/ns/mnt"
+        deadline = time.monotonic() + 10
+        while os.readlink(path) == _host_ns("mnt"):  # until unshare has unshared
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_mount_namespace_joined_by_path_gets_the_mounts_and_loses_them_at_delete(bundle, tmp_path, mount_ns_holder):
+    """The container joins the namespace (config-linux.md: the runtime MUST place the container process in it),
+    its mounts are made there under the rootfs and it is chrooted there; `mrunc exec` finds the same root; delete
+    detaches them, leaving the namespace's other mounts alone."""
+    ns_path = f"/proc/{mount_ns_holder}/ns/mnt"
+    holder_mounts = Path(f"/proc/{mount_ns_holder}/mountinfo")
+    rootfs = bundle.path / "rootfs"
+    config = _without(base_config(["sleep", "30"]), "mount")
+    config["linux"]["namespaces"].append({"type": "mount", "path": ns_path})
+    life = Lifecycle(bundle, tmp_path)
+    try:
+        assert life.create(config).returncode == 0, life.output.read_text()
+        pid = life.state()["pid"]
+        assert os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink(ns_path)
+        assert {str(rootfs), f"{rootfs}/proc", f"{rootfs}/dev"} <= set(_mounts_under(holder_mounts.read_text(), rootfs))
+        seen = life("exec", bundle.id, "sh", "-c", "readlink /proc/self/ns/mnt; ls /bin/busybox")
+        assert seen.stdout.split() == [os.readlink(ns_path), "/bin/busybox"], seen.stderr
+        assert life("delete", "--force", bundle.id).returncode == 0
+        assert _mounts_under(holder_mounts.read_text(), rootfs) == []
+        assert holder_mounts.read_text().split()[4] == "/"  # the namespace's own root is still there
+    finally:
+        life.cleanup()

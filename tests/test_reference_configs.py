@@ -101,7 +101,8 @@ def _official_good(name: str, bundle, args: list[str] | None = None) -> dict:
 
 
 def test_official_minimal_for_start_runs(bundle):
-    """No namespaces at all: mrunc chroots into the rootfs and runs `sh`, which reads its script from stdin."""
+    """No namespaces at all: mrunc binds the rootfs onto itself in its own mount namespace (the container's, which
+    it inherits), makes the default devices there, chroots and runs `sh`, which reads its script from stdin."""
     result = run_config(bundle, _official_good("minimal-for-start.json", bundle), input="echo in-container; exit 4\n")
     assert result.stdout == "in-container\n", result.stderr
     assert result.returncode == 4

@@ -44,6 +44,14 @@ def _destroy(container: Container, state: dict) -> int:
     if not ops_lifecycle.wait_gone(lambda: procfs.alive(pid, started), 10):
         return fail(f"container {container.id!r}: init {pid} survived SIGKILL")
     plan = container.plan()
+    for o in plan["ops"]:
+        if o["op"] == "unmount_at_exit" and "rootfs_mount_id" in state:  # mounts in a namespace it shares
+            from mrunc.executor import ops_sharedmnt
+
+            try:
+                ops_sharedmnt.detach_if_init_root(o["args"]["root"], o["args"]["ns"], state["rootfs_mount_id"])
+            except OSError as e:  # say so, and remove the rest: the state would only block a new container's id
+                log.warning(f"container {container.id!r}: cannot unmount its rootfs {o['args']['root']}: {e}")
     for o in reversed(plan["ops"]):
         if o["op"] == "cgroup_mkdir":
             _rmdir_cgroup(o["args"]["dir"])

@@ -76,6 +76,10 @@ def _create_locked(container: Container, opts: "Namespace", detach: bool, lock: 
     def created(pid: int) -> None:
         del state["status"]  # derived from now on (state.py)
         state.update(pid=pid, init_start_time=procfs.start_time(pid))
+        if detach and any(o["op"] == "unmount_at_exit" for o in plan["ops"]):  # for delete: init's root
+            from mrunc.executor.ops_sharedmnt import mount_id
+
+            state["rootfs_mount_id"] = mount_id(f"/proc/{pid}/root")
         container.save(state)
         if opts.pid_file:
             write_atomic(os.path.abspath(opts.pid_file), str(pid))

@@ -28,7 +28,7 @@ def check(config: dict) -> None:
     linux = config.get("linux", {})
     namespaces = _check_namespaces(linux)
     _check_process(config.get("process"))
-    _check_mounts(config, namespaces)
+    _check_mounts(config)
     _check_ids(linux, namespaces)
     _check_sysctl(linux, namespaces)
     lower_network.check(linux, namespaces, startable="process" in config)
@@ -98,7 +98,7 @@ def _check_process(process: dict | None) -> None:
         check_rlimit(limit, where)
 
 
-def _check_mounts(config: dict, namespaces: dict) -> None:
+def _check_mounts(config: dict) -> None:
     for i, m in enumerate(config.get("mounts", [])):
         dest = m["destination"]
         if not dest.startswith("/"):
@@ -106,18 +106,6 @@ def _check_mounts(config: dict, namespaces: dict) -> None:
                               f"got {dest!r}; allowed: an absolute path inside the container")
         if ".." in dest.split("/"):
             raise ConfigError(pointer("mounts", i, "destination"), f"got {dest!r}; allowed: a path without '..'")
-    if "mount" not in namespaces:
-        needs = [k for k in ("mounts",) if config.get(k)]
-        needs += [k for k in ("maskedPaths", "readonlyPaths", "devices") if config.get("linux", {}).get(k)]
-        if config["root"].get("readonly"):
-            needs.append("root.readonly")
-        if needs:
-            raise ConfigError("/linux/namespaces",
-                              f"{', '.join(needs)} need a mount namespace; without one mrunc only chroots "
-                              "(it never mounts in the host's namespace)")
-    elif namespaces["mount"] is not None:
-        raise ConfigError("/linux/namespaces", "joining a mount namespace by path is not supported; "
-                          "mrunc builds the rootfs in a new one")
 
 
 def _check_ids(linux: dict, namespaces: dict) -> None:

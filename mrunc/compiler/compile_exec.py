@@ -56,7 +56,8 @@ def exec_target(state: dict, plan: dict) -> dict:
         capabilities["bounding"] = args["drop_bounding"]["keep"]
         capabilities["ambient"] = args.get("ambient_raise", {}).get("caps", [])
     return {"pid": state["pid"], "cgroups": container_cgroups(plan), "cgroup": plan["host"]["cgroup"],
-            "namespaces": sorted(namespaces), "rootfs": state.get("rootfs", ""), "seccomp": args.get("seccomp_load"),
+            "namespaces": sorted(namespaces), "rootfs": state.get("rootfs", ""), "chrooted": "chroot" in args,
+            "seccomp": args.get("seccomp_load"),
             "capabilities": capabilities}
 
 

@@ -91,20 +91,22 @@ def parse_options(options: list[str], where: str) -> tuple[list[str], list[str],
     return sorted(flags), bind, propagation, data
 
 
-def lower_root(emit: Emitter, rootfs: str, propagation: str) -> None:
-    """Make / private (or as rootfsPropagation says) so nothing we mount leaks to the host, then bind the
-    rootfs onto itself: pivot_root needs the new root to be a mount point."""
-    flags = ROOT_PROPAGATION[propagation]
-    emit("mount", "init", "/linux/rootfsPropagation", source=None, target="/", fstype=None,
-         flags=flags, data=None, root=None, create=None)
-    if "MS_SHARED" in flags:  # pivot_root refuses a shared parent, and the bind below would reach the host
-        emit("mount_parent_private", "init", "/linux/rootfsPropagation", path=rootfs)
+def lower_root(emit: Emitter, rootfs: str, propagation: str, own_mount_ns: bool) -> None:
+    """In the container's own mount namespace, make / private (or as rootfsPropagation says) so nothing we mount
+    leaks to the host. Then bind the rootfs onto itself: pivot_root needs the new root to be a mount point, and in
+    a namespace not the container's its mounts hang from that one bind."""
+    if own_mount_ns:
+        flags = ROOT_PROPAGATION[propagation]
+        emit("mount", "init", "/linux/rootfsPropagation", source=None, target="/", fstype=None,
+             flags=flags, data=None, root=None, create=None)
+        if "MS_SHARED" in flags:  # pivot_root refuses a shared parent, and the bind below would reach the host
+            emit("mount_parent_private", "init", "/linux/rootfsPropagation", path=rootfs)
     emit("mount", "init", "/root/path", source=rootfs, target=rootfs, fstype=None, flags=["MS_BIND", "MS_REC"],
          data=None, root=None, create=None)
 
 
 def lower_rootfs_propagation(emit: Emitter, propagation: str) -> None:
-    """After pivot_root: the rootfs mount (now /) shared or unbindable, as rootfsPropagation says."""
+    """After pivot_root (or chroot): the rootfs mount (now /) shared or unbindable, as rootfsPropagation says."""
     if propagation in ROOTFS_PROPAGATION_AFTER_PIVOT:
         emit("mount", "init", "/linux/rootfsPropagation", source=None, target="/", fstype=None,
              flags=ROOTFS_PROPAGATION_AFTER_PIVOT[propagation], data=None, root=None, create=None)

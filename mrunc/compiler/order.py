@@ -33,6 +33,13 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
     # it once pivot_root has hidden the state dir (step 10 blocks on it).
     if exec_fifo:
         emit("exec_fifo_create", "runtime", "/", path=exec_fifo)
+    # Without a mount namespace of its own (none listed: the runtime's is inherited, config-linux.md; or one joined
+    # by path) the container's mounts go into a namespace that outlives it, all beneath init's bind of the rootfs
+    # onto itself (4): runtime notes what is mounted at the rootfs now, to detach init's bind when the container is
+    # gone. Runtime's own op, before fork: on v2 no runtime op may come between fork_init and cgroup_joined.
+    own_mount_ns = "mount" in ns and ns["mount"] is None
+    if not own_mount_ns:
+        emit("unmount_at_exit", "runtime", "/root/path", root=rootfs, ns=ns.get("mount"))
     emit("fork", "runtime", "/")
     # child first closes every fd its caller passed but stdio and --preserve-fds (mrunc's own sync socket and exec
     # fifo stay): init would otherwise hold the caller's locks and pipes from create until start, and an engine
@@ -85,15 +92,14 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
 
     # 4. rootfs: / private (nothing leaks to the host), rootfs bound onto itself, mounts in listed
     #    order (config.md), then /dev nodes and symlinks (they may live on a tmpfs mounted at /dev).
-    #    Without a mount namespace mrunc never mounts: it only chroots (checks.py rejects mounts then).
+    #    In a mount namespace not its own, / is not the container's to change: only the bind, which the mounts
+    #    then hang from (runtime detaches it at exit, see 1).
     cgroup_by_ctrl = lower_cgroups.dirs(host, cgroup_path)
-    if "mount" in ns:
-        lower_rootfs.lower_root(emit, rootfs, linux.get("rootfsPropagation", ""))
-        lower_rootfs.lower_mounts(emit, config, rootfs, bundle, cgroup_by_ctrl, before_governed=join_cgroup)
+    lower_rootfs.lower_root(emit, rootfs, linux.get("rootfsPropagation", ""), own_mount_ns)
+    lower_rootfs.lower_mounts(emit, config, rootfs, bundle, cgroup_by_ctrl, before_governed=join_cgroup)
     join_cgroup()
-    if "mount" in ns:
-        lower_rootfs.lower_devices(emit, linux, rootfs, in_userns="user" in ns)
-        lower_rootfs.lower_cwd(emit, process, rootfs)
+    lower_rootfs.lower_devices(emit, linux, rootfs, in_userns="user" in ns)
+    lower_rootfs.lower_cwd(emit, process, rootfs)
 
     # 5. Hooks after the mounts and before pivot_root (config.md): prestart (deprecated) and createRuntime
     #    by the runtime on the host, then createContainer in the container's namespaces.
@@ -101,22 +107,19 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
     lower_hooks.lower(emit, config, "createRuntime", "runtime", container_id)
     lower_hooks.lower(emit, config, "createContainer", "init", container_id)
 
-    if "mount" in ns:
-        # 6. pivot_root; then the read-only root, names, sysctls (before /proc/sys turns read-only),
-        #    read-only and masked paths, as runc's init does after pivot.
-        emit("pivot_root", "init", "/root/path", root=rootfs)
-        # rootfsPropagation shared or unbindable: set on the rootfs mount once it is / (see ROOT_PROPAGATION).
-        lower_rootfs.lower_rootfs_propagation(emit, linux.get("rootfsPropagation", ""))
-        # The pty comes from the container's own /dev/ptmx, so after pivot_root; before the read-only
-        # remount, since /dev/console is bound over (runc's setupConsole sits at the same point).
-        lower_terminal.lower(emit, process, console_socket, mount_ns=True)
-        if config["root"].get("readonly"):
-            emit("remount", "init", "/root/readonly", target="/",
-                 flags=["MS_BIND", "MS_REMOUNT", "MS_RDONLY", "MS_REC"], root=None)
-    else:
-        lower_rootfs.lower_cwd(emit, process, rootfs)
-        emit("chroot", "init", "/root/path", root=rootfs)
-        lower_terminal.lower(emit, process, console_socket, mount_ns=False)
+    # 6. pivot_root; then the read-only root, names, sysctls (before /proc/sys turns read-only),
+    #    read-only and masked paths, as runc's init does after pivot. In a mount namespace not its own, chroot
+    #    (as runc): pivot_root would move the root of every process in that namespace, and detaching the old root
+    #    would take it from them.
+    emit("pivot_root" if own_mount_ns else "chroot", "init", "/root/path", root=rootfs)
+    # rootfsPropagation shared or unbindable: set on the rootfs mount once it is / (see ROOT_PROPAGATION).
+    lower_rootfs.lower_rootfs_propagation(emit, linux.get("rootfsPropagation", ""))
+    # The pty comes from the container's own /dev/ptmx, so after pivot_root; before the read-only
+    # remount, since /dev/console is bound over (runc's setupConsole sits at the same point).
+    lower_terminal.lower(emit, process, console_socket, mount_ns=True)
+    if config["root"].get("readonly"):
+        emit("remount", "init", "/root/readonly", target="/",
+             flags=["MS_BIND", "MS_REMOUNT", "MS_RDONLY", "MS_REC"], root=None)
     if config.get("hostname"):
         emit("sethostname", "init", "/hostname", name=config["hostname"])
     if config.get("domainname"):
@@ -272,8 +275,8 @@ def lower_exec(process: dict, target: dict, console_socket: str | None, pid_file
     # 4. Fork: a joined pid (and time) namespace applies to children only.
     emit("fork_init", "child", "/container/namespaces")
     procattrs.lower_affinity(emit, process, "final", "init")
-    # 5. Joining the mount namespace made its root ours; without one the container is a chroot.
-    if "mount" not in target["namespaces"]:
+    # 5. Joining the container's own mount namespace made its root ours; in any other it is a chroot.
+    if target.get("chrooted") or "mount" not in target["namespaces"]:
         emit("chroot", "init", "/container/rootfs", root=target["rootfs"])
     lower_terminal.lower(emit, process, console_socket, mount_ns=False)  # /dev/console is the container's
 

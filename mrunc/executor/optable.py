@@ -89,7 +89,7 @@ def protocol_op(name: str, procs: str, doc: str) -> None:
 # a plan that names one of its ops (find), before anything runs: init cannot import after pivot_root, and each
 # module is ~0.1 ms of start-up. `mrunc.executor.ops` imports them all: the complete table (compiler, verify).
 COMMON_MODULES = ("ops_cgroup", "ops_fs", "ops_lifecycle", "ops_ns", "ops_process")
-RARE_MODULES = ("ops_runtime", "ops_procattrs", "ops_hooks", "ops_tty", "ops_net")
+RARE_MODULES = ("ops_runtime", "ops_procattrs", "ops_hooks", "ops_tty", "ops_net", "ops_sharedmnt")
 
 
 def load(modules: tuple[str, ...]) -> None:

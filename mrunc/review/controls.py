@@ -42,7 +42,7 @@ HOST_NAMESPACE_RISK = {
     "pid": ("high", "the host's processes: see, signal and ptrace them"),
     "ipc": ("high", "the host's System V IPC and POSIX message queues"),
     "network": ("high", "the host's network stack: its interfaces, ports and loopback-only services"),
-    "mount": ("high", "the host's mount table (mrunc only chroots without a mount namespace)"),
+    "mount": ("high", "the host's mount table: the container's mounts are made there, under its rootfs (chroot)"),
     "uts": ("medium", "the host's hostname and domain name"),
     "cgroup": ("medium", "the host's cgroup tree as its own view"),
 }
