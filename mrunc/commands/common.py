@@ -28,7 +28,7 @@ def compile_or_error(config_path: str, container_id: str | None = None, console_
     from mrunc.compiler.errors import ConfigError, ConfigErrors
 
     try:
-        return compile_config(config_path, container_id, console_socket=console_socket, lower_ahead=True, **extra)
+        return compile_config(config_path, container_id, console_socket=console_socket, **extra)
     except (ConfigError, ConfigErrors) as e:
         return f"{config_path}: invalid config:\n  " + str(e).replace("\n", "\n  ")
     except OSError as e:

@@ -2,42 +2,32 @@
 
 import json
 import os
-from contextlib import nullcontext
 
 from mrunc import __version__
-from mrunc.compiler import ahead, load
+from mrunc.compiler import load
 
 
 def compile_config(config_path: str, container_id: str | None = None, host: dict | None = None,
-                   console_socket: str | None = None, exec_fifo: str | None = None, preserve_fds: int = 0,
-                   lower_ahead: bool = False) -> dict:
+                   console_socket: str | None = None, exec_fifo: str | None = None, preserve_fds: int = 0) -> dict:
     """Compile a bundle's config. Raises ConfigError/ConfigErrors on bad input, OSError if unreadable.
     With process.terminal, the pty master goes to `console_socket`, or with none mrunc relays it.
-    With `exec_fifo` (create, run), init waits on it for `mrunc start` just before execve.
-    With `lower_ahead` (commands), a forked child lowers while this process validates (ahead.py)."""
+    With `exec_fifo` (create, run), init waits on it for `mrunc start` just before execve."""
     with open(config_path, "rb") as f:
         raw = f.read()
     return compile_bytes(raw, os.path.dirname(os.path.abspath(config_path)), container_id, host, console_socket,
-                         exec_fifo, preserve_fds, lower_ahead)
+                         exec_fifo, preserve_fds)
 
 
 def compile_bytes(raw: bytes, bundle: str, container_id: str | None = None, host: dict | None = None,
-                  console_socket: str | None = None, exec_fifo: str | None = None, preserve_fds: int = 0,
-                  lower_ahead: bool = False) -> dict:
+                  console_socket: str | None = None, exec_fifo: str | None = None, preserve_fds: int = 0) -> dict:
     config = load.parse(raw)
-
-    def lower() -> dict:
-        return _lower(config, raw, bundle, container_id, host, console_socket, exec_fifo, preserve_fds)
-
-    with ahead.in_child(lower) if lower_ahead else nullcontext() as child:
-        load.validate(config)
-        plan = child.result() if child else None
-    return plan if isinstance(plan, dict) else lower()
+    load.validate(config)
+    return _lower(config, raw, bundle, container_id, host, console_socket, exec_fifo, preserve_fds)
 
 
 def _lower(config: object, raw: bytes, bundle: str, container_id: str | None, host: dict | None,
            console_socket: str | None, exec_fifo: str | None, preserve_fds: int) -> dict:
-    """Check and lower a validated config. Its modules are imported here: with `lower_ahead`, in the child only."""
+    """Check and lower a validated config."""
     from mrunc.compiler import checks, order
     from mrunc.executor.host import fingerprint
     from mrunc.executor.plan import FORMAT, sha256_hex

@@ -1,18 +1,16 @@
 """Collects ops as the lowering produces them, checking each against the executor's op table."""
 
-from typing import Any
-
 from mrunc.executor.ops import OPS
 
 
 class Emitter:
     def __init__(self, bundle: str = "") -> None:
         self.bundle = bundle
-        self.ops: list[dict[str, Any]] = []
+        self.ops: list[dict[str, object]] = []
         self.notes: list[str] = []
-        self.later: dict[str, list[dict[str, Any]]] = {}  # poststart/poststop ops (lower_hooks.py)
+        self.later: dict[str, list[dict[str, object]]] = {}  # poststart/poststop ops (lower_hooks.py)
 
-    def __call__(self, name: str, proc: str, src: str, /, **args: Any) -> None:
+    def __call__(self, name: str, proc: str, src: str, /, **args: object) -> None:
         spec = OPS[name]
         if proc not in spec.procs or set(args) != set(spec.args):
             raise AssertionError(f"compiler bug: {name} [{proc}] with {sorted(args)}; op takes {spec.args}")

@@ -2,14 +2,14 @@
 
 import json
 import os
-from typing import TYPE_CHECKING
 
 from mrunc import schemas
 from mrunc.compiler.errors import ConfigError, ConfigErrors, pointer
 from mrunc.compiler.parse import parse  # noqa: F401 (load.parse, as before)
 from mrunc.schemas import valid_config
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~1.5 ms of every compile); type checkers
+if TYPE_CHECKING:      # read the name the same way
     import jsonschema
 
 MAX_ERRORS = 20
