@@ -27,6 +27,7 @@ COMMANDS = {
     "list": "list_containers",
     "pause": "pause",
     "resume": "resume",
+    "update": "update",
 }
 
 USAGE = """usage: mrunc [--root DIR] [--log FILE] [--log-format text|json] [--debug] [--systemd-cgroup] COMMAND ...
@@ -43,6 +44,7 @@ commands:
   create [--bundle DIR] [--pid-file F] [--console-socket S] [--preserve-fds N] ID   set up; init waits for start
   start ID | state ID | kill [--all] ID [SIGNAL] | delete [--force] ID | pause ID | resume ID
   ps [--format table|json] ID | list [-q] [--format table|json]
+  update [-r FILE|-] [--memory N] [--memory-swap N] [--cpu-quota N] [--pids-limit N] ... [--plan] ID
   --version
 """
 

@@ -21,7 +21,7 @@ LIFECYCLE = "tests/test_lifecycle.py::test_"  # the lifecycle tests that touch t
 GUEST_TESTS = ["tests/test_run_real.py", "tests/test_real_process.py", "tests/test_real_mounts.py",
                "tests/test_real_cgroups.py", "tests/test_real_namespaces.py", "tests/test_real_seccomp.py",
                "tests/test_faults.py::test_hardened_plan_runs_through_exec",
-               "tests/test_cgroup_control.py", "tests/test_cgroup_v2.py",
+               "tests/test_cgroup_control.py", "tests/test_cgroup_v2.py", "tests/test_update.py",
                *(LIFECYCLE + name for name in (
                    "full_lifecycle_create_start_kill_delete", "delete_force_kills_a_running_container",
                    "delete_of_a_created_container_removes_it", "failing_op_in_create_cleans_up",

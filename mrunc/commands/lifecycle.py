@@ -69,6 +69,7 @@ def _create_locked(container: Container, opts: "Namespace", detach: bool, lock: 
              "bundle": plan["bundle"], "rootfs": os.path.join(plan["bundle"], config["root"]["path"]),
              "created": rfc3339_now(), "owner": pwd.getpwuid(os.geteuid()).pw_name,
              "annotations": config.get("annotations", {}), "cgroups": container_cgroups(plan),
+             "resources": config.get("linux", {}).get("resources", {}),  # in force; `mrunc update` changes them
              "cgroup_parents_made": _missing_parents(plan)}
     write_atomic(container.path("plan.json"), dumps(plan))
     container.save(state)

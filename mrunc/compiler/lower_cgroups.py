@@ -50,6 +50,13 @@ def lower(emit: Emitter, linux: dict, host: dict, path: str) -> list[str]:
         _v2_notes(emit, resources)
     else:
         writes = _v1_writes(resources, emit)
+    emit_writes(emit, writes, host, targets)
+    return list(targets.values())
+
+
+def emit_writes(emit: Emitter, writes: "list[Write]", host: dict, targets: dict[str, str]) -> None:
+    """One cgroup_write (or cgroup_write_first) op per write, into its controller's directory; a note for a
+    controller the host does not have. For create, and for `mrunc update` (compile_update.py)."""
     for ctrl, file, value, src in writes:
         if ctrl and ctrl not in host["controllers"]:
             emit.note(src, f"the {ctrl} controller is not mounted on this host; not applied")
@@ -60,7 +67,6 @@ def lower(emit: Emitter, linux: dict, host: dict, path: str) -> list[str]:
             emit("cgroup_write_first", "runtime", src, dir=target, files=list(file), values=values)
         else:
             emit("cgroup_write", "runtime", src, dir=target, file=file, value=value)
-    return list(targets.values())
 
 
 def _enable_controllers(emit: Emitter, host: dict, path: str) -> None:

@@ -1,0 +1,172 @@
+"""`mrunc update [-r FILE|-] [--memory N] [--cpu-quota N] ... ID`: change a running container's resources, as
+runc update does (docker update, podman update and containerd's UpdateContainerResources call it). The
+resources, from the file (every flag ignored then, as runc) or the flags, are checked like the config's
+linux.resources section and compiled into a plan of cgroup writes (compiler/compile_update.py; --plan prints
+it); once it ran, state.json keeps the resources in force and ROOT/ID/in-force.json the container's plan with
+them, for `mrunc diff ROOT/ID/plan.json ROOT/ID/in-force.json` and `mrunc audit ROOT/ID/in-force.json`.
+A stopped container is refused ("container not running"), as runc refuses it; a paused one is updated, as runc's."""
+
+import argparse
+import re
+import sys
+
+from mrunc.commands.common import fail
+
+# flag -> (section, field, parse); memory sizes take runc's units (100m, 1g: powers of 1024) or -1
+MEMORY_SIZE = re.compile(r"^(\d+(?:\.\d+)?) ?([kmgtp])?i?b?$", re.IGNORECASE)
+FLAGS = {
+    "--memory": ("memory", "limit", "size"), "--memory-reservation": ("memory", "reservation", "size"),
+    "--memory-swap": ("memory", "swap", "size"), "--kernel-memory": ("memory", "kernel", "size"),
+    "--kernel-memory-tcp": ("memory", "kernelTCP", "size"),
+    "--cpu-share": ("cpu", "shares", "uint"), "--cpu-quota": ("cpu", "quota", "int"),
+    "--cpu-period": ("cpu", "period", "uint"), "--cpu-rt-period": ("cpu", "realtimePeriod", "uint"),
+    "--cpu-rt-runtime": ("cpu", "realtimeRuntime", "int"), "--cpuset-cpus": ("cpu", "cpus", "str"),
+    "--cpuset-mems": ("cpu", "mems", "str"), "--blkio-weight": ("blockIO", "weight", "uint"),
+    "--pids-limit": ("pids", "limit", "int"),
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mrunc update", allow_abbrev=False)
+    p.add_argument("--resources", "-r", help="a LinuxResources JSON file, or - for standard input")
+    for flag in FLAGS:
+        aliases = ["--cpu-shares"] if flag == "--cpu-share" else []  # runc's name, and docker's
+        p.add_argument(flag, *aliases, dest=flag[2:].replace("-", "_"))
+    for flag in ("--l3-cache-schema", "--mem-bw-schema"):  # Intel RDT: no resctrl here
+        p.add_argument(flag)
+    p.add_argument("--plan", action="store_true", help="print the update plan as text instead of running it")
+    p.add_argument("--trace", action="store_true", help="print each op to stderr as it runs")
+    p.add_argument("id")
+    return p
+
+
+def main(options, args: list[str]) -> int:
+    from mrunc.state import Container, StateError
+
+    opts = parser().parse_args(args)
+    if opts.l3_cache_schema or opts.mem_bw_schema:
+        return fail("--l3-cache-schema, --mem-bw-schema: Intel RDT is not supported by mrunc (no resctrl)")
+    try:
+        container = Container(options.root, opts.id)
+        with container.locked() as state:
+            status = container.status(state)
+            if status not in ("running", "created", "paused"):
+                return fail(f"cannot update container {opts.id!r}: container not running (it is {status})")
+            plan = _compile(opts, state, container.plan())
+            if isinstance(plan, str):
+                return fail(plan)
+            if opts.plan:
+                from mrunc.compiler.render import text
+
+                print(text(plan), end="")
+                return 0
+            return _apply(container, state, plan, opts.trace)
+    except StateError as e:
+        return fail(str(e))
+
+
+def _compile(opts: argparse.Namespace, state: dict, container_plan: dict) -> dict | str:
+    from mrunc.compiler.compile_update import check_resources, compile_update
+    from mrunc.compiler.errors import ConfigError, ConfigErrors
+
+    source = "--resources " + opts.resources if opts.resources else "update flags"
+    try:
+        resources = check_resources(_read(opts.resources) if opts.resources else from_flags(opts))
+        return compile_update(resources, state, container_plan)
+    except (ConfigError, ConfigErrors) as e:
+        return f"{source}: invalid resources:\n  " + _flag_names(str(e), opts).replace("\n", "\n  ")
+    except OSError as e:
+        return f"{opts.resources}: {e.strerror}"
+
+
+def _read(path: str) -> object:
+    from mrunc.compiler.parse import parse
+
+    if path == "-":
+        return parse(sys.stdin.buffer.read(), "a LinuxResources document")
+    with open(path, "rb") as f:
+        return parse(f.read(), "a LinuxResources document")
+
+
+def from_flags(opts: argparse.Namespace) -> dict:
+    """The resources the flags give; a value that does not parse is a ConfigError naming the flag."""
+    from mrunc.compiler.errors import ConfigError
+
+    resources: dict = {}
+    for flag, (section, field, kind) in FLAGS.items():
+        text = getattr(opts, flag[2:].replace("-", "_"))
+        if text is None:
+            continue
+        value = _parse(text, kind)
+        if value is None:
+            allowed = {"size": "a size in bytes (units k, m, g, t, p: powers of 1024) or -1",
+                       "uint": "a number, 0 or more", "int": "a number (-1: no limit)"}[kind]
+            raise ConfigError(f"/{section}/{field}", f"got {text!r}; allowed: {allowed}")
+        resources.setdefault(section, {})[field] = value
+    return resources
+
+
+def _parse(text: str, kind: str) -> int | str | None:
+    if kind == "str":
+        return text
+    if kind == "size":
+        if text == "-1":
+            return -1
+        match = MEMORY_SIZE.match(text.strip())
+        if not match:
+            return None
+        unit = "kmgtp".find((match.group(2) or " ").lower()) + 1
+        return int(float(match.group(1)) * 1024 ** unit)
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return value if kind == "int" or value >= 0 else None
+
+
+def _flag_names(message: str, opts: argparse.Namespace) -> str:
+    """Errors about flag values name the flag beside the pointer."""
+    if opts.resources:
+        return message
+    for flag, (section, field, _) in FLAGS.items():
+        message = message.replace(f"/{section}/{field}: ", f"/{section}/{field} ({flag}): ")
+    return message
+
+
+def _apply(container, state: dict, plan: dict, trace: bool) -> int:
+    """Run the writes; then the state keeps what is in force, and in-force.json the container's plan with it."""
+    from mrunc.commands.common import fail
+    from mrunc.executor.optable import Context
+    from mrunc.executor.run import OpFailed, _run_op
+    from mrunc.state import write_atomic
+
+    ctx = Context()
+    for i in range(len(plan["ops"])):
+        try:
+            _run_op(plan["ops"], i, ctx, trace)
+        except OpFailed as e:
+            return fail(f"update of container {container.id!r}: {e}")
+    state["resources"] = plan["resources"]
+    container.save(state)
+    write_atomic(container.path("in-force.json"), _in_force(container, plan))
+    return 0
+
+
+def _in_force(container, update: dict) -> str:
+    """The plan the container was created with, each cgroup write an update replaced by the update's (same
+    config pointer), new ones after the last write: so diff and audit read what is in force now."""
+    import json
+
+    from mrunc.compiler.compile import dumps
+
+    try:
+        with open(container.path("in-force.json")) as f:
+            plan = json.load(f)
+    except FileNotFoundError:
+        plan = container.plan()
+    writes = ("cgroup_write", "cgroup_write_first")
+    replaced = {o["src"] for o in update["ops"]}
+    kept = [o for o in plan["ops"] if not (o["op"] in writes and o["src"] in replaced)]
+    last = max((i for i, o in enumerate(kept) if o["op"] in writes and o["proc"] == "runtime"), default=-1)
+    plan["ops"] = kept[:last + 1] + update["ops"] + kept[last + 1:]
+    return dumps(plan)

@@ -1,0 +1,200 @@
+"""`mrunc update` on real containers: memory, pids and cpu limits read back from the container's cgroup files
+(on the host and, through the container's own /sys/fs/cgroup, from inside), directly and through `podman update`;
+a bad resources document changes nothing; a stopped container is refused as runc refuses it."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mrunc.executor.host import cgroup_layout
+from tests.conftest import base_config
+from tests.lifecycle_helpers import running
+from tests.test_podman import IMAGE, podman, podman_engine  # noqa: F401 (fixtures)
+
+V2 = cgroup_layout() == "v2"  # the v2 guest runs this file too (tests/test_guest_v2.py)
+CGROUP = Path("/sys/fs/cgroup")
+MiB = 2**20
+# limit -> (v1 controller, v1 file, v2 file)
+FILES = {"memory": ("memory", "memory.limit_in_bytes", "memory.max"),
+         "swap": ("memory", "memory.memsw.limit_in_bytes", "memory.swap.max"),
+         "pids": ("pids", "pids.max", "pids.max"), "quota": ("cpu", "cpu.cfs_quota_us", "cpu.max"),
+         "shares": ("cpu", "cpu.shares", "cpu.weight")}
+
+
+def limits_config() -> dict:
+    config = base_config(["sleep", "1000"])
+    config["linux"]["resources"] = {"memory": {"limit": 200 * MiB}, "pids": {"limit": 100},
+                                    "cpu": {"quota": 20000, "period": 100000}}
+    return config
+
+
+def read(bundle, limit: str) -> str:
+    controller, v1, v2 = FILES[limit]
+    path = CGROUP / bundle.cgroup.lstrip("/") / v2 if V2 else CGROUP / controller / bundle.cgroup.lstrip("/") / v1
+    return path.read_text().strip()
+
+
+def inside(lc, bundle, limit: str) -> str:
+    """A cgroup file as the container sees it (its /sys/fs/cgroup shows its own cgroups)."""
+    controller, v1, v2 = FILES[limit]
+    result = lc("exec", bundle.id, "--", "cat", f"/sys/fs/cgroup/{v2}" if V2 else f"/sys/fs/cgroup/{controller}/{v1}")
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def swap_file(limit: int, swap: int) -> str:
+    """OCI's swap is memory+swap (v1's memsw); v2's memory.swap.max is the swap alone."""
+    return str(swap - limit if V2 else swap)
+
+
+def test_update_changes_memory_pids_and_cpu_of_a_running_container(bundle, tmp_path):
+    with running(bundle, tmp_path, limits_config()) as lc:
+        result = lc("update", "--memory", "100m", "--pids-limit", "20", "--cpu-quota", "50000", "--cpu-period",
+                    "200000", "--cpu-share", "512", bundle.id)
+        assert result.returncode == 0, result.stderr
+        assert read(bundle, "memory") == inside(lc, bundle, "memory") == str(100 * MiB)
+        assert read(bundle, "pids") == inside(lc, bundle, "pids") == "20"
+        if V2:
+            assert (read(bundle, "quota"), read(bundle, "shares")) == ("50000 200000", "20")  # shares 512: weight 20
+        else:
+            assert (read(bundle, "quota"), read(bundle, "shares")) == ("50000", "512")
+            assert (CGROUP / "cpu" / bundle.cgroup.lstrip("/") / "cpu.cfs_period_us").read_text().strip() == "200000"
+        state = json.loads((bundle.state_root / bundle.id / "state.json").read_text())
+        assert state["resources"]["memory"]["limit"] == 100 * MiB
+        assert state["resources"]["cpu"] == {"quota": 50000, "period": 200000, "shares": 512}
+
+
+def test_update_from_a_resources_file_and_stdin(bundle, tmp_path):
+    with running(bundle, tmp_path, limits_config()) as lc:
+        document = tmp_path / "resources.json"
+        document.write_text(json.dumps({"memory": {"limit": 150 * MiB, "swap": 300 * MiB},
+                                        "pids": {"limit": 42}}))
+        assert lc("update", "-r", str(document), "--pids-limit", "7", bundle.id).returncode == 0  # file wins
+        assert read(bundle, "pids") == "42"
+        assert read(bundle, "swap") == swap_file(150 * MiB, 300 * MiB)
+        piped = lc("update", "-r", "-", bundle.id, input=json.dumps({"pids": {"limit": 9}}))
+        assert piped.returncode == 0, piped.stderr
+        assert inside(lc, bundle, "pids") == "9"
+
+
+def test_changing_one_of_two_fields_a_v2_file_holds_keeps_the_other(bundle, tmp_path):
+    """memory.swap.max (swap less the limit) and cpu.max (quota and period) take what is in force for the other."""
+    config = limits_config()
+    config["linux"]["resources"]["memory"]["swap"] = 400 * MiB
+    with running(bundle, tmp_path, config) as lc:
+        assert lc("update", "--memory", "300m", "--cpu-quota", "40000", bundle.id).returncode == 0
+        assert read(bundle, "swap") == swap_file(300 * MiB, 400 * MiB)
+        assert read(bundle, "quota") == ("40000 100000" if V2 else "40000")
+
+
+@pytest.mark.skipif(V2, reason="v1 only: v2's memory.max and memory.swap.max do not bound each other")
+def test_raising_memory_above_the_swap_in_force_writes_swap_first(bundle, tmp_path):
+    config = limits_config()
+    config["linux"]["resources"]["memory"]["swap"] = 200 * MiB
+    with running(bundle, tmp_path, config) as lc:
+        result = lc("update", "--memory", "400m", "--memory-swap", "500m", bundle.id)
+        assert result.returncode == 0, result.stderr
+        plan = lc("update", "--memory", "450m", "--memory-swap", "600m", "--plan", bundle.id).stdout
+        assert plan.index("memory.memsw.limit_in_bytes") < plan.index("memory.limit_in_bytes")
+        assert read(bundle, "memory") == str(400 * MiB)
+
+
+@pytest.mark.parametrize("args, pointer", [
+    (["--memory", "lots"], "/memory/limit (--memory): got 'lots'"),
+    (["--pids-limit", "x"], "/pids/limit (--pids-limit): got 'x'"),
+    (["--cpu-period", "-5"], "/cpu/period (--cpu-period): got '-5'"),
+    (["--memory-swap", "50m"], "/memory/swap (--memory-swap): got 52428800"),
+])
+def test_bad_flags_are_clear_errors_that_change_nothing(bundle, tmp_path, args, pointer):
+    with running(bundle, tmp_path, limits_config()) as lc:
+        before = _limits(bundle)
+        result = lc("update", "--pids-limit", "50", *args, bundle.id)
+        assert result.returncode == 1 and pointer in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr and "allowed: " in result.stderr
+        assert _limits(bundle) == before
+
+
+@pytest.mark.parametrize("document, pointer", [
+    ('{"memory": {"limit": "1g"}, "pids": {"limit": 5}}', "/memory/limit: got \"1g\"; allowed: integer"),
+    ('{"cpu": {"cpus": "0-1,x"}, "pids": {"limit": 5}}', "/cpu/cpus"),
+    ('{"pids": {"limit": 5}, "cpu": {"shares": -1}}', "/cpu/shares: got -1; allowed: at least 0"),
+    ('{"pids": {}}', "/pids: 'limit' is a required property"),
+    ('[1, 2]', "/: got [1, 2]"),
+    ('{"pids": ', "/: not valid JSON"),
+])
+def test_bad_resources_file_is_a_clear_error_that_changes_nothing(bundle, tmp_path, document, pointer):
+    with running(bundle, tmp_path, limits_config()) as lc:
+        before = _limits(bundle)
+        result = lc("update", "-r", "-", bundle.id, input=document)
+        assert result.returncode == 1 and pointer in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+        assert _limits(bundle) == before
+        assert json.loads((bundle.state_root / bundle.id / "state.json").read_text())["resources"] == \
+            limits_config()["linux"]["resources"]
+
+
+def _limits(bundle) -> tuple[str, ...]:
+    return read(bundle, "memory"), read(bundle, "pids"), read(bundle, "quota")
+
+
+def test_update_of_a_stopped_container_is_refused_as_runc(bundle, tmp_path):
+    with running(bundle, tmp_path, limits_config()) as lc:
+        assert lc("kill", bundle.id, "KILL").returncode == 0
+        lc.wait_status("stopped")
+        result = lc("update", "--pids-limit", "5", bundle.id)
+        assert result.returncode == 1 and "container not running" in result.stderr
+        assert read(bundle, "pids") == "100"
+
+
+def test_update_of_a_paused_container_applies_as_runc(bundle, tmp_path):
+    """runc 1.1 updates a paused container (its cgroup files take writes while frozen)."""
+    with running(bundle, tmp_path, limits_config()) as lc:
+        assert lc("pause", bundle.id).returncode == 0
+        assert lc("update", "--pids-limit", "33", bundle.id).returncode == 0
+        assert read(bundle, "pids") == "33"
+        assert lc("resume", bundle.id).returncode == 0
+
+
+def test_update_plan_is_shown_not_run(bundle, tmp_path):
+    with running(bundle, tmp_path, limits_config()) as lc:
+        result = lc("update", "--pids-limit", "11", "--plan", bundle.id)
+        assert result.returncode == 0
+        assert "cgroup_write" in result.stdout and "pids.max value=11" in result.stdout
+        assert "# /linux/resources/pids/limit" in result.stdout
+        assert read(bundle, "pids") == "100"
+
+
+def test_diff_and_audit_show_what_an_update_raised(bundle, tmp_path):
+    with running(bundle, tmp_path, limits_config()) as lc:
+        assert lc("update", "--memory", "-1", "--pids-limit", "10", bundle.id).returncode == 0
+        state_dir = bundle.state_root / bundle.id
+        result = lc("diff", "--format", "json", str(state_dir / "plan.json"), str(state_dir / "in-force.json"))
+        changes = {c["key"]: c["label"] for c in json.loads(result.stdout)["changes"]}
+        # v2: an unlimited memory.max makes memory.swap.max unlimited too (runc), another raise
+        expected = {"memory/limit": "raising", "pids/limit": "lowering", **({"memory/swap": "raising"} if V2 else {})}
+        assert changes == expected, result.stdout
+        audit = lc("audit", "--profile", "restricted", "--format", "json", str(state_dir / "in-force.json"))
+        controls = {f["control"] for f in json.loads(audit.stdout)["findings"]}
+        assert "resources.no-memory-limit" in controls
+
+
+@pytest.mark.skipif(V2, reason="podman is set up on the v1 host only (tests/engines.py)")
+def test_podman_update_changes_the_running_containers_limits(podman):  # noqa: F811
+    """podman 4.3's update has memory, cpu and blkio flags (no --pids-limit): it sends them as a -r file."""
+    started = podman.run(["-d", "--name", "upd", "--memory", "200m"], "sleep", "1000")
+    assert started.returncode == 0, started.stderr
+    result = podman("update", "--memory", "120m", "--memory-swap", "240m", "--cpu-quota", "30000",
+                    "--cpu-period", "100000", "--cpu-shares", "512", "upd")
+    assert result.returncode == 0, result.stderr
+    assert any(c.startswith("update --resources=") for c in podman.sandbox.calls()), podman.sandbox.calls()
+
+    def cat(path: str) -> str:
+        out = podman("exec", "upd", "cat", path)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    assert cat("/sys/fs/cgroup/memory/memory.limit_in_bytes") == str(120 * MiB)
+    assert cat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes") == str(240 * MiB)
+    assert (cat("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), cat("/sys/fs/cgroup/cpu/cpu.shares")) == ("30000", "512")
+    assert IMAGE
