@@ -206,7 +206,7 @@ def test_cgroup_mount_on_v2_binds_the_containers_own_cgroup():
 
 
 @pytest.mark.parametrize("mount_entry, pointer", [
-    ({"destination": "/x", "type": "tmpfs", "options": ["tmpcopyup"]}, "/mounts/0/options/0"),
+    ({"destination": "/x", "type": "tmpfs", "options": ["idmap"]}, "/mounts/0/options/0"),
     ({"destination": "/x", "options": ["bind"]}, "/mounts/0/source"),
     ({"destination": "/x", "source": "x"}, "/mounts/0/type"),
 ])

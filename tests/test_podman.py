@@ -150,3 +150,49 @@ def _status(podman: Podman, name: str) -> str:
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)[0]["State"]["Status"]
 
+
+
+def _mount_line(stdout: str, point: str) -> str:
+    return next((line for line in stdout.splitlines() if line.split()[1:2] == [point]), "")
+
+
+def test_read_only_gets_tmpfs_copies_of_run_tmp_and_var_tmp(podman):
+    """--read-only: podman asks for tmpfs with tmpcopyup on /run, /tmp, /var/tmp; the rootfs stays read-only, the
+    tmpfs are writable and /tmp keeps the image's mode (1777, copied with the directory)."""
+    script = ("grep -E ' / | /run | /tmp | /var/tmp ' /proc/mounts; stat -c '%a' /tmp; touch /etc/x 2>&1; "
+              "echo a > /tmp/a && echo a > /run/a && echo a > /var/tmp/a && echo written")
+    started = podman.run(["-d", "--name", "ro", "--read-only"], "sleep", "100")
+    assert started.returncode == 0, started.stderr
+    result = podman("exec", "ro", "sh", "-c", script)
+    assert result.returncode == 0, result.stderr
+    for point in ("/run", "/tmp", "/var/tmp"):
+        assert _mount_line(result.stdout, point).startswith(f"tmpfs {point} tmpfs rw,"), result.stdout
+    assert " ro," in _mount_line(result.stdout, "/")
+    assert "1777" in result.stdout.splitlines()
+    assert "touch: /etc/x: Read-only file system" in result.stdout and result.stdout.endswith("written\n")
+    # the plan mrunc ran: a tmpfs_copyup op for each (podman asked for tmpcopyup)
+    create = next(c.split() for c in reversed(podman.sandbox.calls()) if " create " in c)
+    root = create[create.index("--root") + 1] if "--root" in create else "/run/mrunc"  # in the sandbox's namespace
+    plan = podman.sandbox.run("cat", f"{root}/{create[-1]}/plan.json")
+    assert plan.returncode == 0, plan.stderr
+    copied = [o["args"]["target"] for o in json.loads(plan.stdout)["ops"] if o["op"] == "tmpfs_copyup"]
+    assert sorted(copied) == ["/run", "/tmp", "/var/tmp"]
+
+
+def test_tmpfs_over_an_image_directory_holds_a_copy_of_it(podman):
+    """--tmpfs /etc: the image's /etc (passwd, group) is there, in a tmpfs; writes stay in the tmpfs."""
+    result = podman.run(["--rm", "--tmpfs", "/etc"], "sh", "-c",
+                        "grep ' /etc ' /proc/mounts; grep -c '^root:' /etc/passwd; echo x >> /etc/group && echo ok")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("tmpfs /etc tmpfs rw,") and lines[1:] == ["1", "ok"], result.stdout
+
+
+def test_mount_type_tmpfs_over_bin_keeps_the_programs_and_their_symlinks(podman):
+    """--mount type=tmpfs,destination=/bin: busybox and its applet symlinks are copied, so the shell still runs."""
+    result = podman.run(["--rm", "--mount", "type=tmpfs,destination=/bin"], "/bin/sh", "-c",
+                        "grep ' /bin ' /proc/mounts; readlink /bin/sh; ls /bin | wc -l")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("tmpfs /bin tmpfs rw,") and lines[1] == "busybox", result.stdout
+    assert int(lines[2]) > 100  # busybox's applets

@@ -35,7 +35,10 @@ PROPAGATION_OPTIONS = {
     "slave": ["MS_SLAVE"], "rslave": ["MS_SLAVE", "MS_REC"],
     "unbindable": ["MS_UNBINDABLE"], "runbindable": ["MS_UNBINDABLE", "MS_REC"],
 }
-UNSUPPORTED_OPTIONS = {"tmpcopyup", "idmap", "ridmap", "copy-symlink", "src-nofollow", "dst-nofollow"}
+# Options that ask the runtime for more than mount(2): tmpcopyup (a tmpfs gets the directory's contents, as runc
+# does: the tmpfs_copyup op); runc ignores it on other filesystems, and so does mrunc (with a note).
+EXTENSION_OPTIONS = {"tmpcopyup"}
+UNSUPPORTED_OPTIONS = {"idmap", "ridmap", "copy-symlink", "src-nofollow", "dst-nofollow"}
 # linux.rootfsPropagation -> what / becomes before the rootfs is bound (every mount of the new namespace), and what
 # the rootfs mount becomes once pivot_root made it / (config-linux.md: it "sets the rootfs's mount propagation").
 # shared and unbindable wait for pivot_root: pivot_root refuses a shared new root or parent (EINVAL), and an
@@ -84,6 +87,8 @@ def parse_options(options: list[str], where: str) -> tuple[list[str], list[str],
             bind = BIND_OPTIONS[option]
         elif option in PROPAGATION_OPTIONS:
             propagation.append(PROPAGATION_OPTIONS[option])
+        elif option in EXTENSION_OPTIONS:
+            continue  # lower_mounts looks for them
         elif option in UNSUPPORTED_OPTIONS:
             raise ConfigError(f"{where}/options/{i}", f"mount option {option!r} is not supported by mrunc")
         else:
@@ -148,12 +153,28 @@ def lower_mounts(emit: Emitter, config: dict, rootfs: str, bundle: str, cgroup_d
                 data.append(f'context="{label}"')
             if m.get("source", "").startswith("/"):  # a device (or image): the devices controller checks its open
                 before_governed()
-            create = "ordinary_dir" if on_kernel_dir(m["destination"], kind) else "dir"
-            emit("mount", "init", where, source=m.get("source") or kind, target=m["destination"], fstype=kind,
-                 flags=flags, data=",".join(data) or None, root=rootfs, create=create)
+            _lower_fs_mount(emit, m, kind, flags, data, rootfs, where)
+        if "tmpcopyup" in m.get("options", []) and kind != "tmpfs":
+            emit.note(where + "/options", f"tmpcopyup is for tmpfs; ignored on {kind or 'a bind'} (as runc ignores it)")
         for change in propagation:
             emit("mount", "init", where, source=None, target=m["destination"], fstype=None, flags=change,
                  data=None, root=rootfs, create=None)
+
+
+def _lower_fs_mount(emit: Emitter, m: dict, kind: str, flags: list[str], data: list[str], rootfs: str,
+                    where: str) -> None:
+    """A filesystem mount (not a bind). With tmpcopyup, a tmpfs_copyup op: the tmpfs goes on read-write, takes the
+    directory's contents, then turns read-only if asked (runc mounts a tmpfs read-write and remounts it later)."""
+    source, target = m.get("source") or kind, m["destination"]
+    create = "ordinary_dir" if on_kernel_dir(target, kind) else "dir"
+    if kind == "tmpfs" and "tmpcopyup" in m.get("options", []):
+        emit("tmpfs_copyup", "init", where, source=source, target=target, flags=[f for f in flags if f != "MS_RDONLY"],
+             data=",".join(data) or None, root=rootfs, create=create)
+        if "MS_RDONLY" in flags:
+            emit("remount", "init", where, target=target, flags=["MS_REMOUNT", *flags], root=rootfs)
+        return
+    emit("mount", "init", where, source=source, target=target, fstype=kind, flags=flags, data=",".join(data) or None,
+         root=rootfs, create=create)
 
 
 # Where the kernel's interfaces live: a filesystem mounted there (and procfs or sysfs anywhere) goes on an ordinary

@@ -6,7 +6,7 @@ import shlex
 
 SH_EXPRESSED = {"cgroup_mkdir", "cgroup_copy_parent", "cgroup_write", "cgroup_enter", "cgroup_attach", "cgroup_joined",
                 "cgroup_open_tasks", "cgroup_join_self", "default_signals",
-                "fork", "setns", "unshare",
+                "fork", "setns", "unshare", "tmpfs_copyup",
                 "write_id_map", "become_ns_root", "fork_init", "loopback_up", "mount", "remount", "mknod", "symlink",
                 "pivot_root", "mask_path", "readonly_path", "sysctl", "sethostname", "setdomainname", "setrlimit",
                 "oom_score_adj", "chdir", "chdir_as_user", "check_program", "recheck_program", "umask", "drop_bounding",

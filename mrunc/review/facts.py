@@ -120,7 +120,7 @@ def _mounts(m: Model) -> None:
         elif o["op"] == "remount" and o["src"] == "/root/readonly":
             m.add("mounts", "rootfs read-only", True, o["src"], [i])
     groups: dict[str, list[int]] = {}
-    for i, o in m.indexed("mount", "remount"):
+    for i, o in m.indexed("mount", "remount", "tmpfs_copyup"):
         if MOUNT_SRC.match(o["src"]):
             groups.setdefault(o["src"], []).append(i)
     seen: dict[str, int] = {}

@@ -30,6 +30,7 @@ ARG_TYPES = {
 }
 # Arguments that hold names from a table: (op, argument), or ("", argument) in every op.
 NAMES = {("unshare", "flags"): CLONE_FLAGS, ("mount", "flags"): MOUNT_FLAGS, ("remount", "flags"): MOUNT_FLAGS,
+         ("tmpfs_copyup", "flags"): MOUNT_FLAGS,
          **{("", kind): CAPABILITIES for kind in ("keep", "caps", "effective", "permitted", "inheritable")}}
 
 
