@@ -39,6 +39,10 @@ def _lower(config: object, raw: bytes, bundle: str, container_id: str | None, ho
     rootfs = os.path.normpath(os.path.join(bundle, config["root"]["path"]))
     name = container_id or digest[:12]
     emit = order.lower(config, rootfs, bundle, host, f"/mrunc/{name}", console_socket, name, exec_fifo, preserve_fds)
+    if seccomp := config.get("linux", {}).get("seccomp"):  # rule 8: nothing after the filter that it denies
+        from mrunc.compiler.seccomp_check import refuse_denied
+
+        emit.notes += refuse_denied(emit.ops, host["arch"], seccomp, "/linux/seccomp")
     return {
         "format": FORMAT,
         "mrunc_version": __version__,

@@ -29,13 +29,18 @@ def compile_exec(process: dict, state: dict, container_plan: dict, console_socke
     if "capabilities" not in process:  # as runc: a process without its own gets the container's
         process = {**process, "capabilities": target["capabilities"]}
     emit = order.lower_exec(process, target, console_socket, pid_file, preserve_fds, detach)
+    host = fingerprint()
+    if target.get("seccomp"):  # rule 8, for the container's filter: the process may differ in noNewPrivileges
+        from mrunc.compiler.seccomp_check import refuse_denied
+
+        emit.notes += refuse_denied(emit.ops, host["arch"], None, "/container/seccomp")
     raw = json.dumps(process, sort_keys=True).encode()
     return {
         "format": FORMAT,
         "mrunc_version": __version__,
         "config_sha256": sha256_hex(raw),
         "bundle": state.get("bundle", ""),
-        "host": fingerprint(),
+        "host": host,
         "notes": [f"/container: exec in container {state['id']!r}, init pid {target['pid']}"] + emit.notes,
         "ops": emit.ops,
     }

@@ -26,7 +26,7 @@ STOPPING_SIGNALS = (1, 2, 3, 15)  # HUP, INT, QUIT, TERM
 INIT_NAME = "mrunc:[init]"  # init's name (comm) from fork_init until execve names it after the program
 
 
-@op("default_signals", "init")
+@op("default_signals", "init", syscalls=("rt_sigaction",))
 def default_signals(ctx: Context) -> None:
     """SIGPIPE and SIGXFSZ back to their defaults: Python ignores both, and execve keeps what is ignored."""
     restore_default_signals()
@@ -54,7 +54,7 @@ def _unlink_if_there(path: str) -> None:
         pass
 
 
-@op("wait_start", "init", "path")
+@op("wait_start", "init", "path", syscalls=("sendmsg", "rt_sigaction", "read"))  # sendmsg: run.py's "created"
 def wait_start(ctx: Context, path: str) -> None:
     """Block reading the exec fifo (by the inherited fd) until `mrunc start` writes its byte. Until execve
     resets them, STOPPING_SIGNALS end init, as they end runc's."""

@@ -12,7 +12,7 @@ CLOSE_RANGE_CLOEXEC = 4
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"  # execvp's, where the environment has no PATH
 
 
-@op("chdir", "init", "path", "must")
+@op("chdir", "init", "path", "must", syscalls=("openat", "openat2", "fchdir", "close"))
 def chdir(ctx: Context, path: str, must: bool) -> None:
     """fchdir(2) to `path` resolved inside our root, never through a magic link: `/proc/self/fd/N` naming a
     leaked host fd would put the user process outside the container (CVE-2024-21626). Tried once before the
@@ -138,20 +138,20 @@ def ambient_raise(ctx: Context, caps: list[str]) -> None:
         libc.prctl(libc.PR_CAP_AMBIENT, libc.PR_CAP_AMBIENT_RAISE, CAPABILITIES[name])
 
 
-@op("no_new_privs", "init")
+@op("no_new_privs", "init", syscalls=(("prctl", libc.PR_SET_NO_NEW_PRIVS, 1),))
 def no_new_privs(ctx: Context) -> None:
     """prctl(PR_SET_NO_NEW_PRIVS, 1): execve can no longer grant privileges (setuid bits, file caps)."""
     libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
 
 
-@op("non_dumpable", "child init")
+@op("non_dumpable", "child init", syscalls=(("prctl", libc.PR_SET_DUMPABLE, 0),))
 def non_dumpable(ctx: Context) -> None:
     """prctl(PR_SET_DUMPABLE, 0): the container's processes can no longer open our /proc/PID/exe (the host's
     interpreter: CVE-2019-5736), fds, cwd or environ, nor ptrace us. A fork inherits it; execve resets it."""
     libc.prctl(libc.PR_SET_DUMPABLE, 0)
 
 
-@op("seccomp_load", "init", "bpf", "flags", "pfc")
+@op("seccomp_load", "init", "bpf", "flags", "pfc", syscalls=("seccomp",))
 def seccomp_load(ctx: Context, bpf: str, flags: list[str], pfc: str) -> None:
     """seccomp(SECCOMP_SET_MODE_FILTER) with the BPF the compiler made; `pfc` is its readable form."""
     libc.seccomp_set_filter(b64.decode(bpf), mask(flags, libc.SECCOMP_FILTER_FLAGS))
@@ -170,7 +170,7 @@ def close_caller_fds(ctx: Context, preserve: int) -> None:
     libc.close_range(first, 0xFFFFFFFF, 0)
 
 
-@op("close_fds", "init", "preserve")
+@op("close_fds", "init", "preserve", syscalls=("close_range",))
 def close_fds(ctx: Context, preserve: int) -> None:
     """Mark every fd above stdio and the preserved ones close-on-exec, so none leaks into the container."""
     libc.close_range(3 + preserve, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC)
@@ -224,7 +224,10 @@ def _identity(path: str) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-@op("check_program", "init", "program", "search_path")
+PROGRAM_CHECK_SYSCALLS = ("newfstatat", "access", "openat", "openat2", "close", "ioctl", "lseek", "read")
+
+
+@op("check_program", "init", "program", "search_path", syscalls=PROGRAM_CHECK_SYSCALLS)
 def check_program(ctx: Context, program: str, search_path: str | None) -> None:
     """Find the program as execve will and refuse it if it or a #! interpreter resolves through a magic link
     such as /proc/self/exe (CVE-2019-5736). Run before the id change, so a script the user may execute but not
@@ -238,7 +241,7 @@ def check_program(ctx: Context, program: str, search_path: str | None) -> None:
     ctx.checked_program = identity
 
 
-@op("recheck_program", "init", "program", "search_path")
+@op("recheck_program", "init", "program", "search_path", syscalls=PROGRAM_CHECK_SYSCALLS)
 def recheck_program(ctx: Context, program: str, search_path: str | None) -> None:
     """Just before seccomp_load: find the program again as execve will (as the user, with no_new_privs; else
     before the id change), refuse a file other than the one check_program read (replaced since) and read its

@@ -82,9 +82,9 @@ def describe_args(args: dict) -> str:
     return " ".join(parts)
 
 
-def _trace(ops: list[dict], i: int) -> None:
+def _trace(ops: list[dict], i: int, note: str = "") -> None:
     o = ops[i]
-    print(f"mrunc: op {i}/{len(ops)} [{o['proc']}] {o['op']} {describe_args(o['args'])}", file=sys.stderr,
+    print(f"mrunc: op {i}/{len(ops)} [{o['proc']}] {o['op']} {describe_args(o['args'])}{note}", file=sys.stderr,
           flush=True)
 
 
@@ -301,6 +301,11 @@ def _container_side(ops: list[dict], start: int, channel: _Channel, trace: bool,
             else:
                 if o["op"] in ("wait_start", "wait_runtime_exit"):  # a detached runtime returns here
                     channel.send(f"created {i}")
+                if trace and o["op"] == "seccomp_load":  # the filter may deny write(2): trace what follows now
+                    _trace(ops, i)
+                    for j in range(i + 1, len(ops)):
+                        _trace(ops, j, " (traced before seccomp_load, which may deny the write)")
+                    trace = False
                 _run_op(ops, i, ctx, trace)
                 i += 1
     except OpFailed as failure:

@@ -37,6 +37,8 @@ def verify(plan: object) -> Result:
     if result.problems:
         return result
     result.problems += _order_rules(plan["ops"]) + _seccomp_filters(plan["ops"])
+    if not result.problems:
+        _after_the_filter(plan, result)
     _against_config(plan, result)
     return result
 
@@ -112,6 +114,19 @@ def _seccomp_filters(ops: list[dict]) -> list[str]:
             except BpfError as e:
                 problems.append(f"/ops/{i}/args/bpf: {e}")
     return problems
+
+
+def _after_the_filter(plan: dict, result: Result) -> None:
+    """Rule 8: what init makes after seccomp_load (the op table's declarations, the executor's own), through the
+    plan's own BPF: one always made and denied is a problem, one made only on a fallback or failure path a note."""
+    from mrunc.compiler.seccomp_check import denials
+
+    for d in denials(plan["ops"], plan["host"].get("arch", "")):
+        line = f"/ops/{d.index}: {d.describe(plan['ops'])}"
+        if d.always:
+            result.problems.append(line)
+        else:
+            result.notes.append(line)
 
 
 def _against_config(plan: dict, result: Result) -> None:
