@@ -109,7 +109,8 @@ class FakeSyscalls:
             # RESOLVE_IN_ROOT: an absolute path is still inside root_fd
             "open_in_root": lambda fd, path, flags=0: self._open_existing(self._resolve(path.lstrip("/"), fd)),
             "close_range": lambda first, last, flags: r("close_range", first, hex(last), flags),
-            "openat2": lambda fd, path, flags=0, resolve=0: self._open_existing(self._resolve(path, fd)),
+            "openat2": lambda fd, path, flags=0, resolve=0: self._open_existing(
+                self._resolve(path.lstrip("/") if resolve & libc.RESOLVE_IN_ROOT else path, fd)),
             "setrlimit": lambda kind, soft, hard: r("setrlimit", RLIMIT_NAMES[kind], soft, hard),
             "fstatfs_type": lambda fd: libc.PROC_SUPER_MAGIC if self._fds[fd].startswith("/proc") else 0,
         }
