@@ -31,6 +31,11 @@ class StateError(Exception):
     """A lifecycle command cannot go on; str() is the message for the user."""
 
 
+class DamagedState(StateError):
+    """The state dir exists, but its state.json or plan.json cannot be used (missing, unreadable, cut short, not
+    JSON, another runtime's, edited by hand); the message names the file and what is wrong."""
+
+
 def valid_id(container_id: str) -> bool:
     return (0 < len(container_id) <= ID_MAX_LENGTH and ID_CHARS.issuperset(container_id)
             and container_id not in (".", ".."))
@@ -63,13 +68,42 @@ class Container:
 
     def lock(self) -> int:
         """Take the container's lock (flock on ROOT/ID/lock) and return its fd; commands on one id run one
-        at a time. Forked processes share the lock: unlock() releases it for all of them."""
-        try:
-            fd = os.open(self.path("lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except FileNotFoundError:
-            raise StateError(f"container {self.id!r} does not exist") from None
+        at a time. Forked processes share the lock: unlock() releases it for all of them. Neither the state dir nor
+        the lock is followed if it is a symlink: nothing outside the state root is opened or made."""
+        fd = self._open_lock()
         fcntl.flock(fd, fcntl.LOCK_EX)
         return fd
+
+    def _open_lock(self, create: bool = True) -> int:
+        try:
+            dir_fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise StateError(f"container {self.id!r} does not exist") from None
+        except OSError as e:  # ELOOP: a symlink; ENOTDIR: a file
+            raise DamagedState(f"container {self.id!r}: {self.dir}: not a state directory ({e.strerror})") from None
+        try:
+            flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+            return os.open("lock", flags, 0o600, dir_fd=dir_fd)
+        except FileNotFoundError:  # removed since we opened it
+            raise StateError(f"container {self.id!r} does not exist") from None
+        except OSError as e:
+            raise DamagedState(f"container {self.id!r}: {self.path('lock')}: cannot lock it ({e.strerror})") from None
+        finally:
+            os.close(dir_fd)
+
+    def being_created(self) -> bool:
+        """Does a live create hold the lock (it writes state.json under it, then releases it)?"""
+        try:
+            fd = self._open_lock(create=False)  # no lock file: no create (nor a foreign dir given one)
+        except StateError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
 
     @staticmethod
     def unlock(fd: int) -> None:
@@ -77,28 +111,48 @@ class Container:
 
     def locked(self) -> "_Locked":
         """`with container.locked() as state`: hold the lock; the stored state (StateError if the container
-        does not exist)."""
+        does not exist or its state is bad)."""
         return _Locked(self)
 
     def load(self) -> dict:
-        """The stored state; a container whose state.json is missing (deleted meanwhile) does not exist."""
+        """The stored state. No state dir: the container does not exist; a state dir whose state.json is missing,
+        unreadable, not JSON, another runtime's or of the wrong shape: DamagedState saying which and why."""
+        from mrunc.state_check import state_problem
+
+        state = self._read("state.json")
+        if problem := state_problem(state, self.id):
+            raise DamagedState(f"container {self.id!r}: {self.path('state.json')}: {problem}")
+        return state  # type: ignore[return-value]
+
+    def plan(self) -> dict:
+        """The plan the container was created with, checked as load() checks the state."""
+        from mrunc.state_check import plan_problem
+
+        plan = self._read("plan.json")
+        if problem := plan_problem(plan):
+            raise DamagedState(f"container {self.id!r}: {self.path('plan.json')}: {problem}")
+        return plan  # type: ignore[return-value]
+
+    def _read(self, name: str) -> object:
+        from mrunc.state_check import BadFile, read_json
+
         try:
-            with open(self.path("state.json"), "rb") as f:
-                return jsontext.loads(f.read())
+            return read_json(self.path(name))
         except FileNotFoundError:
-            raise StateError(f"container {self.id!r} does not exist") from None
+            if not os.path.lexists(self.dir):
+                raise StateError(f"container {self.id!r} does not exist") from None
+            raise DamagedState(f"container {self.id!r}: {self.path(name)}: missing") from None
+        except BadFile as e:
+            raise DamagedState(f"container {self.id!r}: {self.path(name)}: {e}") from None
 
     def save(self, state: dict) -> None:
         write_atomic(self.path("state.json"), jsontext.dumps(state, indent=1) + "\n")
 
-    def plan(self) -> dict:
-        with open(self.path("plan.json"), "rb") as f:
-            return jsontext.loads(f.read())
-
     def status(self, state: dict) -> str:
         if state.get("status") == "creating":
             return "creating"
-        if not alive(state.get("pid", 0), state.get("init_start_time")):
+        started = state.get("init_start_time")
+        if started is None or not alive(state["pid"], started):  # without its start time, a reused pid is no init
             return "stopped"
         if os.path.exists(self.fifo):
             return "created"
@@ -110,11 +164,28 @@ class Container:
         shown = {**state, "status": status, "pid": 0 if status == "stopped" else state.get("pid", 0)}
         return {k: shown[k] for k in PUBLIC_KEYS if k in shown}
 
-    def remove(self) -> None:
-        """Remove the state dir and everything in it (it holds only files)."""
+    def remove(self) -> list[str]:
+        """Remove the state dir and the files in it (unlink never follows a symlink; a state dir that is a symlink
+        goes, not what it names). Returns what could not be removed, and why."""
+        if os.path.islink(self.dir):
+            os.unlink(self.dir)
+            return []
+        left = []
         for name in os.listdir(self.dir):
-            os.unlink(self.path(name))
-        os.rmdir(self.dir)
+            try:
+                os.unlink(self.path(name))
+            except IsADirectoryError:
+                try:
+                    os.rmdir(self.path(name))  # only if empty: mrunc makes no directory here
+                except OSError:
+                    left.append(f"{self.path(name)} (a directory, not empty: not mrunc's)")
+            except FileNotFoundError:
+                pass
+        try:
+            os.rmdir(self.dir)
+        except OSError as e:
+            left.append(f"{self.dir} ({e.strerror})")
+        return left
 
 
 class _Locked:
@@ -144,12 +215,13 @@ def write_atomic(path: str, text: str) -> None:
     os.rename(tmp, path)
 
 
-def list_ids(root: str) -> list[str]:
+def list_entries(root: str) -> list[str]:
+    """The names of the directories under root (what may be containers), sorted; none if root is missing."""
     try:
-        names = os.listdir(root)
-    except FileNotFoundError:
+        with os.scandir(root) as entries:
+            return sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    return sorted(n for n in names if os.path.isfile(os.path.join(root, n, "state.json")))
 
 
 def is_frozen(cgroups: list[str]) -> bool:

@@ -45,8 +45,9 @@ def main(options, args: list[str]) -> int:
 
 def _compile(root: str, opts: argparse.Namespace) -> dict | str:
     """The exec plan, or the error text."""
-    from mrunc.compiler.compile_exec import check_process, compile_exec, process_from_args
+    from mrunc.compiler.compile_exec import check_process, compile_exec, exec_target, process_from_args
     from mrunc.compiler.errors import ConfigError
+    from mrunc.executor.plan import PlanError, check_structure
     from mrunc.state import Container, StateError
 
     try:
@@ -56,8 +57,14 @@ def _compile(root: str, opts: argparse.Namespace) -> dict | str:
         if status not in ("running", "created"):
             return f"cannot exec in container {opts.id!r}: it is {status}"
         container_plan = container.plan()
+        check_structure(container_plan)  # the executor's check: exec compiles against the plan's ops
+        exec_target(state, container_plan)  # what compile_exec reads of it: a damaged plan is said so here
     except StateError as e:
         return str(e)
+    except PlanError as e:
+        return f"container {opts.id!r}: {container.path('plan.json')}: {e}"
+    except (KeyError, TypeError, AttributeError, StopIteration) as e:
+        return f"container {opts.id!r}: {container.path('plan.json')}: not as mrunc wrote it ({type(e).__name__}: {e})"
     source = opts.process or "exec"
     try:
         if opts.process:

@@ -113,11 +113,11 @@ def start(container: Container, state: dict) -> int:
     if status != "created":
         return fail(f"cannot start container {container.id!r}: it is {status}, not created")
     pid = state["pid"]
+    hooks = container.plan().get("poststart")  # a damaged plan.json: refused before init goes on
     try:
         ops_lifecycle.release(container.fifo, wait_for_exec=True)
     except OSError as e:
         return fail(f"cannot start container {container.id!r}: {e.strerror}")
-    hooks = container.plan().get("poststart")
     if hooks:  # the executor loads only for a plan with poststart hooks
         from mrunc import log
         from mrunc.executor.optable import Context
