@@ -23,7 +23,7 @@ STATE_FIELDS: dict[str, tuple[type, ...]] = {
     "owner": (str,), "annotations": (dict,), "cgroups": (list,)}
 OPTIONAL_FIELDS: dict[str, tuple[type, ...]] = {
     "status": (str,), "init_start_time": (int, type(None)), "cgroup_parents_made": (list,),
-    "rootfs_mount_id": (int,)}
+    "rootfs_mount_id": (int,), "resources": (dict,)}
 # Keys of runc's state.json (libcontainer State): how a foreign file in a shared root is told apart.
 RUNC_KEYS = ("init_process_pid", "init_process_start", "cgroup_paths", "namespace_paths", "config")
 
