@@ -36,8 +36,11 @@ FLOOR = REPO / "conformance" / "floor"
 MRUNC = REPO / ".venv" / "bin" / "mrunc"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 SUITE_CGROUP_NAMES = ("cgrouptest", "testdir")  # the suite's cgroups.AbsCgroupPath and RelCgroupPath
+# cgroups a test program makes itself (not through the runtime) and leaves when it stops early: util.Fatal
+# calls os.Exit, which skips the program's deferred os.RemoveAll
+SUITE_OWN_CGROUPS = {"delete_only_create_resources": ("pids/cgrouptest",)}
 PLAN = re.compile(r"^1\.\.\d+\s*$")
-EXIT_STATUS = re.compile(r"^exit status \d+$")
+EXIT_STATUS = re.compile(r"exit status \d+$")
 RUNC_MSG = re.compile(r'level=\w+ msg="(.*)"$')  # runc's (logrus) log line
 
 
@@ -48,6 +51,7 @@ class Outcome:
     reason: str  # for a failure: its first `not ok` line, YAML error, or how the file ended
     seconds: float
     leftovers: list[str] = field(default_factory=list)
+    suite_leftovers: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -127,6 +131,14 @@ def judge(returncode: int | None, output: str) -> tuple[bool, str]:
     return True, ""
 
 
+def last_create_error(tmpdir: Path) -> str:
+    """The runtime's last stderr line from the newest `create` in a bundle the file left (the suite keeps a
+    create's stderr in BUNDLE/stderr-UUID and does not print it when it stops at util.Fatal)."""
+    files = sorted(tmpdir.glob("*/stderr-*"), key=lambda p: p.stat().st_mtime)
+    lines = [line for line in files[-1].read_text(errors="replace").splitlines() if line.strip()] if files else []
+    return _runtime_message(lines[-1].strip()) if lines else ""
+
+
 def write_wrapper(runtime: Path, workdir: Path) -> Path:
     """The RUNTIME the suite calls: the real runtime with this file's own state root; each call is logged."""
     wrapper = workdir / "runtime"
@@ -195,19 +207,27 @@ def host_mounts(token: str) -> list[str]:
             if token in line.split()[4]]
 
 
-def find_leftovers(workdir: Path, token: str, cgroups_before: set[Path]) -> tuple[list[str], dict[int, str],
-                                                                                   list[Path]]:
-    """What the file left: descriptions, its processes, its cgroups. Waits a little for exiting processes."""
+@dataclass
+class Leftovers:
+    found: list[str]           # what the runtime left: fails the run
+    suite_own: list[str]       # what the test program itself made and left (SUITE_OWN_CGROUPS): reported only
+    procs: dict[int, str]
+    cgroups: list[Path]
+
+
+def find_leftovers(name: str, workdir: Path, token: str, cgroups_before: set[Path]) -> Leftovers:
+    """What the file left on the host. Waits a little for processes that are exiting."""
     deadline = time.monotonic() + 3
     while (procs := leftover_processes(token)) and time.monotonic() < deadline:
         time.sleep(0.2)
     states = sorted(p.name for p in (workdir / "state").glob("*"))
     cgroups = sorted(cgroup_dirs(container_ids(workdir) | set(SUITE_CGROUP_NAMES)) - cgroups_before)
+    own = [p for p in cgroups if str(p.relative_to(CGROUP_ROOT)) in SUITE_OWN_CGROUPS.get(name, ())]
     found = [f"process {pid}: {cmd[:100]}" for pid, cmd in sorted(procs.items())]
-    found += [f"state dir: {name}" for name in states]
-    found += [f"cgroup: {path}" for path in cgroups]
+    found += [f"state dir: {state}" for state in states]
+    found += [f"cgroup: {path}" for path in cgroups if path not in own]
     found += [f"mount: {point}" for point in host_mounts(token)]
-    return found, procs, cgroups
+    return Leftovers(found, [f"cgroup: {path}" for path in own], procs, cgroups)
 
 
 def clean_up(runtime: Path, workdir: Path, procs: dict[int, str], cgroups: list[Path]) -> None:
@@ -252,11 +272,13 @@ def run_file(name: str, runtime: Path, suite: Path, rundir: Path, timeout: float
         output = out.read()
     seconds = time.monotonic() - started
     passed, reason = judge(returncode, output)
+    if not passed and EXIT_STATUS.search(reason) and (message := last_create_error(workdir / "tmp")):
+        reason += f" ({message})"
     if returncode is None:
         reason = f"timed out after {timeout:.0f} s; " + reason
-    found, procs, cgroups = find_leftovers(workdir, token, cgroups_before)
-    clean_up(runtime, workdir, procs, cgroups)
-    return Outcome(name, passed, reason, round(seconds, 1), found)
+    left = find_leftovers(name, workdir, token, cgroups_before)
+    clean_up(runtime, workdir, left.procs, left.cgroups)
+    return Outcome(name, passed, reason, round(seconds, 1), left.found, left.suite_own)
 
 
 def print_table(outcomes: list[Outcome], width: int) -> None:
@@ -292,31 +314,37 @@ def main(argv: list[str]) -> int:
     for name in names:
         outcomes.append(run_file(name, runtime, args.suite, rundir, args.timeout))
         print_table(outcomes[-1:], max(map(len, names)))
-    passed = sum(o.passed for o in outcomes)
-    leftovers = [f"{o.name}: {item}" for o in outcomes for item in o.leftovers]
     if args.results:
         args.results.write_text(json.dumps({"runtime": str(runtime), "outcomes": [asdict(o) for o in outcomes]},
                                            indent=1) + "\n")
     if not args.keep and not any(host_mounts(rundir.name)):
         shutil.rmtree(rundir)
-    return report(passed, len(names), leftovers, runtime == MRUNC.resolve() and not args.files)
+    return report(outcomes, runtime == MRUNC.resolve() and not args.files)
 
 
-def report(passed: int, total: int, leftovers: list[str], check_floor: bool) -> int:
-    """The totals line (never of pytest's 'N passed, N failed' shape: CI's last such line is pytest's)."""
+def report(outcomes: list[Outcome], check_floor: bool) -> int:
+    """Totals and leftovers; 1 below the floor or on a leftover of the runtime's.
+
+    The totals line is never of pytest's 'N passed, N failed' shape: CI's last such line is pytest's."""
     floor = int(FLOOR.read_text().split()[0])
-    status = 0
-    verdict = ""
+    passed = sum(o.passed for o in outcomes)
+    status, verdict = 0, ""
     if check_floor and passed < floor:
         status, verdict = 1, f": BELOW THE FLOOR ({floor}, conformance/floor)"
-    print(f"conformance: {passed}/{total} files pass (floor {floor}){verdict}")
+    print(f"conformance: {passed}/{len(outcomes)} files pass (floor {floor}){verdict}")
+    leftovers = [f"{o.name}: {item}" for o in outcomes for item in o.leftovers]
+    suite_own = [f"{o.name}: {item}" for o in outcomes for item in o.suite_leftovers]
     if leftovers:
         status = 1
-        print(f"conformance: LEFT BEHIND (removed since): {len(leftovers)}")
-        for item in leftovers:
-            print(f"  {item}")
+        print(f"conformance: LEFT BEHIND by the runtime (removed since): {len(leftovers)}")
     else:
-        print("conformance: nothing left behind (processes, state dirs, cgroups, mounts)")
+        print("conformance: the runtime left nothing behind (processes, state dirs, cgroups, mounts)")
+    for item in leftovers:
+        print(f"  {item}")
+    if suite_own:
+        print(f"conformance: left by the test programs themselves, when they stopped early (removed): {len(suite_own)}")
+    for item in suite_own:
+        print(f"  {item}")
     return status
 
 

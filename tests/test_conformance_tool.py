@@ -1,0 +1,93 @@
+"""scripts/conformance.sh's verdict on a validation file, from TAP the suite printed (runs copied from
+this machine, trimmed): the pass rule, and the evidence a failure is reported with."""
+
+from mrunc.tools.conformance import judge, parse_tap
+
+PASSING_WITH_EXPECTED_ERRORS = """TAP version 13
+ok 1 - create MUST generate an error if the ID is not provided
+  ---
+  {
+    "error": "exit status 1",
+    "stderr": "time=\\"2026-12-05T08:04:58Z\\" level=error msg=\\"create requires exactly 1 argument(s)\\"\\n"
+  }
+  ...
+ok 2 - create MUST create a new container
+1..2
+"""
+
+NOT_OK_WITH_STDERR = """TAP version 13
+ok 1 - create MUST generate an error if the ID is not provided
+not ok 2 - create MUST create a new container
+  ---
+  {
+    "error": "exit status 1",
+    "stderr": "mrunc: op 59/66 [init] chdir (/process/cwd): path=/ must=True: EPERM\\n"
+  }
+  ...
+ok 3 - create MUST generate an error if the ID provided is not unique
+1..3
+"""
+
+PLAN_ZERO_ERROR = """TAP version 13
+  ---
+  {
+    "error": "Hooks MUST be called in the listed order\\nRefer to: https://github.com/opencontainers/runtime-spec"
+  }
+  ...
+1..0
+"""
+
+STOPPED_BEFORE_ANY_TEST = """TAP version 13
+failed to create the container
+time="2026-12-05T08:06:41Z" level=error msg="runc create failed: unable to apply caps: operation not permitted"
+exit status 1
+"""
+
+NOT_OK_AFTER_NOTES = """TAP version 13
+failed to create the container
+mrunc: op 59/66 [init] chdir (/process/cwd): path=/ must=True: EPERM
+not ok 1 - exit status 1
+1..1
+"""
+
+
+def test_expected_errors_inside_passing_tests_do_not_fail_the_file():
+    assert judge(0, PASSING_WITH_EXPECTED_ERRORS) == (True, "")
+
+
+def test_first_not_ok_fails_the_file_with_the_runtimes_message():
+    passed, reason = judge(1, NOT_OK_WITH_STDERR)
+    assert not passed
+    assert reason == ("not ok 2 - create MUST create a new container: "
+                      "mrunc: op 59/66 [init] chdir (/process/cwd): path=/ must=True: EPERM")
+
+
+def test_not_ok_without_diagnostic_takes_the_messages_printed_before_it():
+    assert judge(1, NOT_OK_AFTER_NOTES) == (
+        False, "not ok 1 - exit status 1: failed to create the container / "
+               "mrunc: op 59/66 [init] chdir (/process/cwd): path=/ must=True: EPERM")
+
+
+def test_error_with_plan_1_0_is_a_failure_even_with_exit_0():
+    assert judge(0, PLAN_ZERO_ERROR) == (False, "error: Hooks MUST be called in the listed order")
+
+
+def test_a_file_that_stops_before_any_test_reports_runcs_message_without_its_log_prefix():
+    assert judge(1, STOPPED_BEFORE_ANY_TEST) == (
+        False, "exit 1: failed to create the container / runc create failed: unable to apply caps: "
+               "operation not permitted")
+
+
+def test_a_nonzero_exit_fails_even_without_not_ok():
+    assert judge(2, "TAP version 13\nok 1 - fine\n1..1\n")[0] is False
+
+
+def test_a_timeout_fails_and_says_so():
+    assert judge(None, "TAP version 13\nok 1 - fine\n")[1].startswith("timed out")
+
+
+def test_diagnostics_attach_to_the_test_before_them():
+    tests, leading, notes = parse_tap(NOT_OK_WITH_STDERR)
+    assert [t.line[:8] for t in tests] == ["ok 1 - c", "not ok 2", "ok 3 - c"]
+    assert tests[1].diagnostic["error"] == "exit status 1"
+    assert leading == {} and notes == []
