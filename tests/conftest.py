@@ -27,6 +27,25 @@ SECCOMP_CACHE = tempfile.mkdtemp(prefix="mrunc-seccomp-cache-")
 os.environ["MRUNC_SECCOMP_CACHE"] = SECCOMP_CACHE
 
 
+# What a test needs of the machine, checked where it is used: a test skips, saying what is missing, rather than fail on
+# a host without it (a clean clone on a fresh machine must pass). Binaries come with scripts/setup.sh's apt packages.
+def needs_binaries(*names: str) -> pytest.MarkDecorator:
+    missing = [name for name in names if not shutil.which(name)]
+    return pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)} (not installed on this host)")
+
+
+def needs_cpus(*cpus: int) -> pytest.MarkDecorator:
+    """The CPUs a test pins to must be ones this process may run on (a 1-CPU machine, a cpuset that excludes some)."""
+    allowed = os.sched_getaffinity(0)
+    missing = sorted(set(cpus) - allowed)
+    return pytest.mark.skipif(bool(missing), reason=f"needs CPU(s) {missing}; this host offers {sorted(allowed)}")
+
+
+def needs_machine(*machines: str) -> pytest.MarkDecorator:
+    machine = os.uname().machine
+    return pytest.mark.skipif(machine not in machines, reason=f"needs a {' or '.join(machines)} host, not {machine}")
+
+
 def base_config(args: list[str]) -> dict:
     """A small, real config: the runc spec's shape, no terminal, our command."""
     config = json.loads((REFERENCE / "configs" / "runc-spec.json").read_text())
@@ -95,6 +114,8 @@ def bundle(tmp_path, busybox_rootfs) -> Bundle:
 @pytest.fixture
 def userns_bundle(busybox_rootfs) -> Bundle:
     """A bundle a user namespace's root (an unprivileged host uid) can reach: pytest's tmp dirs are 0700."""
+    if Path("/proc/sys/user/max_user_namespaces").read_text().strip() == "0":
+        pytest.skip("user namespaces are off on this host (user.max_user_namespaces = 0)")
     top = Path(tempfile.mkdtemp(prefix="mrunc-userns-"))
     top.chmod(0o711)
     shutil.copytree(busybox_rootfs, top / "bundle" / "rootfs", symlinks=True, copy_function=os.link)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from tests.conftest import REPO, SECCOMP_CACHE, TEST_CGROUP_PARENT
 
+SANDBOX_TOOLS = ("unshare", "nsenter", "ip")  # what the sandbox itself runs
+
 HOLDER_SETUP = ("mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var/lib && mount -t tmpfs tmpfs /dev/shm"
                 " && ip link set lo up && echo ready && exec sleep infinity")
 

@@ -6,7 +6,10 @@ import uuid
 
 import pytest
 
-from tests.engines import Sandbox, cgroup_parent, remove_cgroups, wait_for
+from tests.conftest import needs_binaries
+from tests.engines import SANDBOX_TOOLS, Sandbox, cgroup_parent, remove_cgroups, wait_for
+
+pytestmark = needs_binaries("containerd", "ctr", "containerd-shim-runc-v2", *SANDBOX_TOOLS)
 
 
 class Containerd:

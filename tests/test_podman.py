@@ -5,7 +5,10 @@ import uuid
 
 import pytest
 
-from tests.engines import Sandbox, cgroup_parent, remove_cgroups, rootfs_tar, wait_for
+from tests.conftest import needs_binaries
+from tests.engines import SANDBOX_TOOLS, Sandbox, cgroup_parent, remove_cgroups, rootfs_tar, wait_for
+
+pytestmark = needs_binaries("podman", *SANDBOX_TOOLS)  # podman finds conmon itself, where its distribution put it
 
 IMAGE = "localhost/mrunc-busybox:test"
 

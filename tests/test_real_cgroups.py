@@ -17,11 +17,20 @@ from tests.hardened import hardened_config
 
 CG = "/sys/fs/cgroup"
 V2 = cgroup_layout() == "v2"
+CONTROLLERS = fingerprint()["controllers"]
+
+
+def needs_controllers(*names: str) -> pytest.MarkDecorator:
+    missing = [name for name in names if name not in CONTROLLERS]
+    return pytest.mark.skipif(bool(missing), reason=f"needs the {', '.join(missing)} cgroup controller(s)")
+
+
 needs_v1 = pytest.mark.skipif(V2 or not Path(CG, "blkio").is_dir(),
                               reason="reads v1 blkio files (v2's io files are checked in test_cgroup_v2.py); "
                               "needs the v1 blkio controller")
 
 
+@needs_controllers("cpu")
 def test_cpu_values_are_written(bundle):
     files = ("cpu.weight", "cpu.max") if V2 else ("cpu/cpu.shares", "cpu/cpu.cfs_period_us", "cpu/cpu.cfs_quota_us")
     config = base_config(["cat", *(f"{CG}/{f}" for f in files)])
@@ -31,10 +40,10 @@ def test_cpu_values_are_written(bundle):
     assert result.stdout.split() == (["20", "20000", "50000"] if V2 else ["512", "50000", "20000"]), result.stderr
 
 
-@pytest.mark.skipif(V2 and "cpuset" not in Path(CG, "cgroup.controllers").read_text().split(),
-                    reason="the v2 guest's kernel has no cpuset controller (and one CPU)")
+@needs_controllers("cpuset")
 def test_cpuset_values_are_written_and_bind_the_cpus(bundle):
-    cpus = "0" if V2 else "1"
+    # v1: the last CPU we may use (1 on a 2-CPU machine: not the parent's 0-1); v2: 0 (the guest has one CPU)
+    cpus = "0" if V2 else str(max(os.sched_getaffinity(0)))
     files = ("cpuset.cpus", "cpuset.mems") if V2 else ("cpuset/cpuset.cpus", "cpuset/cpuset.mems")
     script = "cat " + " ".join(f"{CG}/{f}" for f in files) + "; grep Cpus_allowed_list /proc/self/status"
     config = base_config(["sh", "-c", script])
@@ -43,19 +52,22 @@ def test_cpuset_values_are_written_and_bind_the_cpus(bundle):
     assert result.stdout.split() == [cpus, "0", "Cpus_allowed_list:", cpus], result.stderr
 
 
+@needs_controllers("memory", "pids")
 def test_memory_pids_values_are_written_and_pids_enforced(bundle):
-    v1_files = ("memory/memory.limit_in_bytes", "memory/memory.memsw.limit_in_bytes",
+    # Swap limits need the kernel's swap accounting (v1: memory.memsw.*, v2: memory.swap.*); without it the rest holds
+    swap = _in_child_cgroup("memory.swap.max" if V2 else "memory/memory.memsw.limit_in_bytes")
+    v1_files = ("memory/memory.limit_in_bytes", *(("memory/memory.memsw.limit_in_bytes",) if swap else ()),
                 "memory/memory.soft_limit_in_bytes", "memory/memory.swappiness", "pids/pids.max")
-    files = ("memory.max", "memory.swap.max", "memory.low", "pids.max") if V2 else v1_files
+    files = ("memory.max", *(("memory.swap.max",) if swap else ()), "memory.low", "pids.max") if V2 else v1_files
     script = "cat " + " ".join(f"{CG}/{f}" for f in files) + "; sleep 5 & sleep 5 & sleep 5 & echo forked-3"
     config = base_config(["sh", "-c", script])
-    config["linux"]["resources"]["memory"] = {"limit": 64 << 20, "swap": 96 << 20, "reservation": 32 << 20,
-                                              "swappiness": 10}
+    config["linux"]["resources"]["memory"] = {"limit": 64 << 20, "reservation": 32 << 20, "swappiness": 10,
+                                              **({"swap": 96 << 20} if swap else {})}
     config["linux"]["resources"]["pids"] = {"limit": 3}
     result = run_config(bundle, config, timeout=20)
     # v2: swap.max is swap alone (OCI's swap is memory+swap); swappiness has no v2 file
-    expected = [str(64 << 20), str(32 << 20), str(32 << 20), "3"] if V2 else \
-        [str(64 << 20), str(96 << 20), str(32 << 20), "10", "3"]
+    expected = [str(64 << 20), *([str(32 << 20)] if swap else []), str(32 << 20), "3"] if V2 else \
+        [str(64 << 20), *([str(96 << 20)] if swap else []), str(32 << 20), "10", "3"]
     assert result.stdout.split()[:len(expected)] == expected, result.stderr
     assert "forked-3" not in result.stdout  # sh + 2 sleeps: the third fork is refused
     assert "can't fork" in result.stderr or "Resource temporarily unavailable" in result.stderr
@@ -94,6 +106,7 @@ def kmsg_config(script: str, *rules: dict) -> dict:
     return config
 
 
+@needs_controllers("devices")
 def test_denied_device_cannot_be_opened(bundle):
     """Allow reads of kmsg: it opens only for reading, and loop0 (in no rule) not at all."""
     script = "head -c 0 /dev/cov-kmsg && echo read-ok; echo x > /dev/cov-kmsg; head -c 0 /dev/cov-loop; ls /dev/cov-*"
@@ -104,6 +117,7 @@ def test_denied_device_cannot_be_opened(bundle):
     assert len(errors) == 2 and all("Operation not permitted" in e for e in errors), errors
 
 
+@needs_controllers("devices")
 @pytest.mark.parametrize("accesses, opens", [(["r", "w"], True), (["r"], False)])
 def test_read_and_write_rules_for_one_device_add_up_to_a_read_write_open(bundle, accesses, opens):
     """As v1's controller merges them (on v2, mrunc merges them at compile time): r then w allow O_RDWR."""
@@ -187,10 +201,12 @@ def _root_disk() -> tuple[int, int]:
 
 
 def _in_child_cgroup(file: str) -> bool:
-    """Whether a new cgroup here offers the file (the root cgroup lacks the weight files)."""
-    probe = Path(CG) / file.split("/")[0] / f"{TEST_CGROUP_PARENT}-probe"
+    """Whether a new cgroup here offers the file (the root cgroup lacks the weight files): "CONTROLLER/FILE" on v1,
+    "FILE" on v2."""
+    where, _, name = file.rpartition("/")
+    probe = Path(CG, where) / f"{TEST_CGROUP_PARENT}-probe"
     probe.mkdir()
     try:
-        return (probe / file.split("/")[1]).exists()
+        return (probe / name).exists()
     finally:
         probe.rmdir()
