@@ -22,6 +22,7 @@ GUEST_TESTS = ["tests/test_run_real.py", "tests/test_real_process.py", "tests/te
                "tests/test_real_cgroups.py", "tests/test_real_namespaces.py", "tests/test_real_seccomp.py",
                "tests/test_faults.py::test_hardened_plan_runs_through_exec",
                "tests/test_cgroup_control.py", "tests/test_cgroup_v2.py", "tests/test_update.py",
+               "tests/test_memory_policy.py",
                *(LIFECYCLE + name for name in (
                    "full_lifecycle_create_start_kill_delete", "delete_force_kills_a_running_container",
                    "delete_of_a_created_container_removes_it", "failing_op_in_create_cleans_up",

@@ -7,7 +7,6 @@ from mrunc.executor.flags import CAPABILITIES, MAX_ID, MAX_RLIMIT, RLIMITS
 # Known to the runtime-spec, not honoured by mrunc: rejected by name rather than ignored.
 UNSUPPORTED = {
     ("linux", "intelRdt"): "Intel RDT is not supported",
-    ("linux", "memoryPolicy"): "NUMA memory policy is not supported",
 }
 
 CAPABILITY_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")

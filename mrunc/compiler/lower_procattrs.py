@@ -26,6 +26,8 @@ def check(config: dict) -> None:
     if personality and personality.get("flags"):
         raise ConfigError("/linux/personality/flags", f"got {personality['flags']}; allowed: [] (the spec defines "
                           "no personality flags)")
+    if "memoryPolicy" in config.get("linux", {}):
+        memory_policy_nodes(config["linux"]["memoryPolicy"])
     if "process" in config:
         check_process(config["process"], "/process")
 
@@ -107,6 +109,80 @@ def lower_personality(emit: Emitter, config: dict) -> None:
     personality = config.get("linux", {}).get("personality")
     if personality:
         emit("personality", "init", "/linux/personality", domain=PERSONALITY_DOMAINS[personality["domain"]])
+
+
+MEMPOLICY_WHERE = "/linux/memoryPolicy"
+NODES_ONLINE = "/sys/devices/system/node/online"
+NO_NODES = ("MPOL_DEFAULT", "MPOL_LOCAL")  # the kernel refuses a nodemask with these (EINVAL)
+SOME_NODES = ("MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_PREFERRED_MANY", "MPOL_WEIGHTED_INTERLEAVE")  # and none with these
+BALANCING_MODES = ("MPOL_BIND", "MPOL_PREFERRED_MANY")  # MPOL_F_NUMA_BALANCING (kernel 5.12; PREFERRED_MANY 6.9)
+
+
+def memory_policy_nodes(policy: dict) -> list[int]:
+    """Check linux.memoryPolicy as set_mempolicy(2) and runc 1.3 would (nodes by mode, the flags together) and its
+    nodes against the host's online NUMA nodes; -> the nodes. With MPOL_F_STATIC_NODES or MPOL_F_RELATIVE_NODES
+    the kernel takes nodes the host lacks (it folds or remaps them), so those are not checked against the host."""
+    mode, flags = policy["mode"], policy.get("flags", [])
+    nodes = parse_node_list(policy.get("nodes", ""), MEMPOLICY_WHERE + "/nodes")
+    if mode in NO_NODES and nodes:
+        raise ConfigError(MEMPOLICY_WHERE + "/nodes", f"got {policy['nodes']!r} with {mode}; allowed: no nodes")
+    if mode in SOME_NODES and not nodes:
+        raise ConfigError(MEMPOLICY_WHERE + "/nodes", f"missing with {mode}; allowed: one or more NUMA nodes, "
+                          "such as \"0\" or \"0-1,3\"")
+    if mode == "MPOL_DEFAULT" and flags:
+        raise ConfigError(MEMPOLICY_WHERE + "/flags", f"got {flags} with MPOL_DEFAULT; allowed: no flags")
+    if {"MPOL_F_STATIC_NODES", "MPOL_F_RELATIVE_NODES"} <= set(flags):
+        raise ConfigError(MEMPOLICY_WHERE + "/flags", "MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES together; "
+                          "allowed: one of them")
+    if "MPOL_F_NUMA_BALANCING" in flags and mode not in BALANCING_MODES:
+        raise ConfigError(MEMPOLICY_WHERE + "/flags", f"MPOL_F_NUMA_BALANCING with {mode}; allowed with "
+                          f"{' or '.join(BALANCING_MODES)}")
+    online = host_numa_nodes()
+    unknown = sorted(set(nodes) - set(online or []))
+    if online is not None and unknown and not {"MPOL_F_STATIC_NODES", "MPOL_F_RELATIVE_NODES"} & set(flags):
+        raise ConfigError(MEMPOLICY_WHERE + "/nodes", f"got {policy['nodes']!r}: node {unknown[0]} is not online on "
+                          f"this host; allowed: its NUMA nodes {_node_list(online)}")
+    return nodes
+
+
+def parse_node_list(text: str, where: str) -> list[int]:
+    """A node list as cpuset writes it ("0-3,7"), sorted."""
+    nodes: set[int] = set()
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        low, dash, high = part.partition("-")
+        if not low.isdigit() or dash and not high.isdigit() or int(high or low) < int(low) or int(high or low) >= 1024:
+            raise ConfigError(where, f"got {text!r}; allowed: a NUMA node list such as \"0\", \"0-3\" or \"0,2\" "
+                              "(nodes 0 to 1023)")
+        nodes.update(range(int(low), int(high or low) + 1))
+    return sorted(nodes)
+
+
+def host_numa_nodes() -> list[int] | None:
+    """The host's online NUMA nodes; None on a kernel without NUMA (no such file)."""
+    try:
+        with open(NODES_ONLINE) as f:
+            return parse_node_list(f.read().strip(), NODES_ONLINE)
+    except FileNotFoundError:
+        return None
+
+
+def _node_list(nodes: list[int]) -> str:
+    return ",".join(map(str, nodes))
+
+
+def lower_memory_policy(emit: Emitter, config: dict) -> None:
+    """linux.memoryPolicy as one set_mempolicy(2) on init. On a kernel without NUMA the op fails (ENOSYS) and the
+    container does not start, as runc 1.3's init fails there; the plan says so beforehand."""
+    policy = config.get("linux", {}).get("memoryPolicy")
+    if not policy:
+        return
+    if host_numa_nodes() is None:
+        emit.note(MEMPOLICY_WHERE, "this host's kernel has no NUMA (no /sys/devices/system/node): set_mempolicy "
+                  "will fail with ENOSYS and the container will not start, as runc's")
+    emit("set_mempolicy", "init", MEMPOLICY_WHERE, mode=policy["mode"], nodes=memory_policy_nodes(policy),
+         flags=policy.get("flags", []))
 
 
 def lower_process(emit: Emitter, process: dict) -> None:

@@ -151,6 +151,9 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
     # personality(2), which execve keeps: set where runc's init sets it, after the paths and before the LSM exec
     # label, seccomp and the capability drop; so as root, and before a filter may forbid the syscall.
     procattrs.lower_personality(emit, config)
+    # linux.memoryPolicy (set_mempolicy(2), kept across fork and execve) at the same point: still root, and before
+    # seccomp, whose profiles often deny set_mempolicy (runc 1.3's init sets it before its seccomp filter too).
+    procattrs.lower_memory_policy(emit, config)
     seccomp = linux.get("seccomp")
     lower_user_process(emit, process, _seccomp(emit, seccomp) if seccomp else None, "/linux/seccomp", preserve_fds,
                        before_exec)

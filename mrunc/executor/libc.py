@@ -82,6 +82,7 @@ SYS_MOUNT = 165
 SYS_UMOUNT2 = 166
 SYS_SETHOSTNAME = 170
 SYS_SETDOMAINNAME = 171
+SYS_SET_MEMPOLICY = 238
 SYS_IOPRIO_SET = 251
 SYS_UNSHARE = 272
 SYS_PRLIMIT64 = 302
@@ -346,6 +347,16 @@ def sched_setattr(policy: int, flags: int, nice: int, priority: int, runtime: in
     deadline, period."""
     attr = _u32(48, policy) + _u64(flags) + _c(nice, 4, signed=True) + _u32(priority) + _u64(runtime, deadline, period)
     _sys(SYS_SCHED_SETATTR, 0, _buffer(attr), 0, what="sched_setattr")
+
+
+def set_mempolicy(mode: int, nodes: list[int]) -> None:
+    """set_mempolicy(2) of the calling thread: mode (with its MPOL_F_ flags) over a nodemask of 64-bit words."""
+    words = [0] * (max(nodes, default=0) // 64 + 1)
+    for node in nodes:
+        words[node // 64] |= 1 << node % 64
+    mask = _buffer(_u64(*words)) if nodes else None
+    # maxnode counts bits plus one: the kernel reads maxnode - 1 bits of the mask
+    _sys(SYS_SET_MEMPOLICY, mode, mask, len(words) * 64 + 1 if nodes else 0, what="set_mempolicy")
 
 
 def ioprio_set(which: int, who: int, ioprio: int) -> None:

@@ -49,3 +49,15 @@ def ioprio_set(ctx: Context, io_class: str, priority: int) -> None:
 def sched_setaffinity(ctx: Context, cpus: list[int]) -> None:
     """sched_setaffinity(2) of this process: the CPUs it may run on; fork and execve keep them."""
     os.sched_setaffinity(0, cpus)
+
+
+# set_mempolicy(2) modes and mode flags, linux/mempolicy.h
+MEMPOLICY_MODES = {"MPOL_DEFAULT": 0, "MPOL_PREFERRED": 1, "MPOL_BIND": 2, "MPOL_INTERLEAVE": 3, "MPOL_LOCAL": 4,
+                   "MPOL_PREFERRED_MANY": 5, "MPOL_WEIGHTED_INTERLEAVE": 6}
+MEMPOLICY_FLAGS = {"MPOL_F_NUMA_BALANCING": 1 << 13, "MPOL_F_RELATIVE_NODES": 1 << 14, "MPOL_F_STATIC_NODES": 1 << 15}
+
+
+@op("set_mempolicy", "init", "mode", "nodes", "flags")
+def set_mempolicy(ctx: Context, mode: str, nodes: list[int], flags: list[str]) -> None:
+    """set_mempolicy(2) on init: the NUMA memory policy its allocations follow; fork and execve keep it."""
+    libc.set_mempolicy(MEMPOLICY_MODES[mode] | mask(flags, MEMPOLICY_FLAGS), nodes)

@@ -214,7 +214,8 @@ def _process(m: Model) -> None:
     keys = {"sethostname": "hostname", "setdomainname": "domainname", "oom_score_adj": "oom_score_adj",
             "umask": "umask", "close_fds": "preserved fds", "apparmor_profile": "apparmor profile",
             "selinux_exec_label": "selinux label", "personality": "personality"}
-    whole = {"sched_setattr": "scheduler", "ioprio_set": "io priority"}  # facts that are all of the op's arguments
+    # facts that are all of the op's arguments
+    whole = {"sched_setattr": "scheduler", "ioprio_set": "io priority", "set_mempolicy": "memory policy"}
     for i, o in enumerate(m.ops):
         a = o["args"]
         if o["op"] == "set_ids":

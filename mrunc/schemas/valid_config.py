@@ -439,6 +439,8 @@ def is_valid_linux(x: object) -> bool:
             return False
         if 'personality' in x and not is_valid_linux_personality(x['personality']):
             return False
+        if 'memoryPolicy' in x and not is_valid_linux_memoryPolicy(x['memoryPolicy']):
+            return False
         if 'devices' in x and not is_valid_linux_devices(x['devices']):
             return False
         if 'netDevices' in x and not is_valid_linux_netDevices(x['netDevices']):
@@ -525,6 +527,50 @@ def is_valid_linux_personality_domain(x: object) -> bool:
     if not isinstance(x, str):
         return False
     if x not in ['LINUX', 'LINUX32']:
+        return False
+    return True
+
+
+def is_valid_linux_memoryPolicy(x: object) -> bool:
+    """#/properties/linux/properties/memoryPolicy"""
+    if not isinstance(x, dict):
+        return False
+    if isinstance(x, dict):
+        if 'mode' not in x:
+            return False
+        if 'mode' in x and not is_valid_linux_memoryPolicy_mode(x['mode']):
+            return False
+        if 'nodes' in x and not isinstance(x['nodes'], str):
+            return False
+        if 'flags' in x and not is_valid_linux_memoryPolicy_flags(x['flags']):
+            return False
+    return True
+
+
+def is_valid_linux_memoryPolicy_mode(x: object) -> bool:
+    """#/properties/linux/properties/memoryPolicy/properties/mode"""
+    if not isinstance(x, str):
+        return False
+    if x not in ['MPOL_DEFAULT', 'MPOL_BIND', 'MPOL_INTERLEAVE', 'MPOL_WEIGHTED_INTERLEAVE', 'MPOL_PREFERRED', 'MPOL_PREFERRED_MANY', 'MPOL_LOCAL']:
+        return False
+    return True
+
+
+def is_valid_linux_memoryPolicy_flags(x: object) -> bool:
+    """#/properties/linux/properties/memoryPolicy/properties/flags"""
+    if not isinstance(x, list):
+        return False
+    if isinstance(x, list):
+        if not all(is_valid_linux_memoryPolicy_flags_items(v) for v in x):
+            return False
+    return True
+
+
+def is_valid_linux_memoryPolicy_flags_items(x: object) -> bool:
+    """#/properties/linux/properties/memoryPolicy/properties/flags/items"""
+    if not isinstance(x, str):
+        return False
+    if x not in ['MPOL_F_NUMA_BALANCING', 'MPOL_F_RELATIVE_NODES', 'MPOL_F_STATIC_NODES']:
         return False
     return True
 
