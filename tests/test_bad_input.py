@@ -261,9 +261,10 @@ def test_missing_plan_file_is_refused(bundle):
     _refused(mrunc("exec", str(bundle.path / "nope.json")), "cannot read plan")
 
 
-def test_unknown_flag_name_in_a_plan_fails_the_op_and_cleans_up(bundle, plan):
-    plan["ops"][_op_index(plan, "mount")]["args"]["flags"] = ["MS_NOPE"]
-    _refused(_exec(bundle, plan), "[init] mount (/linux/rootfsPropagation)", "KeyError")
+def test_unknown_flag_name_in_a_plan_is_refused_before_anything_runs(bundle, plan):
+    index = _op_index(plan, "mount")
+    plan["ops"][index]["args"]["flags"] = ["MS_NOPE"]
+    _refused(_exec(bundle, plan), f"/ops/{index}/args/flags: item 0: 'MS_NOPE' is not a known mount flag")
 
 
 # Plans that fail part-way: the op is named, and what the plan already made is gone -----------------------------

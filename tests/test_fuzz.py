@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from mrunc.compiler.compile import compile_bytes
 from mrunc.compiler.errors import ConfigError, ConfigErrors
+from mrunc.executor import coverage
 from mrunc.executor import plan as plans
 from mrunc.executor.host import fingerprint
 from tests.conftest import base_config
@@ -69,9 +70,10 @@ def _compile_mutated(data: st.DataObject) -> None:
         return
     if "process" not in config:  # it compiles, and nothing may start it
         with pytest.raises(plans.PlanError, match="no execve, so there is nothing to start"):
-            plans.check(json.loads(json.dumps(plan)), host=HOST)
+            plans.check_structure(json.loads(json.dumps(plan)))
         return
-    plans.check(json.loads(json.dumps(plan)), host=HOST)
+    plans.check_structure(json.loads(json.dumps(plan)))
+    assert coverage.gaps(plan, config) == []
 
 
 @functools.cache

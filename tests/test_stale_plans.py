@@ -1,8 +1,10 @@
 """`mrunc exec` refuses a plan that no longer describes what would run: the bundle's config.json changed since
-it was compiled, or it was compiled for another host. `--force` runs it anyway, loudly."""
+it was compiled (or is not at hand to tell), it was compiled for another host or by another mrunc. `--force` runs
+it anyway, loudly."""
 
 import json
 
+from mrunc import __version__
 from tests.conftest import base_config, mrunc
 
 
@@ -51,8 +53,24 @@ def test_plan_for_another_host_is_refused_naming_the_fact(bundle):
     assert "recompile it here: mrunc compile" in result.stderr
 
 
-def test_plan_without_its_bundle_at_hand_still_runs(bundle):
+def test_plan_without_its_bundle_at_hand_is_refused_and_force_runs_it(bundle):
     plan = compiled(bundle, ["echo", "ran"])
     bundle.config_path.unlink()
     result = mrunc("exec", plan)
-    assert (result.returncode, result.stdout) == (0, "ran\n"), result.stderr
+    assert (result.returncode, result.stdout) == (1, ""), result.stderr
+    assert f"/bundle: {bundle.config_path} cannot be read, so nothing shows the plan still matches it" in result.stderr
+    forced = mrunc("exec", "--force", plan)
+    assert (forced.returncode, forced.stdout) == (0, "ran\n"), forced.stderr
+    assert "WARNING: --force: running a stale plan: /bundle:" in forced.stderr
+
+
+def test_plan_of_another_mrunc_version_is_refused_naming_both(bundle):
+    plan_path = compiled(bundle, ["echo", "ran"])
+    with open(plan_path) as f:
+        plan = json.load(f)
+    plan["mrunc_version"] = "0.0.1"
+    with open(plan_path, "w") as f:
+        json.dump(plan, f)
+    result = mrunc("exec", plan_path)
+    assert result.returncode == 1 and result.stdout == ""
+    assert f"/mrunc_version: the plan was compiled by mrunc 0.0.1, this is mrunc {__version__}" in result.stderr

@@ -1,4 +1,5 @@
-"""`mrunc compile CONFIG [-o PLAN] [--format json|text|sh|py]`.
+"""`mrunc compile CONFIG [-o PLAN] [--format json|text|sh|py]`. With -o PLAN (JSON), prints the plan's digest as
+sha256sum does (`sha256:HEX  PLAN`), the value `mrunc exec PLAN --expect` takes.
 
 Its three options are read by hand: argparse, with the shutil and gettext it loads to format help, is ~10 ms of
 the compile time, which issue 4 bounds."""
@@ -53,6 +54,10 @@ def main(options, args: list[str]) -> int:
     if opts["output"]:
         with open(opts["output"], "w") as f:
             f.write(out)
+        if opts["format"] == "json":  # what a reviewer pins: `mrunc exec PLAN --expect sha256:...`
+            from mrunc.executor.plan import sha256_hex
+
+            print(f"sha256:{sha256_hex(out.encode())}  {opts['output']}")
     else:
         sys.stdout.write(out)
     return 0

@@ -9,12 +9,16 @@ try:  # not hashlib: it loads OpenSSL's libcrypto, ms of start-up, to hash a few
 except ImportError:  # Python 3.12+
     from _sha2 import sha256 as _sha256
 
+from mrunc import __version__
+from mrunc.executor.argtypes import problem, type_of
 from mrunc.executor.host import fingerprint
 from mrunc.executor.jsontext import loads
 from mrunc.executor.optable import PROCESSES, find
 
 FORMAT = "mrunc-plan/1"
 PLAN_FIELDS = ("format", "mrunc_version", "config_sha256", "host", "ops")
+# The plan's other fields and their types (argtypes' notation); ops and hook lists are checked op by op.
+FIELD_TYPES = {"mrunc_version": "str", "config_sha256": "str", "host": "object", "bundle": "str", "notes": "[str]"}
 OP_FIELDS = ("op", "proc", "args", "src")
 
 
@@ -26,11 +30,16 @@ class PlanError(Exception):
     """A plan the executor refuses to run; the message says which field and why."""
 
 
-def load(path: str, force: bool = False) -> dict:
-    """A checked plan. `force` runs a stale plan anyway, saying loudly on stderr why it is stale."""
+def load(path: str, force: bool = False, expect: str | None = None) -> dict:
+    """A checked plan. `force` runs a stale plan anyway, saying loudly on stderr why it is stale. `expect`
+    ("sha256:HEX") refuses any plan file but the one with that digest, whatever `force` says."""
     try:
         with open(path, "rb") as f:
-            plan = loads(f.read())
+            raw = f.read()
+        if expect and (digest := "sha256:" + sha256_hex(raw)) != expect:
+            raise PlanError(f"the plan is {digest}, not the expected {expect}: refusing to run a plan other than the "
+                            "one pinned")
+        plan = loads(raw)
     except OSError as e:
         raise PlanError(f"{path}: cannot read plan: {e.strerror}") from None
     except (ValueError, RecursionError) as e:
@@ -42,10 +51,10 @@ def load(path: str, force: bool = False) -> dict:
 def check(plan: object, host: dict[str, str] | None = None, force: bool = False, plan_path: str = "PLAN") -> None:
     check_structure(plan)
     assert isinstance(plan, dict)
-    for problem in staleness(plan, host or fingerprint(), plan_path):
+    for reason in staleness(plan, host or fingerprint(), plan_path):
         if not force:
-            raise PlanError(problem + "; or pass --force to run it anyway")
-        print(f"mrunc: WARNING: --force: running a stale plan: {problem}", file=sys.stderr)
+            raise PlanError(reason + "; or pass --force to run it anyway")
+        print(f"mrunc: WARNING: --force: running a stale plan: {reason}", file=sys.stderr)
 
 
 def check_structure(plan: object) -> None:
@@ -57,6 +66,9 @@ def check_structure(plan: object) -> None:
     for name in PLAN_FIELDS:
         if name not in plan:
             raise PlanError(f"/{name}: missing")
+    for name, kind in FIELD_TYPES.items():
+        if name in plan and (found := problem(kind, plan[name])):
+            raise PlanError(f"/{name}: {found}")
     ops = plan["ops"]
     if not isinstance(ops, list) or not ops:
         raise PlanError("/ops: expected a non-empty list of ops")
@@ -85,6 +97,14 @@ def _check_op(i: int, o: object, list_pointer: str = "/ops") -> None:
     if not isinstance(o["args"], dict) or set(o["args"]) != set(spec.args):
         got = sorted(o["args"]) if isinstance(o["args"], dict) else o["args"]
         raise PlanError(f"{where}/args: {o['op']} takes {sorted(spec.args)}, got {got}")
+    for name, value in o["args"].items():
+        kind = type_of(o["op"], name)
+        if kind is None:  # a bug of mrunc's: tests/test_plan_schema.py keeps argtypes complete
+            raise PlanError(f"{where}/args/{name}: mrunc has no type for {o['op']}'s {name} (executor/argtypes.py)")
+        if found := problem(kind, value):
+            raise PlanError(f"{where}/args/{name}: {found}")
+    if not isinstance(o["src"], str) or not o["src"].startswith("/"):
+        raise PlanError(f"{where}/src: expected the JSON pointer of a config field, got {o['src']!r:.60}")
 
 
 def _check_sequence(ops: list[dict]) -> None:
@@ -145,30 +165,50 @@ def _check_self_join(names: list[str]) -> None:
 
 
 def staleness(plan: dict, host: dict, plan_path: str = "PLAN") -> list[str]:
-    """Why this plan no longer describes what would run here: another host, or a bundle config changed since."""
+    """Why this plan may no longer describe what would run here: another mrunc or host, a bundle config changed
+    since, or no bundle config at hand to tell."""
     bundle = plan.get("bundle")
     config = os.path.join(bundle, "config.json") if isinstance(bundle, str) else None
     command = f"mrunc compile {config or 'CONFIG'} -o {plan_path}"
     problems = []
+    if plan["mrunc_version"] != __version__:
+        problems.append(f"/mrunc_version: the plan was compiled by mrunc {plan['mrunc_version']}, this is mrunc "
+                        f"{__version__}; recompile it: {command}")
     if plan["host"] != host:
         was = plan["host"] if isinstance(plan["host"], dict) else {}
         differ = ", ".join(f"{k} {was.get(k)!r} (plan) vs {v!r} (here)"
                            for k, v in sorted(host.items()) if was.get(k) != v)
         problems.append(f"/host: the plan was compiled for another host: {differ or plan['host']}; "
                         f"recompile it here: {command}")
-    digest = config_digest(config) if config else None
-    if digest and digest != plan["config_sha256"]:
+    raw = read_bytes(config) if config else None
+    if config is None:
+        problems.append("/bundle: missing: the plan names no bundle, so nothing shows it still matches its config")
+    elif raw is None:
+        problems.append(f"/bundle: {config} cannot be read, so nothing shows the plan still matches it")
+    elif (digest := sha256_hex(raw)) != plan["config_sha256"]:
         problems.append(f"/config_sha256: {config} changed since the plan was compiled (plan: sha256:"
                         f"{str(plan['config_sha256'])[:16]}, file now: sha256:{digest[:16]}); recompile it: {command}")
+    else:
+        from mrunc.executor.coverage import gaps
+
+        problems += [f"{gap} ({config}): the plan was edited since it was compiled; recompile it: {command}"
+                     for gap in gaps(plan, _config(raw))]
     return problems
 
 
-def config_digest(path: str) -> str | None:
-    """sha256 of the bundle's config.json as it is now; None when the bundle is not at hand."""
+def read_bytes(path: str) -> bytes | None:
+    """The file's bytes (a bundle's config.json); None when it is not at hand."""
     try:
         with open(path, "rb") as f:
-            return sha256_hex(f.read())
+            return f.read()
     except OSError:
+        return None
+
+
+def _config(raw: bytes) -> object:
+    try:
+        return loads(raw)
+    except (ValueError, RecursionError):
         return None
 
 

@@ -7,7 +7,6 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from mrunc.review import shape
 from mrunc.review.bpf import BpfError, check_matches
 
 # check_program first: it must read the program while init may still read any file (CVE-2019-5736).
@@ -15,6 +14,10 @@ CREDENTIAL_ORDER = ("check_program", "drop_bounding", "keep_caps", "set_ids", "c
                     "no_new_privs")
 CAPABILITY_GROUP = ("drop_bounding", "keep_caps", "capset")
 ONCE = ("fork", "fork_init", "check_program", "set_ids", "close_fds", "recheck_program", "execve")
+# The ops that make a container a container rather than a process with the host's privileges: removing any of them
+# from a plan must not pass unnoticed (tests/test_plan_contract.py removes each from every golden plan).
+SECURITY_OPS = ("seccomp_load", "drop_bounding", "keep_caps", "capset", "no_new_privs", "mask_path", "readonly_path",
+                "set_ids", "pivot_root", "remount")
 
 
 @dataclass
@@ -23,7 +26,8 @@ class Result:
     notes: list[str] = field(default_factory=list)
 
 
-def verify(plan: object) -> Result:
+def verify(plan: object, config: bytes | None = None) -> Result:
+    """`config`: the config a reviewer approved, to verify against instead of the bundle's config.json."""
     from mrunc.executor.plan import PlanError, check_structure
 
     result = Result()
@@ -33,13 +37,10 @@ def verify(plan: object) -> Result:
         result.problems.append(str(e))
         return result
     assert isinstance(plan, dict)
-    result.problems += shape.problems(plan)
-    if result.problems:
-        return result
     result.problems += _order_rules(plan["ops"]) + _seccomp_filters(plan["ops"])
     if not result.problems:
         _after_the_filter(plan, result)
-    _against_config(plan, result)
+    _against_config(plan, result, config)
     return result
 
 
@@ -129,21 +130,26 @@ def _after_the_filter(plan: dict, result: Result) -> None:
             result.notes.append(line)
 
 
-def _against_config(plan: dict, result: Result) -> None:
-    """Recompile the bundle's config (if at hand and unchanged) for the plan's host and compare op by op."""
-    from mrunc.executor.plan import config_digest
+def _against_config(plan: dict, result: Result, given: bytes | None) -> None:
+    """Recompile the config (the one given, or the bundle's if at hand and unchanged) for the plan's host and
+    compare op by op."""
+    from mrunc.executor.coverage import gaps
+    from mrunc.executor.jsontext import loads
+    from mrunc.executor.plan import read_bytes, sha256_hex
 
     bundle = plan.get("bundle")
-    config_path = os.path.join(bundle, "config.json") if isinstance(bundle, str) else None
-    digest = config_digest(config_path) if config_path else None
-    if digest is None:
+    config_path = os.path.join(bundle, "config.json") if isinstance(bundle, str) else "the given config"
+    raw = given if given is not None else read_bytes(config_path)
+    if raw is None:
         result.notes.append("config not at hand: checked the plan's own structure and rules only")
         return
-    if digest != plan["config_sha256"]:
-        result.problems.append(f"/config_sha256: {config_path} changed since the plan was compiled; recompile it: "
-                               f"mrunc compile {config_path} -o PLAN")
+    if sha256_hex(raw) != plan["config_sha256"]:
+        where = "the given config is not the one" if given is not None else f"{config_path} changed since"
+        result.problems.append(f"/config_sha256: {where} the plan was compiled from; recompile it: "
+                               f"mrunc compile CONFIG -o PLAN")
         return
-    expected = _recompile(plan, config_path)
+    result.problems += gaps(plan, loads(raw))
+    expected = _recompile(plan, raw, config_path)
     if isinstance(expected, str):
         result.problems.append(expected)
         return
@@ -152,14 +158,14 @@ def _against_config(plan: dict, result: Result) -> None:
     result.problems += _op_differences(expected, plan["ops"])
 
 
-def _recompile(plan: dict, config_path: str) -> list[dict] | str:
+def _recompile(plan: dict, raw: bytes, config_path: str) -> list[dict] | str:
     from mrunc.compiler.compile import compile_bytes
     from mrunc.compiler.errors import ConfigError, ConfigErrors
 
-    with open(config_path, "rb") as f:
-        raw = f.read()
+    # The container id the plan was compiled for: hooks are told it; a default cgroup path is named after it.
+    hook_ids = [o["args"]["state"].get("id") for o in plan["ops"] if o["op"] == "hook"]
     cgroup = next((o["args"]["dir"] for o in plan["ops"] if o["op"] == "cgroup_mkdir"), "")
-    container_id = cgroup.split("/mrunc/", 1)[1] if "/mrunc/" in cgroup else None
+    container_id = hook_ids[0] if hook_ids else cgroup.split("/mrunc/", 1)[1] if "/mrunc/" in cgroup else None
     try:
         return compile_bytes(raw, plan["bundle"], container_id, plan["host"])["ops"]
     except (ConfigError, ConfigErrors) as e:

@@ -1,21 +1,24 @@
-"""Regenerate the golden plans in plans/: `python -m mrunc.tools.regen_plans` (from the repository root).
+"""Regenerate the golden plans in plans/ and the plan schema (mrunc/schemas/plan.schema.json, made from the op table
+by compiler/plan_schema.py): `python -m mrunc.tools.regen_plans` (from the repository root).
 
 Each golden is one config compiled with a fixed host fingerprint and a fixed bundle path, so the result
 depends on the compiler only, never on the machine. For each case, plans/NAME.json is the plan and
 plans/NAME.txt its listing; tests/test_golden.py fails when the compiler's output drifts from them.
-With `--check` nothing is written: it lists the goldens that differ and exits 1 if any do.
+With `--check` nothing is written: it lists the files that differ and exits 1 if any do.
 """
 
+import json
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from mrunc.compiler import render, seccomp_cache
+from mrunc.compiler import plan_schema, render, seccomp_cache
 from mrunc.compiler.compile import compile_bytes, dumps
 
 REPO = Path(__file__).resolve().parents[2]
 PLANS = REPO / "plans"
+PLAN_SCHEMA = REPO / "mrunc" / "schemas" / "plan.schema.json"
 REFERENCE = REPO / "reference"
 OCI_GOOD = "oci-runtime-spec-v1.3.0/test/config/good"
 
@@ -54,8 +57,10 @@ def render_golden(golden: Golden) -> dict[str, str]:
     return {f"{golden.name}.json": dumps(plan), f"{golden.name}.txt": render.text(plan)}
 
 
-def expected() -> dict[str, str]:
-    return {name: text for golden in GOLDENS for name, text in render_golden(golden).items()}
+def expected() -> dict[Path, str]:
+    """Each generated file -> its expected content: the goldens, and the plan schema made from the op table."""
+    files = {PLANS / name: text for golden in GOLDENS for name, text in render_golden(golden).items()}
+    return files | {PLAN_SCHEMA: json.dumps(plan_schema.schema(), indent=1) + "\n"}
 
 
 def main(argv: list[str]) -> int:
@@ -64,15 +69,15 @@ def main(argv: list[str]) -> int:
     os.environ[seccomp_cache.ENV] = "off"
     check = "--check" in argv
     stale = []
-    for name, text in expected().items():
-        path = PLANS / name
+    for path, text in expected().items():
+        name = path.relative_to(REPO)
         if path.exists() and path.read_text() == text:
             continue
         stale.append(name)
         if not check:
             path.write_text(text)
     verb = "differ" if check else "rewritten"
-    print(f"{len(stale)} golden file(s) {verb}" + "".join(f"\n  plans/{n}" for n in stale))
+    print(f"{len(stale)} generated file(s) {verb}" + "".join(f"\n  {n}" for n in stale))
     return 1 if check and stale else 0
 
 
