@@ -39,7 +39,7 @@ TABLES = {
     "personality": ("ops_procattrs", "PERSONALITIES"),
 }
 CHOICES = {
-    "create": ("dir", "file", "auto"), "node_type": ("c", "b", "p", "u"),
+    "create": ("dir", "file", "auto", "ordinary_dir"), "node_type": ("c", "b", "p", "u"),
     "hook_kind": ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"),
 }
 
