@@ -128,7 +128,7 @@ def _check_user(user: object) -> None:
         raise ConfigError("/user", f"got {json.dumps(user)}; allowed: an object with uid, gid")
     _numbers(user, ("uid", "gid", "umask"), "/user", required=False)
     gids = user.get("additionalGids", [])
-    if not isinstance(gids, list) or not all(isinstance(g, int) and g >= 0 for g in gids):
+    if not isinstance(gids, list) or not all(type(g) is int and g >= 0 for g in gids):  # not bool, an int to Python
         raise ConfigError("/user/additionalGids", f"got {json.dumps(gids)}; allowed: a list of group ids")
 
 
