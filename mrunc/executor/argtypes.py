@@ -23,7 +23,8 @@ ARGS = {
     "uid": "uint", "value": "str", "values": "[str]",
 }
 BY_OP = {
-    ("mount", "flags"): "[mount_flag]", ("remount", "flags"): "[mount_flag]", ("unshare", "flags"): "[clone_flag]",
+    ("mount", "flags"): "[mount_flag]", ("remount", "flags"): "[mount_flag]", ("tmpfs_copyup", "flags"): "[mount_flag]",
+    ("unshare", "flags"): "[clone_flag]",
     ("seccomp_load", "flags"): "[seccomp_flag]", ("sched_setattr", "flags"): "[sched_flag]",
     ("setns", "type"): "namespace", ("setrlimit", "type"): "rlimit", ("mknod", "type"): "node_type",
     ("oom_score_adj", "value"): "int",
