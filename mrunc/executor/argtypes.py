@@ -15,7 +15,7 @@ ARGS = {
     "env": "[str]?", "file": "str", "files": "[str]", "fstype": "str?", "gid": "uint", "hard": "uint",
     "inheritable": "[cap]", "io_class": "io_class", "keep": "[cap]", "key": "str", "kind": "hook_kind",
     "label": "str", "link": "str", "listing": "[str]", "major": "uint", "mask": "uint", "minor": "uint",
-    "mode": "uint", "must": "bool", "name": "str", "ns": "str?", "nice": "int", "path": "str", "paths": "[str]",
+    "mode": "uint", "must": "bool", "name": "str", "nodes": "[uint]", "ns": "str?", "nice": "int", "path": "str", "paths": "[str]",
     "period": "uint",
     "permitted": "[cap]", "pfc": "str", "policy": "sched_policy", "preserve": "uint", "priority": "uint",
     "program": "str", "root": "str?", "rows": "uint", "rules": "[str]", "runtime": "uint", "search_path": "str?",
@@ -27,7 +27,8 @@ BY_OP = {
     ("unshare", "flags"): "[clone_flag]",
     ("seccomp_load", "flags"): "[seccomp_flag]", ("sched_setattr", "flags"): "[sched_flag]",
     ("setns", "type"): "namespace", ("setrlimit", "type"): "rlimit", ("mknod", "type"): "node_type",
-    ("oom_score_adj", "value"): "int",
+    ("oom_score_adj", "value"): "int", ("set_mempolicy", "mode"): "mempolicy_mode",
+    ("set_mempolicy", "flags"): "[mempolicy_flag]",
 }
 # Names from a kernel table the executor turns into numbers: (module under mrunc.executor, table). The module is
 # imported when a plan has such an argument; the rare ones (ops_procattrs) only by plans that name their ops, which
@@ -37,7 +38,8 @@ TABLES = {
     "namespace": ("flags", "NAMESPACE_FLAGS"), "rlimit": ("flags", "RLIMITS"),
     "seccomp_flag": ("libc", "SECCOMP_FILTER_FLAGS"), "sched_policy": ("ops_procattrs", "SCHED_POLICIES"),
     "sched_flag": ("ops_procattrs", "SCHED_FLAGS"), "io_class": ("ops_procattrs", "IOPRIO_CLASSES"),
-    "personality": ("ops_procattrs", "PERSONALITIES"),
+    "personality": ("ops_procattrs", "PERSONALITIES"), "mempolicy_mode": ("ops_procattrs", "MEMPOLICY_MODES"),
+    "mempolicy_flag": ("ops_procattrs", "MEMPOLICY_FLAGS"),
 }
 CHOICES = {
     "create": ("dir", "file", "auto", "ordinary_dir"), "node_type": ("c", "b", "p", "u"),
