@@ -4,6 +4,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from exec_trace import STARTUP
+from lifecycle import CALLS, SEQUENCE, Lifecycle, sequence_ms
 from measure import Sample, paired_ratios, quantiles
 
 EXEC = "mrunc exec PLAN"
@@ -31,6 +32,12 @@ class GrowthRow:
 class PodmanCompile:
     samples: list[Sample]
     phases: list[tuple[str, float]]  # (phase, median ms in-process), facts.compile_phases
+
+
+@dataclass
+class PodmanRun:
+    samples: dict[str, list[Sample]]  # runtime -> `podman run --rm` samples
+    skipped: dict[str, str]  # runtime (or "all") -> why it did not run
 
 
 @dataclass
@@ -177,8 +184,87 @@ def _floor(workloads: list[Workload], p: Profile) -> list[str]:
     return lines
 
 
+RUN_TARGET = 1.2  # create+start+delete and run, against runc
+PODMAN_RUN_TARGET = 1.1
+CALL_TARGET_MS = 3.0  # state, list, kill, delete: at most this much over `python -I -S -c pass`
+
+
+def _paired(ours: list[float], theirs: list[float]) -> tuple[float, float, float]:
+    return quantiles([a / b for a, b in zip(ours, theirs, strict=True)])
+
+
+def _ratio_row(what: str, ours: list[float], theirs: list[float], target: float) -> str:
+    low, median, high = _paired(ours, theirs)
+    miss = "" if median <= target else f" by {(median / target - 1) * 100:.0f}%"
+    return f"| {what} | {median:.2f} | {low:.2f}–{high:.2f} | ≤ {target} | {_verdict(median <= target)}{miss} |"
+
+
+def _engines(e: Lifecycle) -> list[str]:
+    names = list(e.steps)
+    lines = ["| step | " + " | ".join(f"{n} ms (median, p10–p90)" for n in names) + " |",
+             "|---|" + "---:|" * len(names)]
+    rows = [(f"`{'delete --force' if step == 'delete' else step}`", {n: [s.wall_ms for s in e.steps[n][step]]
+                                                                        for n in names}) for step in SEQUENCE]
+    rows.append(("create + start + delete", {n: sequence_ms(e.steps[n]) for n in names}))
+    rows += [(f"`{step}` (a created container)", {n: [s.wall_ms for s in e.steps[n][step]] for n in names})
+             for step in CALLS]
+    for label, values in rows:
+        lines.append(f"| {label} | " + " | ".join(_ms(values[n]).replace(" | ", " (") + ")" for n in names) + " |")
+    floor = [s.wall_ms for s in e.floor]
+    lines.append(f"| `python -I -S -c pass` (floor, alternated with the calls) | {_ms(floor).replace(' | ', ' (')}) |"
+                 + " |" * (len(names) - 1))
+    lines.append("| peak RSS of create, MiB (its largest process) | " +
+                 " | ".join(f"{statistics.median(e.rss_kb[n]) / 1024:.1f}" for n in names) + " |")
+    return lines
+
+
+def _engine_targets(e: Lifecycle | None, workloads: list[Workload], podman: "PodmanRun | None") -> list[str]:
+    lines = ["| what | paired ratio (median) | p10–p90 | target | verdict |", "|---|---:|---:|---:|---|"]
+    if podman and "mrunc" in podman.samples and "runc" in podman.samples:
+        lines.append(_ratio_row("`podman run --rm` with mrunc / with runc",
+                                [s.wall_ms for s in podman.samples["mrunc"]],
+                                [s.wall_ms for s in podman.samples["runc"]], PODMAN_RUN_TARGET))
+    if e and "mrunc" in e.steps and "runc" in e.steps:
+        lines.append(_ratio_row("create + start + delete, mrunc / runc", sequence_ms(e.steps["mrunc"]),
+                                sequence_ms(e.steps["runc"]), RUN_TARGET))
+    for w in workloads:
+        if "mrunc run" in w.samples and "runc run" in w.samples:
+            lines.append(_ratio_row(f"`run` ({w.name}), mrunc / runc", [s.wall_ms for s in w.samples["mrunc run"]],
+                                    [s.wall_ms for s in w.samples["runc run"]], RUN_TARGET))
+    lines += ["", "| what | mrunc over the floor, ms (paired, median) | p10–p90 | target | verdict |",
+              "|---|---:|---:|---:|---|"]
+    if e and "mrunc" in e.steps:
+        floor = [s.wall_ms for s in e.floor]
+        for step in ("state", "list", "kill 0", "delete"):
+            low, median, high = quantiles([s.wall_ms - f for s, f in zip(e.steps["mrunc"][step], floor, strict=True)])
+            lines.append(f"| `{step}` − `python -I -S -c pass` | {median:.1f} | {low:.1f}–{high:.1f} | "
+                         f"≤ {CALL_TARGET_MS:.0f} | {_verdict(median <= CALL_TARGET_MS)} |")
+    lines += ["", "| peak RSS (largest process of a run) | mrunc MiB | runc MiB | target | verdict |",
+              "|---|---:|---:|---:|---|"]
+    pairs = [(f"`exec PLAN` / `run` ({w.name})", w.rss_kb.get("mrunc exec PLAN"), w.rss_kb.get("runc run"))
+             for w in workloads]
+    pairs += [(f"`run` ({w.name})", w.rss_kb.get("mrunc run"), w.rss_kb.get("runc run")) for w in workloads]
+    if e and "mrunc" in e.rss_kb and "runc" in e.rss_kb:
+        pairs.append(("`create`", e.rss_kb["mrunc"], e.rss_kb["runc"]))
+    for what, ours, theirs in pairs:
+        if ours and theirs:
+            a, b = statistics.median(ours) / 1024, statistics.median(theirs) / 1024
+            lines.append(f"| {what} | {a:.1f} | {b:.1f} | ≤ runc | {_verdict(a <= b)} |")
+    return lines
+
+
+def _podman_run(p: PodmanRun) -> list[str]:
+    lines = ["| runtime | wall ms (median) | wall p10–p90 | CPU ms (podman's tree) |", "|---|---:|---:|---:|"]
+    for name, samples in p.samples.items():
+        lines.append(f"| {name} | {_ms([s.wall_ms for s in samples])} | "
+                     f"{statistics.median(s.cpu_ms for s in samples):.1f} |")
+    lines += [f"| {name} | skipped: {why[:300]} | | |" for name, why in p.skipped.items()]
+    return lines
+
+
 def render(host: dict, args, workloads: list[Workload], mounts: list[GrowthRow], rules: list[GrowthRow],
-           podman: PodmanCompile | None, profile: Profile) -> str:
+           podman: PodmanCompile | None, profile: Profile, engines: Lifecycle | None = None,
+           podman_runs: PodmanRun | None = None) -> str:
     out = ["# Benchmarks", "",
            "Generated by `sudo scripts/bench.sh` (bench/run.py); do not edit by hand.", "",
            "## Host", "",
@@ -194,9 +280,9 @@ def render(host: dict, args, workloads: list[Workload], mounts: list[GrowthRow],
            "`posix_spawn` + `wait4`; CPU (user+sys) from `wait4`, which covers the contender's whole tree (all are "
            "child subreapers that reap the container). Peak RSS: the largest single process of a run, from "
            f"{args.rss_runs} more runs each under GNU `time -f %M` (whose own ~1 MiB is the floor).",
-           "- mrunc runs through its launcher, `python -I -S bin/mrunc` with the virtualenv's interpreter "
-           "(no site, no environment), which scripts/setup.sh builds on Debian's python3 where there is one; "
-           "`python -m mrunc` is the plain entry, with site, for comparison.",
+           "- mrunc runs as users and engines run it: the `mrunc` command pip installed (bin/mrunc, which starts "
+           "the virtualenv's interpreter with `-I -S`: no site, no environment), in the virtualenv scripts/setup.sh "
+           "builds on Debian's python3 where there is one.",
            f"- Cgroups: all use cgroupfs with the config's `cgroupsPath`, `/{args.cgroup_parent}/WORKLOAD`; "
            "mrunc joins the 8 v1 controllers it manages, runc and crun also the `name=systemd` hierarchy "
            "(crun also writes under the unmounted "
@@ -206,6 +292,20 @@ def render(host: dict, args, workloads: list[Workload], mounts: list[GrowthRow],
     for w in workloads:
         out += [f"## Start-up: busybox `/bin/true`, {w.name} config", ""] + _startup_table(w) + [""]
     out += ["## Targets", ""] + _targets(workloads) + [""]
+    if engines or podman_runs:
+        out += ["## What engines call", "",
+                "Each a process of its own, as podman, containerd and Kubernetes start them; every runtime "
+                "through its installed command, alternated round by round. The sequence: create, start and "
+                "`delete --force` of one container (plain config, `/bin/true`); then `state`, `list` and `kill ID 0` "
+                "(a liveness check that changes nothing) on a created container of each runtime, alternated with "
+                "the interpreter's own start.", ""]
+        if engines:
+            out += _engines(engines) + [""]
+        if podman_runs:
+            out += ["`podman run --rm IMAGE true` (podman and conmon in a sandbox of their own mount and network "
+                    "namespaces, as tests/engines.py sets them up; busybox image, default bridge network):", ""]
+            out += _podman_run(podman_runs) + [""]
+        out += ["### Targets of issue 13", ""] + _engine_targets(engines, workloads, podman_runs) + [""]
     if podman:
         python = statistics.median(s.wall_ms for s in workloads[0].samples.get(FLOOR, [Sample(0.0, 0.0)]))
         out += _podman(podman, python)

@@ -19,6 +19,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve
 
 import exec_trace  # noqa: E402
 import facts  # noqa: E402
+import lifecycle  # noqa: E402
 import measure  # noqa: E402
 import report  # noqa: E402
 import workloads  # noqa: E402
@@ -34,6 +35,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=3, help="rounds run first and dropped (default 3)")
     parser.add_argument("--rss-runs", type=int, default=5, help="runs under GNU time for peak RSS (default 5)")
     parser.add_argument("--growth-runs", type=int, default=9, help="rounds per size in the growth tables")
+    parser.add_argument("--lifecycle-runs", type=int, help="rounds of create/start/delete and of state/list/kill "
+                        "(default: --runs)")
+    parser.add_argument("--podman-runs", type=int, default=10,
+                        help="rounds of `podman run --rm` through each runtime (default 10; 0: leave it out)")
     parser.add_argument("--mounts", default="10,100,1000", help="mount counts for the growth table")
     parser.add_argument("--rules", default="10,100,400", help="seccomp rule counts for the growth table")
     parser.add_argument("--output", default=str(REPO / "docs" / "benchmarks.md"))
@@ -61,7 +66,9 @@ class Bench:
     def __init__(self, args: argparse.Namespace, work: Path) -> None:
         self.args = args
         self.work = work
-        self.launcher = [sys.executable, "-I", "-S", str(REPO / "bin" / "mrunc")]
+        self.launcher = [sys.executable, "-I", "-S", str(REPO / "bin" / "mrunc")]  # for the profile (-X importtime)
+        # What users and engines run: the command pip installed beside this interpreter (scripts/setup.sh).
+        self.installed = [str(Path(sys.executable).with_name("mrunc"))]
         self.logs = work / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.rootfs = work / "rootfs"
@@ -79,9 +86,8 @@ class Bench:
     def contenders(self, name: str, bundle: Path, plan: Path) -> dict[str, list[str]]:
         state = self.work / "state"
         return {
-            "mrunc exec PLAN": [*self.launcher, "exec", str(plan)],
-            "mrunc run": [*self.launcher, "--root", str(state / "mrunc"), "run", "--bundle", str(bundle), name],
-            "mrunc exec PLAN (python -m mrunc)": [sys.executable, "-m", "mrunc", "exec", str(plan)],
+            "mrunc exec PLAN": [*self.installed, "exec", str(plan)],
+            "mrunc run": [*self.installed, "--root", str(state / "mrunc"), "run", "--bundle", str(bundle), name],
             "runc run": ["runc", "--root", str(state / "runc"), "run", "--bundle", str(bundle), name],
             "crun run": ["crun", "--root", str(state / "crun"), "run", "--bundle", str(bundle), name],
             "python -I -S -c pass (floor)": [sys.executable, "-I", "-S", "-c", "pass"],
@@ -120,6 +126,37 @@ class Bench:
             rows.append(report.GrowthRow(size, samples["compile"], samples["exec"], facts.plan_facts(plan, config)))
         return rows
 
+    def lifecycle(self) -> lifecycle.Lifecycle:
+        runtimes = {"mrunc": self.installed, "runc": ["runc"], "crun": ["crun"]}
+        runtimes = {name: argv for name, argv in runtimes.items() if shutil.which(argv[0])}
+        bundles = {name: {role: str(workloads.write_bundle(self.work / "bundles", self.rootfs, f"lc-{name}-{role}",
+                                                           workloads.plain(self.spec, f"lc-{name}-{role}")))
+                          for role in ("held", "life")} for name in runtimes}
+        runs = self.args.lifecycle_runs if self.args.lifecycle_runs is not None else self.args.runs
+        return lifecycle.measure_lifecycle(runtimes, str(self.work / "state"), bundles,
+                                           [sys.executable, "-I", "-S", "-c", "pass"], runs, self.args.warmup,
+                                           self.args.rss_runs, str(self.logs))
+
+    def podman(self) -> report.PodmanRun | None:
+        if not self.args.podman_runs:
+            return None
+        if not shutil.which("podman"):
+            return report.PodmanRun({}, {"all": "podman is not installed"})
+        import podman_run
+
+        runtimes = {"mrunc": self.installed[0], "runc": shutil.which("runc") or "runc",
+                    "crun": shutil.which("crun") or "crun"}
+        try:
+            bench = podman_run.PodmanBench(self.work / "podman", self.rootfs, runtimes,
+                                           f"/{workloads.CGROUP_PARENT}/podman")
+        except measure.RunFailed as e:
+            return report.PodmanRun({}, {"all": str(e)})
+        try:
+            samples, skipped = bench.measure(list(runtimes), self.args.podman_runs, 1, str(self.logs))
+        finally:
+            bench.close()
+        return report.PodmanRun(samples, skipped)
+
     def podman_compile(self) -> report.PodmanCompile | None:
         podman_config = workloads.REFERENCE / "configs" / "podman-run-netns.json"
         if not podman_config.exists():
@@ -137,15 +174,15 @@ class Bench:
 
 
 def remove_cgroups() -> None:
-    """The benchmark's cgroups; and what crun wrote under the unmounted /sys/fs/cgroup/unified: plain files on
-    the host's /sys/fs/cgroup tmpfs, which would stay there hidden under the host's cgroup2 mount."""
+    """The benchmark's cgroups, deepest first (podman nests them); and what crun wrote under the unmounted
+    /sys/fs/cgroup/unified: plain files on the host's /sys/fs/cgroup tmpfs, which would stay there hidden under
+    the host's cgroup2 mount."""
     for parent in Path("/sys/fs/cgroup").glob(f"*/{workloads.CGROUP_PARENT}"):
         if str(parent.parent) == UNIFIED and not os.path.ismount(UNIFIED):
             shutil.rmtree(parent)
             continue
-        for child in parent.iterdir():
-            if child.is_dir():
-                child.rmdir()
+        for child in sorted((d for d in parent.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts)):
+            child.rmdir()
         parent.rmdir()
 
 
@@ -168,6 +205,8 @@ def main(argv: list[str]) -> int:
         bench = Bench(args, work)
         plain = bench.startup("plain", workloads.plain(bench.spec, "plain"))
         hardened = bench.startup("hardened", workloads.hardened(bench.spec, "hardened"))
+        engines = bench.lifecycle()
+        podman_runs = bench.podman()
         mounts = bench.growth("mounts", [int(n) for n in args.mounts.split(",")])
         rules = bench.growth("rules", [int(n) for n in args.rules.split(",")])
         podman = bench.podman_compile()
@@ -177,7 +216,7 @@ def main(argv: list[str]) -> int:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
     host["load_after"] = facts.loadavg()
-    text = report.render(host, args, [plain, hardened], mounts, rules, podman, profile)
+    text = report.render(host, args, [plain, hardened], mounts, rules, podman, profile, engines, podman_runs)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(text)
     print(text)

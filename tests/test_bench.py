@@ -30,7 +30,8 @@ def test_bench_runs_once_and_writes_a_complete_report(tmp_path):
     parent = f"mrunc-bench-test-{uuid.uuid4().hex[:8]}"
     output = tmp_path / "benchmarks.md"
     command = [sys.executable, str(REPO / "bench" / "run.py"), "--runs", "1", "--warmup", "0", "--rss-runs", "1",
-               "--growth-runs", "1", "--mounts", "1,2,3", "--rules", "1,2,3", "--output", str(output),
+               "--growth-runs", "1", "--mounts", "1,2,3", "--rules", "1,2,3", "--podman-runs", "1",
+               "--output", str(output),
                "--cgroup-parent", parent, "--workdir", str(tmp_path / "work")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -45,6 +46,14 @@ def test_bench_runs_once_and_writes_a_complete_report(tmp_path):
     assert "| plain | `mrunc exec PLAN` / `runc run` = " in report or not shutil.which("runc")
     assert "podman's config" in report and "## How cost grows" in report and "## Profile of `mrunc exec`" in report
     assert "| validate (the generated validator) |" in report and "| seccomp cache lookup" in report  # compile's phases
+    engines = report.split("## What engines call", 1)[1].split("\n## ", 1)[0]  # issue 13's lifecycle section
+    for row in ("| `create` |", "| `start` |", "| `delete --force` |", "| create + start + delete |",
+                "| `state` (a created container) |", "| `list` (a created container) |",
+                "| `kill 0` (a created container) |",
+                "| `python -I -S -c pass` (floor", "| peak RSS of create"):
+        assert row in engines, f"no row {row!r}"
+    assert "`podman run --rm IMAGE true`" in engines and ("| mrunc |" in engines or "skipped" in engines)
+    assert "| `state` − `python -I -S -c pass` |" in engines and "| `delete` − `python -I -S -c pass` |" in engines
     assert f"`/{parent}/WORKLOAD`" in report  # the containers' cgroups, which must all be gone:
     assert cgroups_named(parent) == set()
     assert Path(UNIFIED).is_mount()  # the host kept its cgroup2 mount

@@ -3,6 +3,10 @@ for every container, and argparse (re, gettext, shutil and its compression modul
 command's own work. Options as runc spells them: `--all`, `-a`, `--format json`, `--format=json`, `-f json`;
 `--` ends the options."""
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable  # noqa: F401 (in the Allowed type, a string)
+
 
 class UsageError(Exception):
     """Wrong arguments: str() says what; the command answers with it and its usage, status 2 (as argparse)."""
@@ -15,12 +19,20 @@ class Options:
         self.__dict__.update(values)
 
 
-def parse(args: list[str], flags: dict[str, str], valued: dict[str, tuple[str, tuple[str, ...]]],
-          required: tuple[str, ...], optional: tuple[str, ...] = ()) -> Options:
-    """`flags`: spelling -> name; `valued`: spelling -> (name, allowed values); positionals `required`, then
-    `optional` ones. Options may come anywhere, as argparse and runc take them."""
+# What a valued option takes: any text (None), one of some words (the first is the default), or what a function
+# makes of the text (it raises ValueError with what is allowed).
+Allowed = "tuple[str, ...] | Callable[[str], object] | None"
+
+
+def parse(args: list[str], flags: dict[str, str], valued: "dict[str, tuple[str, Allowed]]",
+          required: tuple[str, ...], optional: tuple[str, ...] = (), defaults: dict[str, object] | None = None,
+          ) -> Options:
+    """`flags`: spelling -> name; `valued`: spelling -> (name, what it allows); positionals `required`, then
+    `optional` ones; `defaults` of valued options (else None, or the first of their words). Options may come
+    anywhere, as argparse and runc take them."""
     values: dict[str, object] = {name: False for name in flags.values()}
-    values.update({name: choices[0] for name, choices in valued.values()})
+    values.update({name: allowed[0] if isinstance(allowed, tuple) else None for name, allowed in valued.values()})
+    values.update(defaults or {})
     positionals: list[str] = []
     rest = list(args)
     while rest:
@@ -41,10 +53,8 @@ def parse(args: list[str], flags: dict[str, str], valued: dict[str, tuple[str, t
                 if not rest:
                     raise UsageError(f"{name} needs a value")
                 value = rest.pop(0)
-            option, choices = valued[name]
-            if value not in choices:
-                raise UsageError(f"{name}: got {value!r}; allowed: {', '.join(choices)}")
-            values[option] = value
+            option, allowed = valued[name]
+            values[option] = _take(name, value, allowed)
         else:
             raise UsageError(f"unknown option {arg!r}")
     if len(positionals) < len(required):
@@ -56,13 +66,26 @@ def parse(args: list[str], flags: dict[str, str], valued: dict[str, tuple[str, t
     return Options(**values)
 
 
+def _take(name: str, value: str, allowed: "Allowed") -> object:
+    if isinstance(allowed, tuple):
+        if value not in allowed:
+            raise UsageError(f"{name}: got {value!r}; allowed: {', '.join(allowed)}")
+        return value
+    if allowed is None:
+        return value
+    try:
+        return allowed(value)
+    except ValueError as e:
+        raise UsageError(f"argument {name}: {e}") from None
+
+
 def parse_or_status(usage: str, args: list[str], flags: dict[str, str] | None = None,
-                    valued: dict[str, tuple[str, tuple[str, ...]]] | None = None, required: tuple[str, ...] = (),
-                    optional: tuple[str, ...] = ()) -> Options | int:
+                    valued: "dict[str, tuple[str, Allowed]] | None" = None, required: tuple[str, ...] = (),
+                    optional: tuple[str, ...] = (), defaults: dict[str, object] | None = None) -> Options | int:
     """The options, or the exit status once the usage was printed: 0 for --help (stdout), 2 for wrong
     arguments (stderr and the --log file, with what was wrong)."""
     try:
-        return parse(args, flags or {}, valued or {}, required, optional)
+        return parse(args, flags or {}, valued or {}, required, optional, defaults)
     except UsageError as e:
         if not str(e):
             print(usage)

@@ -1,25 +1,33 @@
 """`mrunc create [--bundle DIR] [--pid-file F] [--console-socket SOCK] [--preserve-fds N] [--no-pivot]
 [--no-new-keyring] ID`: run the plan up to wait_start, record the state, exit 0 while init waits for start."""
 
-import argparse
-
-from mrunc.commands.common import fd_count
+from mrunc.commands.args import Options, parse_or_status
 from mrunc.commands.lifecycle import create
 
+USAGE = ("usage: mrunc create [--bundle DIR] [--pid-file F] [--console-socket SOCK] [--preserve-fds N] [--no-pivot] "
+         "[--no-new-keyring] [--trace] ID")
 
-def parser(prog: str) -> argparse.ArgumentParser:
-    """The options create and run share (runc's names)."""
-    p = argparse.ArgumentParser(prog=prog)
-    p.add_argument("--bundle", "-b", default=".")
-    p.add_argument("--pid-file")
-    p.add_argument("--console-socket")
-    p.add_argument("--preserve-fds", type=fd_count, default=0)
-    p.add_argument("--no-pivot", action="store_true", help="accepted; mrunc always uses pivot_root")
-    p.add_argument("--no-new-keyring", action="store_true", help="accepted; mrunc makes no session keyring")
-    p.add_argument("--trace", action="store_true", help="print each op to stderr as it runs")
-    p.add_argument("id")
-    return p
+
+def preserved_fds(text: str) -> int:
+    """--preserve-fds N: fds 3 to 3+N-1 pass on, so N is 0 or more (-1 would close stderr)."""
+    if not text.isdigit():
+        raise ValueError(f"{text}; allowed: 0 or more (fds 3 to 3+N-1 pass to the process)")
+    return int(text)
+
+
+# The options create and run share (runc's names). --no-pivot: mrunc always uses pivot_root; --no-new-keyring:
+# mrunc makes no session keyring (both accepted, as runc's). --trace prints each op to stderr as it runs.
+FLAGS = {"--no-pivot": "no_pivot", "--no-new-keyring": "no_new_keyring", "--trace": "trace"}
+VALUED = {"--bundle": ("bundle", None), "-b": ("bundle", None), "--pid-file": ("pid_file", None),
+          "--console-socket": ("console_socket", None), "--preserve-fds": ("preserve_fds", preserved_fds)}
+DEFAULTS = {"bundle": ".", "preserve_fds": 0}
+
+
+def parse(usage: str, args: list[str], flags: dict[str, str] | None = None) -> Options | int:
+    """create's options (and `flags` more, for run), or the exit status once the usage was printed."""
+    return parse_or_status(usage, args, {**FLAGS, **(flags or {})}, VALUED, ("id",), defaults=DEFAULTS)
 
 
 def main(options, args: list[str]) -> int:
-    return create(options, parser("mrunc create").parse_args(args), detach=True)
+    opts = parse(USAGE, args)
+    return opts if isinstance(opts, int) else create(options, opts, detach=True)

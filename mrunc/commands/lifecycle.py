@@ -10,9 +10,9 @@ from mrunc.executor import jsontext, ops_lifecycle, procfs
 from mrunc.executor.cgroup_control import container_cgroups
 from mrunc.state import Container, StateError, write_atomic
 
-TYPE_CHECKING = False  # start is on engines' hot path: no argparse (re, enum, shutil) for a type name
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from argparse import Namespace
+    from mrunc.commands.args import Options as Namespace
 
 
 def rfc3339_now() -> str:
@@ -48,15 +48,15 @@ def create(options: "Namespace", opts: "Namespace", detach: bool) -> int:
 
 
 def _create_locked(container: Container, opts: "Namespace", detach: bool, lock: int) -> int:
-    from mrunc.commands.common import compile_or_error
-    from mrunc.compiler.compile import dumps
+    from mrunc.commands.compile_apart import compile_apart
 
     config_path = os.path.join(os.path.abspath(opts.bundle), "config.json")
     # A foreground run needs no exec fifo: its plan is the one `mrunc compile` shows.
-    plan = compile_or_error(config_path, opts.id, opts.console_socket, exec_fifo=container.fifo if detach else None,
-                            preserve_fds=opts.preserve_fds)
-    if isinstance(plan, str):
-        return fail(plan)
+    compiled = compile_apart(config_path, opts.id, opts.console_socket, exec_fifo=container.fifo if detach else None,
+                             preserve_fds=opts.preserve_fds)
+    if isinstance(compiled, str):
+        return fail(compiled)
+    plan, plan_text = compiled
     if not any(o["op"] == "execve" for o in plan["ops"]):
         from mrunc.executor.plan import NO_PROCESS
 
@@ -71,7 +71,7 @@ def _create_locked(container: Container, opts: "Namespace", detach: bool, lock: 
              "annotations": config.get("annotations", {}), "cgroups": container_cgroups(plan),
              "resources": config.get("linux", {}).get("resources", {}),  # in force; `mrunc update` changes them
              "cgroup_parents_made": _missing_parents(plan)}
-    write_atomic(container.path("plan.json"), dumps(plan))
+    write_atomic(container.path("plan.json"), plan_text)
     container.save(state)
 
     def created(pid: int) -> None:
