@@ -21,6 +21,13 @@ def test_dumps_writes_what_json_dumps_writes(value, indent):
 
 
 @settings(max_examples=300, deadline=None)
+@given(VALUES, st.sampled_from([(",", ": "), (",", ":"), (", ", ": ")]), st.sampled_from([None, 1]))
+def test_dumps_with_separators_writes_what_json_dumps_writes(value, separators, indent):
+    assert jsontext.dumps(value, indent=indent, separators=separators) == \
+        json.dumps(value, indent=indent, separators=separators)
+
+
+@settings(max_examples=300, deadline=None)
 @given(VALUES, st.sampled_from([None, 1]))
 def test_loads_reads_what_json_loads_reads(value, indent):
     text = json.dumps(value, indent=indent)

@@ -11,6 +11,7 @@ are the same on every run; MRUNC_HYPOTHESIS_RANDOM=1 searches for new ones.
 import copy
 import json
 import os
+import re
 from pathlib import Path
 
 import jsonschema
@@ -21,6 +22,7 @@ from hypothesis_jsonschema import from_schema
 
 from mrunc.compiler import load
 from mrunc.compiler.errors import ConfigErrors
+from mrunc.schemas import valid_config
 from mrunc.schemas.valid_config import is_valid
 from mrunc.tools import gen_validator
 from tests.conftest import base_config
@@ -52,6 +54,66 @@ def test_generated_validator_is_current():
 def test_generator_refuses_a_keyword_it_does_not_translate():
     with pytest.raises(gen_validator.UnsupportedSchema, match="multipleOf"):
         gen_validator.render({**SCHEMA, "properties": {"n": {"type": "integer", "multipleOf": 2}}})
+
+
+# --- patterns: matched without re where greedy steps find what re.search finds ---------------------------------
+
+PATTERNS = gen_validator.pattern_names(gen_validator.Generator(SCHEMA).run())
+
+
+def _alphabet(pattern: str) -> list[str]:
+    """Characters at and just past the edge of every class in the pattern, and a few that are in none."""
+    points = {ord(c) for c in "\n x=/-,"}
+    for alternative in gen_validator.anchored_pattern(pattern) or ():
+        for step in alternative.steps:
+            for low, high in step.chars.ranges:
+                points |= {low - 1, low, high, high + 1}
+    return sorted(chr(p) for p in points if 0 <= p <= 0x10FFFF)
+
+
+def _strings(alphabet: list[str], longest: int) -> list[str]:
+    found = [""]
+    for _ in range(longest):
+        found += [s + c for s in found if len(s) == len(found[-1]) for c in alphabet]
+    return found
+
+
+def test_every_pattern_of_the_schema_but_none_of_re_is_matched_without_re():
+    left_to_re = [p for p in PATTERNS if gen_validator.anchored_pattern(p) is None]
+    assert left_to_re == [], "patterns a valid config would make the module import re for"
+    assert "import re" not in (REPO / "mrunc" / "schemas" / "valid_config.py").read_text().split("class _Regex")[0]
+
+
+@pytest.mark.parametrize("pattern", PATTERNS, ids=PATTERNS.values())
+def test_matcher_agrees_with_re_on_every_short_string(pattern):
+    matcher = getattr(valid_config, PATTERNS[pattern])
+    strings = _strings(_alphabet(pattern), 3)
+    assert [s for s in strings if matcher.search(s) != bool(re.search(pattern, s))] == []
+
+
+@settings(max_examples=EXAMPLES * 10, **COMMON)
+@given(st.data())
+def test_matcher_agrees_with_re_on_matches_edited(data):
+    pattern = data.draw(st.sampled_from(sorted(PATTERNS)))
+    text = data.draw(st.from_regex(pattern))
+    at = data.draw(st.integers(0, len(text)))
+    edit = data.draw(st.sampled_from(_alphabet(pattern)) | st.characters())
+    edited = data.draw(st.sampled_from([text, text[:at] + edit + text[at:], text[:at] + edit + text[at + 1:],
+                                        text[:at] + text[at + 1:], text + "\n", text + "\n\n"]))
+    assert getattr(valid_config, PATTERNS[pattern]).search(edited) == bool(re.search(pattern, edited))
+
+
+@pytest.mark.parametrize("pattern, translated", [
+    ("^[0-9]*[0-9a]$", False),  # the repeat could give back what the next step wants
+    ("^a*b*$", False),  # two repeats of varying count in a row
+    ("[0-9]+", False),  # not anchored
+    ("^\\d+$", False),  # \d means more than 0-9 to re
+    ("^a.b$", False),
+    ("^[^=]+=", True),
+    ("^x[0-9]{2,4}y|^z", True),
+])
+def test_only_patterns_greedy_steps_match_exactly_are_translated(pattern, translated):
+    assert (gen_validator.anchored_pattern(pattern) is not None) == translated
 
 
 # --- fixed configs ---------------------------------------------------------------------------------

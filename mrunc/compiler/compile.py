@@ -1,10 +1,10 @@
 """config.json -> plan: load, validate, check, lower in order, and serialize deterministically."""
 
-import json
 import os
 
 from mrunc import __version__
 from mrunc.compiler import load
+from mrunc.executor import jsontext
 
 
 def compile_config(config_path: str, container_id: str | None = None, host: dict | None = None,
@@ -61,8 +61,8 @@ OP_LISTS = ("ops", "poststart", "poststop")
 def dumps(plan: dict) -> str:
     """JSON with one op per line, so plans diff line by line; byte-identical for equal plans."""
     head = {k: v for k, v in plan.items() if k not in OP_LISTS}
-    lines = json.dumps(head, indent=1)[:-2]
+    lines = jsontext.dumps(head, indent=1)[:-2]  # json.dumps' text, without importing json (re, enum)
     for key in (k for k in OP_LISTS if k in plan):
-        lines += f',\n "{key}": [\n' + ",\n".join("  " + json.dumps(o, separators=(",", ": ")) for o in plan[key])
+        lines += f',\n "{key}": [\n' + ",\n".join("  " + jsontext.dumps(o, separators=(",", ": ")) for o in plan[key])
         lines += "\n ]"
     return lines + "\n}\n"

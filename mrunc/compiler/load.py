@@ -1,6 +1,5 @@
 """Read config.json and validate it against mrunc's trimmed OCI schema (schemas/config.schema.json)."""
 
-import json
 import os
 
 from mrunc import schemas
@@ -16,6 +15,8 @@ MAX_ERRORS = 20
 
 
 def schema() -> dict:
+    import json  # here: a valid config needs neither json (re, enum) nor the schema
+
     with open(os.path.join(os.path.dirname(schemas.__file__), "config.schema.json")) as f:
         return json.load(f)
 
@@ -36,6 +37,8 @@ def validate(config: object) -> None:
 
 
 def _explain(error: "jsonschema.ValidationError") -> ConfigError:
+    import json
+
     where = pointer(*error.absolute_path)
     got = json.dumps(error.instance)
     if len(got) > 60:

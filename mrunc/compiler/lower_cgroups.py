@@ -1,6 +1,6 @@
 """cgroups: lowered to v1 files (per-controller hierarchies, as on this machine) or v2 files (unified)."""
 
-import base64
+import binascii  # not base64, which imports re (and enum): ms of every compile
 
 from mrunc.compiler import device_rules
 from mrunc.compiler import lower_devices_bpf as bpf
@@ -177,7 +177,8 @@ def _v2_devices(emit: Emitter, cgroup: str, rules: list[dict]) -> None:
         return
     state = device_rules.emulate(_device_rules(rules))
     code = bpf.encode(bpf.assemble(state))
-    emit("cgroup_device_filter", "runtime", f"{SRC}/devices", dir=cgroup, bpf=base64.b64encode(code).decode(),
+    encoded = binascii.b2a_base64(code, newline=False).decode()
+    emit("cgroup_device_filter", "runtime", f"{SRC}/devices", dir=cgroup, bpf=encoded,
          rules=state.lines(), listing=bpf.disassemble(code))
 
 

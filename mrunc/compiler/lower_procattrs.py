@@ -6,10 +6,10 @@ The checks work on a config the schema has passed and on `mrunc exec`'s process,
 check types by hand too. Pointers are relative to the process (`where`: "/process" for a config, "" for exec).
 """
 
-import json
 
 from mrunc.compiler.emit import Emitter
 from mrunc.compiler.errors import ConfigError
+from mrunc.executor import jsontext
 from mrunc.executor.ops_procattrs import IOPRIO_CLASSES, SCHED_FLAGS, SCHED_POLICIES
 
 # config-linux.md "Personality": domain -> personality(2) domain
@@ -45,21 +45,21 @@ def check_process(process: dict, where: str) -> None:
 
 def _object(value: object, where: str) -> dict:
     if not isinstance(value, dict):
-        raise ConfigError(where, f"got {json.dumps(value)}; allowed: object")
+        raise ConfigError(where, f"got {jsontext.dumps(value)}; allowed: object")
     return value
 
 
 def _number(parent: dict, key: str, where: str, low: int, high: int, default: int = 0) -> int:
     value = parent.get(key, default)
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ConfigError(f"{where}/{key}", f"got {json.dumps(value)}; allowed: an integer from {low} to {high}")
+        raise ConfigError(f"{where}/{key}", f"got {jsontext.dumps(value)}; allowed: an integer from {low} to {high}")
     return value
 
 
 def _name(parent: dict, key: str, where: str, allowed: dict) -> str:
     value = parent.get(key)
     if value not in allowed:
-        raise ConfigError(f"{where}/{key}", f"got {json.dumps(value)}; allowed: {', '.join(allowed)}")
+        raise ConfigError(f"{where}/{key}", f"got {jsontext.dumps(value)}; allowed: {', '.join(allowed)}")
     return value
 
 
@@ -80,10 +80,10 @@ def _check_scheduler(scheduler: dict, where: str) -> None:
         _check_deadline(scheduler, where)
     flags = scheduler.get("flags", [])
     if not isinstance(flags, list):
-        raise ConfigError(where + "/flags", f"got {json.dumps(flags)}; allowed: a list of flag names")
+        raise ConfigError(where + "/flags", f"got {jsontext.dumps(flags)}; allowed: a list of flag names")
     for i, flag in enumerate(flags):
         if flag not in SCHED_FLAGS:
-            raise ConfigError(f"{where}/flags/{i}", f"got {json.dumps(flag)}; allowed: {', '.join(SCHED_FLAGS)} "
+            raise ConfigError(f"{where}/flags/{i}", f"got {jsontext.dumps(flag)}; allowed: {', '.join(SCHED_FLAGS)} "
                               "(the UTIL_CLAMP flags need utilization values the spec does not define)")
 
 
@@ -211,7 +211,7 @@ def cpu_list(text: object, where: str) -> list[int]:
             assert 0 <= low <= high < MAX_CPUS
             cpus.update(range(low, high + 1))
     except (AssertionError, ValueError):
-        raise ConfigError(where, f"got {json.dumps(text)}; allowed: CPU numbers and ranges below {MAX_CPUS}, "
+        raise ConfigError(where, f"got {jsontext.dumps(text)}; allowed: CPU numbers and ranges below {MAX_CPUS}, "
                           "comma-separated, e.g. \"0-3,7\"") from None
     return sorted(cpus)
 

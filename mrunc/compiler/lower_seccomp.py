@@ -1,7 +1,7 @@
 """seccomp: the profile is compiled to classic BPF here, with libseccomp (pyseccomp), so the executor
 only loads bytes. The plan also carries libseccomp's pseudo-filter text, for people to read."""
 
-import base64
+import binascii  # not base64, which imports re (and enum): ms of every compile
 import os
 
 from mrunc.compiler.errors import ConfigError, pointer
@@ -82,8 +82,8 @@ def compile_filter(seccomp: dict) -> dict:
                     f.add_rule(action, name, *group)
                 except OSError as e:
                     raise ConfigError(f"{where}/names/{j}", f"libseccomp refused the rule: {e}") from None
-    return {"bpf": base64.b64encode(_export(f.export_bpf)).decode(), "flags": seccomp.get("flags", []),
-            "pfc": _export(f.export_pfc).decode()}
+    bpf = binascii.b2a_base64(_export(f.export_bpf), newline=False).decode()
+    return {"bpf": bpf, "flags": seccomp.get("flags", []), "pfc": _export(f.export_pfc).decode()}
 
 
 def _export(method) -> bytes:

@@ -11,10 +11,10 @@ Standard library only (and _ctypes to ask libseccomp its version): a hit never i
 """
 
 import errno
-import json
 import os
 import stat
 
+from mrunc.executor import jsontext  # not json, which imports re and enum (~8 ms of a compile)
 from mrunc.executor.plan import sha256_hex  # not hashlib, whose OpenSSL costs ms to load
 
 ENV = "MRUNC_SECCOMP_CACHE"
@@ -45,7 +45,7 @@ def directory() -> str | None:
 
 
 def key(seccomp: dict, arch: str | None = None, libseccomp: str | None = None) -> str:
-    section = json.dumps(seccomp, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    section = jsontext.dumps(_sorted(seccomp)).encode()  # canonical: keys sorted, json.dumps' spacing, ASCII
     parts = [sha256_hex(section), arch or os.uname().machine, libseccomp or libseccomp_version(),
              _lowering_digest()]
     return sha256_hex(" ".join(parts).encode())
@@ -86,7 +86,7 @@ def store(entry: Lookup, compiled: dict) -> None:
 
 
 def encode(name: str, compiled: dict) -> bytes:
-    payload = json.dumps({k: compiled[k] for k in FIELDS}, sort_keys=True).encode()
+    payload = jsontext.dumps({k: compiled[k] for k in FIELDS}).encode()
     return MAGIC + f"{name}\n{sha256_hex(payload)}\n".encode() + payload
 
 
@@ -100,10 +100,18 @@ def decode(name: str, data: bytes) -> dict:
         raise Untrusted("holds another entry")
     if sha256_hex(payload) != digest.decode(errors="replace"):
         raise Untrusted("content does not match its sha256 (truncated or altered)")
-    compiled = json.loads(payload)
+    compiled = jsontext.loads(payload)
     if not isinstance(compiled, dict) or set(compiled) != set(FIELDS):
         raise Untrusted("payload is not a seccomp filter")
     return compiled
+
+
+def _sorted(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
 
 
 def _read(where: str, name: str) -> dict:

@@ -46,18 +46,26 @@ def _refuse(value: object) -> object:
 
 # json.dumps' defaults: ", " and ": " between items without indent, "," and ": " with it; ASCII only.
 _compact = make_encoder({}, _refuse, encode_basestring_ascii, None, ": ", ", ", False, False, True)
+_encoders = {(", ", ": "): _compact}
 
 
-def dumps(value: object, indent: int | None = None) -> str:
-    """json.dumps(value, indent=indent) for what mrunc writes: dicts with str keys, lists, str, int, bool, None."""
+def dumps(value: object, indent: int | None = None, separators: tuple[str, str] | None = None) -> str:
+    """json.dumps(value, indent=indent, separators=separators) for what mrunc writes: dicts with str keys, lists,
+    str, int, bool, None."""
     try:
         if indent is None:
-            return "".join(_compact(value, 0))
+            key = separators or (", ", ": ")
+            if key not in _encoders:
+                _encoders[key] = make_encoder({}, _refuse, encode_basestring_ascii, None, key[1], key[0], False,
+                                              False, True)
+            return "".join(_encoders[key](value, 0))
+        if separators is not None:
+            raise _NotPlain
         return _indented(value, " " * indent, "\n")
     except _NotPlain:
         import json
 
-        return json.dumps(value, indent=indent)
+        return json.dumps(value, indent=indent, separators=separators)
 
 
 def _indented(value: object, step: str, newline: str) -> str:

@@ -8,17 +8,72 @@ Draft 4 as jsonschema implements it: "integer" is an int and not a bool (1.0 is 
 pattern is re.search; a $ref replaces its siblings; each keyword applies only to the types it is about.
 """
 
-import re
 
-_P0 = re.compile('^/')
-_P1 = re.compile('^1\\.[0-9]+\\.[0-9]+|^0\\.[0-9]+\\.[0-9]+')
-_P2 = re.compile('^CAP_[A-Z_]+$')
-_P3 = re.compile('^RLIMIT_[A-Z]+$')
-_P4 = re.compile('^[0-9, -]*$')
-_P5 = re.compile('^[0-9,-]*$')
-_P6 = re.compile('^[1-9][0-9]*[KMG]B$')
-_P7 = re.compile('^[^=]+=')
-_P8 = re.compile('^[rwm]{0,3}$')
+class _Anchored:
+    """re.search(pattern, s) for an anchored pattern made of character classes (gen_validator.anchored_pattern):
+    alternatives, each a list of (negate, ranges, least, most) steps matched greedily, and whether it ends at $
+    (the end of the string, or a newline that ends it)."""
+
+    def __init__(self, *alternatives: tuple) -> None:
+        self.alternatives = alternatives
+
+    def search(self, s: str) -> bool:
+        return any(self._match(s, steps, to_end) for steps, to_end in self.alternatives)
+
+    @staticmethod
+    def _match(s: str, steps: tuple, to_end: bool) -> bool:
+        at = 0
+        for negate, ranges, least, most in steps:
+            count = 0
+            while (most is None or count < most) and at < len(s) and \
+                    any(low <= ord(s[at]) <= high for low, high in ranges) != negate:
+                at += 1
+                count += 1
+            if count < least:
+                return False
+        return not to_end or at == len(s) or (at == len(s) - 1 and s[at] == "\n")
+
+
+class _Regex:
+    """A pattern left to re, imported when first searched: re and enum cost ms a valid config need not pay."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+
+    def search(self, s: str) -> bool:
+        import re
+
+        return re.search(self.pattern, s) is not None
+
+
+_P0 = _Anchored(  # ^/
+    (((False, ((47, 47),), 1, 1), ), False),
+)
+_P1 = _Anchored(  # ^1\.[0-9]+\.[0-9]+|^0\.[0-9]+\.[0-9]+
+    (((False, ((49, 49),), 1, 1), (False, ((46, 46),), 1, 1), (False, ((48, 57),), 1, None), (False, ((46, 46),), 1, 1), (False, ((48, 57),), 1, None)), False),
+    (((False, ((48, 48),), 1, 1), (False, ((46, 46),), 1, 1), (False, ((48, 57),), 1, None), (False, ((46, 46),), 1, 1), (False, ((48, 57),), 1, None)), False),
+)
+_P2 = _Anchored(  # ^CAP_[A-Z_]+$
+    (((False, ((67, 67),), 1, 1), (False, ((65, 65),), 1, 1), (False, ((80, 80),), 1, 1), (False, ((95, 95),), 1, 1), (False, ((65, 90), (95, 95)), 1, None)), True),
+)
+_P3 = _Anchored(  # ^RLIMIT_[A-Z]+$
+    (((False, ((82, 82),), 1, 1), (False, ((76, 76),), 1, 1), (False, ((73, 73),), 1, 1), (False, ((77, 77),), 1, 1), (False, ((73, 73),), 1, 1), (False, ((84, 84),), 1, 1), (False, ((95, 95),), 1, 1), (False, ((65, 90),), 1, None)), True),
+)
+_P4 = _Anchored(  # ^[0-9, -]*$
+    (((False, ((48, 57), (44, 44), (32, 32), (45, 45)), 0, None), ), True),
+)
+_P5 = _Anchored(  # ^[0-9,-]*$
+    (((False, ((48, 57), (44, 44), (45, 45)), 0, None), ), True),
+)
+_P6 = _Anchored(  # ^[1-9][0-9]*[KMG]B$
+    (((False, ((49, 57),), 1, 1), (False, ((48, 57),), 0, None), (False, ((75, 75), (77, 77), (71, 71)), 1, 1), (False, ((66, 66),), 1, 1)), True),
+)
+_P7 = _Anchored(  # ^[^=]+=
+    (((True, ((61, 61),), 1, None), (False, ((61, 61),), 1, 1)), False),
+)
+_P8 = _Anchored(  # ^[rwm]{0,3}$
+    (((False, ((114, 114), (119, 119), (109, 109)), 0, 3), ), True),
+)
 
 
 def is_valid(x: object) -> bool:

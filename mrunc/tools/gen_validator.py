@@ -132,6 +132,108 @@ class Generator:
         return "".join(c if c.isalnum() else "_" for c in key)
 
 
+# --- patterns: jsonschema runs re.search(pattern, string); importing re (with enum) is ~5 ms of every compile, so
+# an anchored pattern made of character classes, each repeated or not, becomes a list of steps matched greedily.
+# Greedy is what re finds only when no repeat could give back a character the next step wants: a repeat of
+# varying count must be last, or before $, or before a fixed step whose class it cannot match. Any other pattern
+# stays a regular expression (the module then imports re the first time it needs it).
+
+MAX_CLASS = 0x10FFFF
+
+
+@dataclass(frozen=True)
+class CharClass:
+    negate: bool
+    ranges: tuple[tuple[int, int], ...]  # code points, inclusive
+
+    def chars(self) -> set[int] | None:
+        """Every code point it matches, if it is a small set; None for a negated class."""
+        if self.negate:
+            return None
+        return {c for low, high in self.ranges for c in range(low, high + 1)}
+
+    def disjoint(self, other: "CharClass") -> bool:
+        mine, theirs = self.chars(), other.chars()
+        if mine is not None and theirs is not None:
+            return not mine & theirs
+        if mine is None and theirs is None:
+            return False  # two negated classes share all but a few characters
+        small, negated = (theirs, self) if mine is None else (mine, other)
+        assert small is not None
+        return all(any(low <= c <= high for low, high in negated.ranges) for c in small)
+
+
+@dataclass(frozen=True)
+class Step:
+    chars: CharClass
+    low: int
+    high: int | None  # None: no upper bound
+
+
+@dataclass(frozen=True)
+class Alternative:
+    steps: tuple[Step, ...]
+    to_end: bool  # ends with $: at the end of the string or before a newline that ends it
+
+
+def anchored_pattern(pattern: str) -> tuple[Alternative, ...] | None:
+    """The steps of each alternative of `pattern`, or None where steps would not find what re.search finds."""
+    from re import _constants as c
+    from re import _parser
+
+    items = list(_parser.parse(pattern))
+    branches = [items]
+    if items and items[-1][0] is c.BRANCH:  # ^a|^b parses as ^ then a branch of the rests
+        branches = [items[:-1] + list(b) for b in items[-1][1][1]]
+    alternatives = []
+    for branch in branches:
+        if not branch or branch[0] != (c.AT, c.AT_BEGINNING):
+            return None
+        to_end = branch[-1] == (c.AT, c.AT_END)
+        steps = [_step(item, c) for item in branch[1:len(branch) - to_end]]
+        if None in steps or not _greedy_is_exact(steps):  # type: ignore[arg-type]
+            return None
+        alternatives.append(Alternative(tuple(steps), to_end))  # type: ignore[arg-type]
+    return tuple(alternatives)
+
+
+def _step(item: tuple, c) -> Step | None:
+    kind, value = item
+    if kind is c.MAX_REPEAT:
+        low, high, (inner, *rest) = value
+        chars = None if rest else _class(inner, c)
+        return Step(chars, low, None if high is c.MAXREPEAT else high) if chars else None
+    chars = _class(item, c)
+    return Step(chars, 1, 1) if chars else None
+
+
+def _class(item: tuple, c) -> CharClass | None:
+    kind, value = item
+    if kind is c.LITERAL or kind is c.NOT_LITERAL:
+        return CharClass(kind is c.NOT_LITERAL, ((value, value),))
+    if kind is not c.IN:
+        return None  # ., \d, \w...: not translated (their Unicode meaning is re's to say)
+    negate = bool(value) and value[0] == (c.NEGATE, None)
+    ranges = []
+    for member, arg in value[negate:]:
+        if member is c.LITERAL:
+            ranges.append((arg, arg))
+        elif member is c.RANGE:
+            ranges.append(arg)
+        else:
+            return None
+    return CharClass(negate, tuple(ranges))
+
+
+def _greedy_is_exact(steps: list[Step]) -> bool:
+    for step, following in zip(steps, [*steps[1:], None], strict=True):
+        if step.low == step.high:
+            continue
+        if following is not None and (following.low != following.high or not step.chars.disjoint(following.chars)):
+            return False
+    return True
+
+
 def python_set(keys: Iterable[str]) -> str:
     listed = list(keys)
     return "{" + ", ".join(map(repr, listed)) + "}" if listed else "set()"
@@ -145,8 +247,14 @@ def render(schema: dict) -> str:
     env.filters["py"] = repr
     env.filters["pyset"] = python_set
     nodes = Generator(schema).run()
-    patterns = sorted({p for n in nodes for p in n.patterns})
-    return env.get_template(TEMPLATE).render(nodes=nodes, patterns={p: f"_P{i}" for i, p in enumerate(patterns)})
+    patterns = pattern_names(nodes)
+    return env.get_template(TEMPLATE).render(nodes=nodes, patterns=patterns,
+                                             steps={p: anchored_pattern(p) for p in patterns})
+
+
+def pattern_names(nodes: list[Node]) -> dict[str, str]:
+    """Each pattern of the schema -> the name of its matcher in the generated module."""
+    return {p: f"_P{i}" for i, p in enumerate(sorted({p for n in nodes for p in n.patterns}))}
 
 
 def main(argv: list[str]) -> int:
