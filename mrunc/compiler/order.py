@@ -228,8 +228,13 @@ def lower_user_process(emit: Emitter, process: dict, seccomp: dict | None, secco
     if seccomp:
         emit("seccomp_load", "init", seccomp_src, **seccomp)
     if filter_before_drop:
-        # 9 without no_new_privs: the id and capability calls follow the filter, then the chdir as the user where
-        # root was refused (a plain chdir(2), checked with getcwd(2): ops_process.chdir_as_user).
+        # 9 without no_new_privs: the id and capability calls follow the filter, then the chdir as the user. It acts
+        # only where root was refused (EACCES/EPERM; any other error of the first chdir is final there) and is a
+        # plain chdir(2), as a profile may lack openat2. Its one risk is the one resolve-in-root guards against:
+        # a magic link (/proc/self/fd/N of an fd of ours, still open until execve) taking the cwd outside the
+        # container (CVE-2024-21626). getcwd(2) right after it tells: the kernel prefixes "(unreachable)" to a
+        # directory outside our root and Python raises ENOENT, so the op fails (runc's verifyCwd). `..` and
+        # absolute links cannot leave the root after pivot_root or chroot.
         lower_process.lower_credentials(emit, process)
         emit("chdir_as_user", "init", "/process/cwd", path=cwd)
     emit("execve", "init", "/process/args", args=process["args"], env=process.get("env", []))
