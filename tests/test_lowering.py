@@ -587,3 +587,23 @@ def test_exec_chroots_into_a_container_that_is_a_chroot(namespaces, chrooted, ch
     plan = lower_exec({"cwd": "/", "args": ["sh"]}, target, None, None, 0, False)
     found = [(o["op"], o["proc"], o["src"], o["args"]) for o in plan.ops if o["op"] == "chroot"]
     assert found == ([("chroot", "init", "/container/rootfs", {"root": ROOTFS})] if chroot else [])
+
+
+@pytest.mark.parametrize("no_new_privs", [True, False], ids=["nnp", "no-nnp"])
+def test_exec_loads_the_containers_filter_after_its_pid_file_and_detach_wait(no_new_privs):
+    """`mrunc exec ID -d --pid-file`: the runtime's pid file and the wait for mrunc's exit come before the filter
+    (init would otherwise hand over and wait under it); after it, as for a container, only what rule 8 allows."""
+    from mrunc.compiler.compile_exec import exec_target
+
+    container = compile_fragment({"linux": {"namespaces": [{"type": "mount"}, {"type": "pid"}], "seccomp": SECCOMP}})
+    target = exec_target({"pid": 9, "rootfs": ROOTFS}, container)
+    process = {"cwd": "/w", "args": ["sh"], "noNewPrivileges": no_new_privs, "user": {"uid": 5, "gid": 5}}
+    plan = lower_exec(process, target, None, "/run/pid", 0, True)
+    order = [o["op"] for o in plan.ops]
+    tail = order[order.index("close_fds"):]
+    if no_new_privs:
+        assert tail == ["close_fds", "write_pid_file", "wait_runtime_exit", "default_signals", "recheck_program",
+                        "seccomp_load", "execve"]
+    else:
+        assert tail == ["close_fds", "write_pid_file", "wait_runtime_exit", "default_signals", "recheck_program",
+                        "seccomp_load", "set_ids", "chdir_as_user", "execve"]
