@@ -199,3 +199,23 @@ def test_podman_update_changes_the_running_containers_limits(podman):  # noqa: F
     assert cat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes") == str(240 * MiB)
     assert (cat("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), cat("/sys/fs/cgroup/cpu/cpu.shares")) == ("30000", "512")
     assert IMAGE
+
+
+def test_update_stays_off_jsonschema_on_the_engines_path(bundle, tmp_path):
+    """podman and containerd call update on a live container: like exec, it loads no jsonschema for a good
+    document (the generated validator answers; jsonschema only explains a refusal)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    with running(bundle, tmp_path, limits_config()) as lc:
+        probe = ("import sys; from mrunc import cli; status = cli.main(sys.argv[1:]); "
+                 "print(status, 'jsonschema' in sys.modules)")
+        command = ["unshare", "-m", "--propagation", "private", sys.executable, "-c", probe, "--root",
+                   str(bundle.state_root), "update", "-r", "-", bundle.id]
+        result = subprocess.run(command, input='{"pids": {"limit": 12}}', capture_output=True, text=True,
+                                env={"PYTHONPATH": str(REPO)}, timeout=60)
+        assert result.stdout.split() == ["0", "False"], result.stderr
+        assert read(bundle, "pids") == "12"
+        assert lc("update", "--pids-limit", "3", "nosuch").stderr.strip() == "mrunc: container 'nosuch' does not exist"
