@@ -149,7 +149,7 @@ def test_seccomp_denies_on_every_x86_abi_with_errno_and_argument_filters(bundle,
     _install(tools, bundle, "abi")
     config = base_config(["/abi"])
     config["linux"]["seccomp"] = SECCOMP
-    unprotected = mrunc("exec", _compile(bundle, config, without=("seccomp_load",)))
+    unprotected = mrunc("exec", "--force", _compile(bundle, config, without=("seccomp_load",)))  # exec refuses it
     protected = mrunc("exec", _compile(bundle, config))
     assert unprotected.returncode == 0 and protected.returncode == 0, protected.stderr
     before, after = _results(unprotected.stdout), _results(protected.stdout)

@@ -20,9 +20,10 @@ def gaps(plan: dict, config: object) -> list[str]:
     if linux.get("seccomp") and "seccomp_load" not in ops:
         found.append("/linux/seccomp: the config loads a seccomp filter; the plan has no seccomp_load")
     for field, op in MASKS:
-        done = {a["path"] for a in ops.get(op, [])}
-        found += [f"/linux/{field}/{i}: {path} is not in the plan's {op} ops"
-                  for i, path in enumerate(linux.get(field) or []) if path not in done]
+        # By the op's source pointer: a path through a symlink in the rootfs is lowered to what the link names.
+        done = {o["src"] for o in plan["ops"] if o["op"] == op}
+        found += [f"/linux/{field}/{i}: {path} has no {op} op in the plan"
+                  for i, path in enumerate(linux.get(field) or []) if f"/linux/{field}/{i}" not in done]
     namespaces = [n.get("type") for n in linux.get("namespaces") or [] if isinstance(n, dict)]
     root_op = "pivot_root" if "mount" in namespaces else "chroot"
     if root_op not in ops:
