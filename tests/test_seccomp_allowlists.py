@@ -5,13 +5,18 @@ close_range (the conformance suite's default) no longer stops init."""
 
 import copy
 import json
+import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 
 from mrunc.compiler.compile import compile_bytes
 from mrunc.compiler.errors import ConfigError
 from mrunc.compiler.seccomp_check import EXECUTOR_ALWAYS
-from tests.conftest import REFERENCE, base_config, mrunc, run_config
+from mrunc.executor.ops import OPS
+from tests.conftest import REFERENCE, REPO, base_config, mrunc, run_config
 from tests.lifecycle_helpers import Lifecycle, running, wait_for
 
 SUITE_PROFILE = json.loads((REFERENCE / "runtime-tools" / "default-seccomp.json").read_text())
@@ -222,3 +227,46 @@ def test_trace_prints_the_ops_after_the_filter_before_loading_it(bundle):
     assert load.startswith(f"mrunc: op {n - 2}/{n} [init] seccomp_load bpf=") and not load.endswith("write)"), load
     assert execve.startswith(f"mrunc: op {n - 1}/{n} [init] execve args=['true'] env=") and execve.endswith(
         " (traced before seccomp_load, which may deny the write)"), execve
+
+
+# --- what init really makes after the filter (strace), against the declarations the check relies on ------------
+
+def _after_the_filter(trace: str) -> list[str]:
+    """The syscalls of the process that loaded the filter, from its seccomp(2) to its execve(2)."""
+    lines = [line.split(None, 1) for line in trace.splitlines() if line[:1].isdigit()]
+    loader = next(pid for pid, call in lines if call.startswith("seccomp(SECCOMP_SET_MODE_FILTER, 0, {len="))
+    calls = [call for pid, call in lines if pid == loader]
+    start = next(i for i, call in enumerate(calls) if call.startswith("seccomp(SECCOMP_SET_MODE_FILTER, 0, {len="))
+    names = []
+    for call in calls[start + 1:]:
+        if call.startswith(("<...", "+++", "---")):
+            continue
+        names.append(call.split("(", 1)[0])
+        if names[-1] == "execve":
+            break
+    return names
+
+
+@pytest.mark.skipif(not shutil.which("strace"), reason="needs strace to see init's syscalls")
+@pytest.mark.parametrize("no_new_privs", [True, False], ids=["nnp", "no-nnp"])
+def test_init_makes_after_the_filter_only_syscalls_its_ops_declare(bundle, no_new_privs):
+    """strace of a real start: every syscall init makes after seccomp(2) is one the ops after seccomp_load declare
+    (or the executor's allocator), so the compile check judges what really happens."""
+    config = config_with(SUITE_PROFILE, no_new_privs, 1000, ["true"])
+    config["process"]["capabilities"]["ambient"] = ["CAP_KILL"]
+    for kind in ("inheritable", "permitted", "effective"):
+        config["process"]["capabilities"][kind] = ["CAP_KILL"]
+    config_path = bundle.write(config)
+    plan_path, trace = bundle.path / "plan.json", bundle.path / "strace.txt"
+    assert mrunc("compile", str(config_path), "-o", str(plan_path)).returncode == 0
+    result = subprocess.run(["unshare", "-m", "--propagation", "private", "strace", "-f", "-qq", "-o", str(trace),
+                             sys.executable, "-m", "mrunc", "exec", str(plan_path)], capture_output=True, text=True,
+                            timeout=60, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert result.returncode == 0, result.stderr
+    ops = json.loads(plan_path.read_text())["ops"]
+    load = [o["op"] for o in ops].index("seccomp_load")
+    declared = {c if isinstance(c, str) else c[0] for o in ops[load + 1:] for c in OPS[o["op"]].syscalls}
+    made = _after_the_filter(trace.read_text())
+    assert made[-1] == "execve" and set(made) <= declared | set(EXECUTOR_ALWAYS), made
+    expected = ["execve"] if no_new_privs else ["prctl", "setgroups", "setresgid", "setresuid", "capset", "execve"]
+    assert list(dict.fromkeys(made)) == expected, made
