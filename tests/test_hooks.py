@@ -62,7 +62,9 @@ def test_all_six_hooks_run_in_order_with_state_args_and_env(lc, bundle, tmp_path
         assert var == f"var-{kind}"  # the hook's own env, and only it
         assert state["status"] == statuses[kind] and state["id"] == bundle.id
         assert state["bundle"] == str(bundle.path) and state["annotations"] == {"org.example.test": "hooks"}
-        assert state["pid"] == pid and state["ociVersion"] == config["ociVersion"]
+        # runtime.md: the pid as seen where the hook runs: 1 in the container's pid namespace, init's host pid outside
+        assert state["pid"] == (1 if kind in ("createContainer", "startContainer") else pid), (kind, state)
+        assert state["ociVersion"] == config["ociVersion"]
 
 
 def test_foreground_run_runs_every_hook(bundle, tmp_path):

@@ -15,6 +15,7 @@ from mrunc.executor.optable import Context, op
 
 SIGKILL = 9
 # The status a hook of each kind sees on stdin (runtime-spec runtime.md, "Lifecycle").
+IN_CONTAINER = ("createContainer", "startContainer")  # run by init, in the container's namespaces (config.md)
 HOOK_STATUS = {"prestart": "creating", "createRuntime": "creating", "createContainer": "creating",
                "startContainer": "created", "poststart": "running", "poststop": "stopped"}
 
@@ -24,7 +25,7 @@ def hook(ctx: Context, kind: str, path: str, args: list[str], env: list[str] | N
          state: dict) -> None:
     """Run a config hook, state JSON on stdin, in a session of its own; killed (the whole session) after
     `timeout` seconds. Its stdout and stderr are kept for the error message."""
-    stdin = _state_json({**state, "status": HOOK_STATUS[kind], "pid": ctx.init_pid})
+    stdin = _state_json({**state, "status": HOOK_STATUS[kind], "pid": _state_pid(ctx, kind)})
     environ = os.environ if env is None else dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
     status, output = _run(path, args or [path], environ, stdin, timeout)
     if status is None:
@@ -32,6 +33,13 @@ def hook(ctx: Context, kind: str, path: str, args: list[str], env: list[str] | N
     if status:
         text = output.decode(errors="replace").strip()[-300:]
         raise OSError(0, f"{kind} hook {path} exited with status {status}" + (f": {text}" if text else ""))
+
+
+def _state_pid(ctx: Context, kind: str) -> int:
+    """runtime.md, state's pid: "For hooks executed in the runtime namespace, it is the pid as seen by the runtime.
+    For hooks executed in the container namespace, it is the pid as seen by the container": init's own getpid() for
+    the hooks init runs (1 in a new pid namespace), its host pid for the runtime's."""
+    return os.getpid() if kind in IN_CONTAINER else ctx.init_pid
 
 
 def _state_json(state: dict) -> bytes:
