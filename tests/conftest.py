@@ -46,6 +46,34 @@ def needs_machine(*machines: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(machine not in machines, reason=f"needs a {' or '.join(machines)} host, not {machine}")
 
 
+def child_cgroup_offers(file: str) -> bool:
+    """Whether a new cgroup here has `file` ("CONTROLLER/FILE" on v1, "FILE" on v2): what the kernel offers (the swap
+    files need swap accounting, the weight files an I/O scheduler with them); the root cgroup lacks some of them."""
+    where, _, name = file.rpartition("/")
+    parent = Path("/sys/fs/cgroup", where)
+    if not parent.is_dir():
+        return False
+    probe = parent / f"{TEST_CGROUP_PARENT}-probe"
+    probe.mkdir()
+    try:
+        return (probe / name).exists()
+    finally:
+        probe.rmdir()
+
+
+def swap_accounting() -> bool:
+    """The kernel accounts swap per cgroup (v1: memory.memsw.*, v2: memory.swap.*; CONFIG_MEMCG_SWAP, swapaccount)."""
+    v2 = not Path("/sys/fs/cgroup/memory").is_dir() and Path("/sys/fs/cgroup/cgroup.controllers").exists()
+    return child_cgroup_offers("memory.swap.max" if v2 else "memory/memory.memsw.limit_in_bytes")
+
+
+@pytest.fixture
+def swap_accounted() -> None:
+    """For tests that set a swap limit: skip where the kernel cannot take one."""
+    if not swap_accounting():
+        pytest.skip("the kernel does not account swap per cgroup here (no memory.memsw.* / memory.swap.* files)")
+
+
 def base_config(args: list[str]) -> dict:
     """A small, real config: the runc spec's shape, no terminal, our command."""
     config = json.loads((REFERENCE / "configs" / "runc-spec.json").read_text())

@@ -31,8 +31,6 @@ GUEST_TESTS = ["tests/test_run_real.py", "tests/test_real_process.py", "tests/te
 DESELECTED = {
     "tests/test_real_process.py::test_args_env_and_cwd":
         "sets the container's whole env, so the guest's GLIBC_TUNABLES (tests/guest/init.sh) cannot reach it",
-    "tests/test_real_mounts.py::test_readonly_paths_refuse_writes_and_leave_the_rest_writable":
-        "writes /proc/sys/kernel/ns_last_pid, which the guest kernel lacks",
 }
 GUEST_ARGS = [*GUEST_TESTS, *(f"--deselect={test}" for test in DESELECTED)]
 GUEST_TIMEOUT = float(os.environ.get("MRUNC_GUEST_TIMEOUT", "420"))

@@ -1,6 +1,7 @@
 """podman 4 + conmon with mrunc as the OCI runtime: issue 3's scenarios, each run for real in a sandbox."""
 
 import json
+import resource
 import uuid
 
 import pytest
@@ -11,6 +12,12 @@ from tests.engines import SANDBOX_TOOLS, Sandbox, cgroup_parent, remove_cgroups,
 pytestmark = needs_binaries("podman", *SANDBOX_TOOLS)  # podman finds conmon itself, where its distribution put it
 
 IMAGE = "localhost/mrunc-busybox:test"
+# podman's default ulimits (nofile 1048576, nproc 4194304) would raise the hard limits, which root cannot without
+# CAP_SYS_RESOURCE (this session lacks it): the containers get 20000 open files and 32768 processes, or this host's
+# hard limit where it is lower.
+ULIMITS = {name: min(wanted, resource.getrlimit(kind)[1] % (1 << 63))
+           for name, kind, wanted in (("nofile", resource.RLIMIT_NOFILE, 20000),
+                                      ("nproc", resource.RLIMIT_NPROC, 32768))}
 
 
 class Podman:
@@ -20,7 +27,7 @@ class Podman:
         self.sandbox = sandbox
         (tmp / "containers.conf").write_text(f"""
 [containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+default_ulimits = {json.dumps([f"{name}={limit}:{limit}" for name, limit in ULIMITS.items()])}
 [engine]
 cgroup_manager = "cgroupfs"
 events_logger = "file"
@@ -141,8 +148,9 @@ def test_detached_container_exec_stop_kill_pause_rm(podman):
 
 
 def test_failed_create_shows_mrunc_error(podman):
-    # Root here cannot raise a hard rlimit (no CAP_SYS_RESOURCE), so init's setrlimit op fails.
-    result = podman.run(["--rm", "--ulimit", "nofile=9999999:9999999"], "true")
+    # A hard RLIMIT_NOFILE above fs.nr_open is refused even to CAP_SYS_RESOURCE, so init's setrlimit op fails.
+    above = int(open("/proc/sys/fs/nr_open").read()) + 1
+    result = podman.run(["--rm", "--ulimit", f"nofile={above}:{above}"], "true")
     assert result.returncode != 0
     assert "mrunc: op " in result.stderr, result.stderr  # mrunc's one-line report, through conmon and --log
     assert "setrlimit (/process/rlimits/0)" in result.stderr

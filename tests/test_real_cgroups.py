@@ -12,7 +12,7 @@ import pytest
 
 from mrunc.compiler.lower_cgroups import WEIGHT_DEVICE_FILES, WEIGHT_FILES
 from mrunc.executor.host import cgroup_layout, fingerprint
-from tests.conftest import TEST_CGROUP_PARENT, base_config, run_config
+from tests.conftest import base_config, child_cgroup_offers, run_config, swap_accounting
 from tests.hardened import hardened_config
 
 CG = "/sys/fs/cgroup"
@@ -55,7 +55,7 @@ def test_cpuset_values_are_written_and_bind_the_cpus(bundle):
 @needs_controllers("memory", "pids")
 def test_memory_pids_values_are_written_and_pids_enforced(bundle):
     # Swap limits need the kernel's swap accounting (v1: memory.memsw.*, v2: memory.swap.*); without it the rest holds
-    swap = _in_child_cgroup("memory.swap.max" if V2 else "memory/memory.memsw.limit_in_bytes")
+    swap = swap_accounting()
     v1_files = ("memory/memory.limit_in_bytes", *(("memory/memory.memsw.limit_in_bytes",) if swap else ()),
                 "memory/memory.soft_limit_in_bytes", "memory/memory.swappiness", "pids/pids.max")
     files = ("memory.max", *(("memory.swap.max",) if swap else ()), "memory.low", "pids.max") if V2 else v1_files
@@ -132,7 +132,7 @@ def test_read_and_write_rules_for_one_device_add_up_to_a_read_write_open(bundle,
 @needs_v1
 def test_blkio_throttle_is_written(bundle):
     major, minor = _root_disk()
-    if not _in_child_cgroup("blkio/blkio.throttle.read_bps_device"):
+    if not child_cgroup_offers("blkio/blkio.throttle.read_bps_device"):
         pytest.skip("the blkio controller has no throttle files (kernel without CONFIG_BLK_DEV_THROTTLING)")
     config = base_config(["cat", f"{CG}/blkio/blkio.throttle.read_bps_device"])
     config["linux"]["resources"]["blockIO"] = {
@@ -146,7 +146,7 @@ def test_blkio_throttle_is_written(bundle):
 def test_blkio_weight_goes_to_the_schedulers_file_or_is_a_named_error(bundle):
     """The weight goes to CFQ's or BFQ's file, whichever the host's I/O scheduler offers; with neither (disks on
     mq-deadline or none, BFQ not loaded) the container fails at that op, naming the files, as runc fails."""
-    weight_file = next((f for f in WEIGHT_FILES if _in_child_cgroup(f"blkio/{f}")), None)
+    weight_file = next((f for f in WEIGHT_FILES if child_cgroup_offers(f"blkio/{f}")), None)
     config = base_config(["cat", f"{CG}/blkio/{weight_file}"] if weight_file else ["true"])
     config["linux"]["resources"]["blockIO"] = {"weight": 300}
     result = run_config(bundle, config)
@@ -164,7 +164,7 @@ def test_blkio_device_weight_is_written_or_a_named_error(bundle):
     hosts: the file and BFQ on the disk (the weight is written); the file but another scheduler on the disk (the
     kernel refuses: ENOTSUP); no such file (ENOENT, naming the files). Each as runc."""
     major, minor = _root_disk()
-    weight_file = next((f for f in WEIGHT_DEVICE_FILES if _in_child_cgroup(f"blkio/{f}")), None)
+    weight_file = next((f for f in WEIGHT_DEVICE_FILES if child_cgroup_offers(f"blkio/{f}")), None)
     scheduler = Path(f"/sys/dev/block/{major}:{minor}/queue/scheduler")
     takes_weights = scheduler.exists() and any(f"[{s}]" in scheduler.read_text() for s in ("bfq", "cfq"))
     config = base_config(["cat", f"{CG}/blkio/{weight_file}"] if weight_file else ["true"])
@@ -198,15 +198,3 @@ def _root_disk() -> tuple[int, int]:
         disk = disk.parent
     major, minor = (disk / "dev").read_text().split(":")
     return int(major), int(minor)
-
-
-def _in_child_cgroup(file: str) -> bool:
-    """Whether a new cgroup here offers the file (the root cgroup lacks the weight files): "CONTROLLER/FILE" on v1,
-    "FILE" on v2."""
-    where, _, name = file.rpartition("/")
-    probe = Path(CG, where) / f"{TEST_CGROUP_PARENT}-probe"
-    probe.mkdir()
-    try:
-        return (probe / name).exists()
-    finally:
-        probe.rmdir()

@@ -144,7 +144,7 @@ def test_masked_paths_hide_files_and_directories(bundle):
 
 def test_readonly_paths_refuse_writes_and_leave_the_rest_writable(bundle):
     (bundle.path / "rootfs" / "data" / "sub").mkdir(parents=True)
-    script = "touch /data/sub/x 2>&1; touch /tmp/y && echo tmp-writable; echo 1 > /proc/sys/kernel/ns_last_pid"
+    script = "touch /data/sub/x 2>&1; touch /tmp/y && echo tmp-writable; echo x > /proc/sys/kernel/domainname"
     config = _writable_root(["sh", "-c", script])
     config["linux"]["readonlyPaths"] += ["/data", "/does-not-exist"]
     result = run_config(bundle, config)

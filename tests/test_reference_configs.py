@@ -3,11 +3,12 @@ are accepted (and run where they can), the bad ones rejected with a clear error 
 
 import json
 import os
+import resource
 
 import pytest
 
 from mrunc.compiler import load
-from mrunc.executor.flags import CAPABILITIES
+from mrunc.executor.flags import CAPABILITIES, RLIMITS
 from tests.conftest import mrunc, run_config
 from tests.reference import CONFIGS, OFFICIAL, reference_config
 from tests.test_real_namespaces import named_netns  # noqa: F401  (a fixture)
@@ -35,6 +36,11 @@ def _podman(name: str, bundle, tmp_path, args: list[str]) -> dict:
             else:
                 source.write_text(f"{source.name} from podman\n")
             m["source"] = str(source)
+    # podman asked for the hard limits of the host it ran on; raising ours needs CAP_SYS_RESOURCE, which this session
+    # lacks: no more than this host's
+    for limit in config["process"].get("rlimits", []):
+        hard = resource.getrlimit(RLIMITS[limit["type"]])[1] % (1 << 63)  # RLIM_INFINITY: the largest
+        limit["soft"], limit["hard"] = min(limit["soft"], hard), min(limit["hard"], hard)
     return config
 
 
@@ -65,7 +71,8 @@ def test_podman_config_with_a_joined_netns_runs(bundle, tmp_path, named_netns): 
     lines = result.stdout.splitlines()
     assert lines[:3] == ["0103fb8e95cc", "hostname from podman", ".containerenv from podman"], result.stderr
     assert lines[3:6] == [_cap_eff(config), "NoNewPrivs:\t0", "Seccomp:\t2"]
-    assert lines[6:] == [f"net:[{os.stat(named_netns).st_ino}]", "2048", "20000", "podman"]
+    nofile = next(limit["soft"] for limit in config["process"]["rlimits"] if limit["type"] == "RLIMIT_NOFILE")
+    assert lines[6:] == [f"net:[{os.stat(named_netns).st_ino}]", "2048", str(nofile), "podman"]
 
 
 def test_podman_tty_config_runs_without_its_terminal(bundle, tmp_path):

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from mrunc.executor.host import cgroup_layout
-from tests.conftest import base_config
+from tests.conftest import base_config, needs_binaries
+from tests.engines import SANDBOX_TOOLS
 from tests.lifecycle_helpers import running
 from tests.test_podman import IMAGE, podman, podman_engine  # noqa: F401 (fixtures)
 
@@ -65,6 +66,7 @@ def test_update_changes_memory_pids_and_cpu_of_a_running_container(bundle, tmp_p
         assert state["resources"]["cpu"] == {"quota": 50000, "period": 200000, "shares": 512}
 
 
+@pytest.mark.usefixtures("swap_accounted")
 def test_update_from_a_resources_file_and_stdin(bundle, tmp_path):
     with running(bundle, tmp_path, limits_config()) as lc:
         document = tmp_path / "resources.json"
@@ -78,6 +80,7 @@ def test_update_from_a_resources_file_and_stdin(bundle, tmp_path):
         assert inside(lc, bundle, "pids") == "9"
 
 
+@pytest.mark.usefixtures("swap_accounted")
 def test_changing_one_of_two_fields_a_v2_file_holds_keeps_the_other(bundle, tmp_path):
     """memory.swap.max (swap less the limit) and cpu.max (quota and period) take what is in force for the other."""
     config = limits_config()
@@ -89,6 +92,7 @@ def test_changing_one_of_two_fields_a_v2_file_holds_keeps_the_other(bundle, tmp_
 
 
 @pytest.mark.skipif(V2, reason="v1 only: v2's memory.max and memory.swap.max do not bound each other")
+@pytest.mark.usefixtures("swap_accounted")
 def test_raising_memory_above_the_swap_in_force_writes_swap_first(bundle, tmp_path):
     config = limits_config()
     config["linux"]["resources"]["memory"]["swap"] = 200 * MiB
@@ -181,6 +185,7 @@ def test_diff_and_audit_show_what_an_update_raised(bundle, tmp_path):
 
 
 @pytest.mark.skipif(V2, reason="podman is set up on the v1 host only (tests/engines.py)")
+@needs_binaries("podman", *SANDBOX_TOOLS)
 def test_podman_update_changes_the_running_containers_limits(podman):  # noqa: F811
     """podman 4.3's update has memory, cpu and blkio flags (no --pids-limit): it sends them as a -r file."""
     started = podman.run(["-d", "--name", "upd", "--memory", "200m"], "sleep", "1000")
