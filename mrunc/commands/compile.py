@@ -1,5 +1,5 @@
-"""`mrunc compile CONFIG [-o PLAN] [--format json|text|sh|py]`. With -o PLAN (JSON), prints the plan's digest as
-sha256sum does (`sha256:HEX  PLAN`), the value `mrunc exec PLAN --expect` takes.
+"""`mrunc compile CONFIG [-o PLAN] [--format json|text|sh|py] [--strict]`. With -o PLAN (JSON), prints the plan's
+digest as sha256sum does (`sha256:HEX  PLAN`), the value `mrunc exec PLAN --expect` takes.
 
 Its three options are read by hand: argparse, with the shutil and gettext it loads to format help, is ~10 ms of
 the compile time, which issue 4 bounds."""
@@ -8,19 +8,21 @@ import sys
 
 from mrunc.commands.common import compile_or_error, fail
 
-USAGE = "usage: mrunc compile CONFIG [-o PLAN] [--format json|text|sh|py]"
+USAGE = "usage: mrunc compile CONFIG [-o PLAN] [--format json|text|sh|py] [--strict]"
 FORMATS = ("json", "text", "sh", "py")
 
 
 def parse(args: list[str]) -> dict[str, str] | str:
-    """{'config', 'output', 'format'}, or what is wrong with the arguments."""
-    opts = {"output": "", "format": "json"}
+    """{'config', 'output', 'format', 'strict'}, or what is wrong with the arguments."""
+    opts = {"output": "", "format": "json", "strict": ""}
     names = {"-o": "output", "--output": "output", "--format": "format"}
     positional = []
     while args:
         arg, args = args[0], args[1:]
         name, eq, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
-        if name in names:
+        if arg == "--strict":  # unknown properties refused, not noted
+            opts["strict"] = "yes"
+        elif name in names:
             if not eq:
                 if not args:
                     return f"{name}: expected a value"
@@ -45,7 +47,7 @@ def main(options, args: list[str]) -> int:
     if isinstance(opts, str):
         print(f"{USAGE}\nmrunc compile: error: {opts}", file=sys.stderr)
         return 2
-    plan = compile_or_error(opts["config"])
+    plan = compile_or_error(opts["config"], strict=bool(opts["strict"]))
     if isinstance(plan, str):
         return fail(plan)
     from mrunc.compiler.compile import dumps  # imported by compile_or_error, with the garbage collector off

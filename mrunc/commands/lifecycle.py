@@ -53,7 +53,7 @@ def _create_locked(container: Container, opts: "Namespace", detach: bool, lock: 
     config_path = os.path.join(os.path.abspath(opts.bundle), "config.json")
     # A foreground run needs no exec fifo: its plan is the one `mrunc compile` shows.
     compiled = compile_apart(config_path, opts.id, opts.console_socket, exec_fifo=container.fifo if detach else None,
-                             preserve_fds=opts.preserve_fds)
+                             preserve_fds=opts.preserve_fds, strict=opts.strict)
     if isinstance(compiled, str):
         return fail(compiled)
     plan, plan_text = compiled

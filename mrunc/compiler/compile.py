@@ -8,26 +8,37 @@ from mrunc.executor import jsontext
 
 
 def compile_config(config_path: str, container_id: str | None = None, host: dict | None = None,
-                   console_socket: str | None = None, exec_fifo: str | None = None, preserve_fds: int = 0) -> dict:
+                   console_socket: str | None = None, exec_fifo: str | None = None, preserve_fds: int = 0,
+                   strict: bool = False) -> dict:
     """Compile a bundle's config. Raises ConfigError/ConfigErrors on bad input, OSError if unreadable.
     With process.terminal, the pty master goes to `console_socket`, or with none mrunc relays it.
-    With `exec_fifo` (create, run), init waits on it for `mrunc start` just before execve."""
+    With `exec_fifo` (create, run), init waits on it for `mrunc start` just before execve.
+    With `strict`, a property the spec does not define is refused (by default it is a note)."""
     with open(config_path, "rb") as f:
         raw = f.read()
     return compile_bytes(raw, os.path.dirname(os.path.abspath(config_path)), container_id, host, console_socket,
-                         exec_fifo, preserve_fds)
+                         exec_fifo, preserve_fds, strict)
 
 
 def compile_bytes(raw: bytes, bundle: str, container_id: str | None = None, host: dict | None = None,
-                  console_socket: str | None = None, exec_fifo: str | None = None, preserve_fds: int = 0) -> dict:
+                  console_socket: str | None = None, exec_fifo: str | None = None, preserve_fds: int = 0,
+                  strict: bool = False) -> dict:
+    from mrunc.compiler import unknown_properties
+
     config = load.parse(raw)
     load.validate(config)
-    return _lower(config, raw, bundle, container_id, host, console_socket, exec_fifo, preserve_fds)
+    unknown = unknown_properties.find(config)
+    if unknown and strict:
+        from mrunc.compiler.errors import ConfigErrors
+
+        raise ConfigErrors(unknown_properties.refusal(unknown))
+    notes = [f"{u.pointer}: {u.text()}" for u in unknown]
+    return _lower(config, raw, bundle, container_id, host, console_socket, exec_fifo, preserve_fds, notes)
 
 
 def _lower(config: object, raw: bytes, bundle: str, container_id: str | None, host: dict | None,
-           console_socket: str | None, exec_fifo: str | None, preserve_fds: int) -> dict:
-    """Check and lower a validated config."""
+           console_socket: str | None, exec_fifo: str | None, preserve_fds: int, notes: list[str]) -> dict:
+    """Check and lower a validated config; `notes` (the unknown properties) go first in the plan's notes."""
     from mrunc.compiler import checks, order
     from mrunc.executor.host import fingerprint
     from mrunc.executor.plan import FORMAT, sha256_hex
@@ -49,7 +60,7 @@ def _lower(config: object, raw: bytes, bundle: str, container_id: str | None, ho
         "config_sha256": digest,
         "bundle": bundle,
         "host": host,
-        "notes": emit.notes,
+        "notes": notes + emit.notes,
         "ops": emit.ops,
         **emit.later,
     }

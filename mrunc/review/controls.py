@@ -259,6 +259,18 @@ def _root_without_userns(m: Model) -> Iterator[Hit]:
         yield Hit("/process/user/uid", uid.ops, "uid 0 that is the host's uid 0")
 
 
+def _unknown_security_fields(m: Model) -> Iterator[Hit]:
+    """The compiler notes each property the spec does not define; a near miss of a security field is ignored too
+    (the spec forbids failing on it), so what its author meant to set is not set."""
+    from mrunc.compiler.unknown_properties import NOTE
+
+    for note in m.plan.get("notes", []):
+        found = NOTE.match(note)
+        if found and found["security"]:
+            yield Hit(found["pointer"], (), f"{found['name']!r} is ignored: did you mean {found['known']!r}? "
+                                            "the setting it was meant to make is not made")
+
+
 def _no_limit(resource: str, what: str) -> Callable[[Model], Iterator[Hit]]:
     """Cgroup facts are keyed by their field under /linux/resources (memory/limit), on v1 and v2 alike."""
     def check(m: Model) -> Iterator[Hit]:
@@ -304,6 +316,9 @@ CONTROLS = (
             "only the Pod Security Standards' safe sysctls are known not to affect other containers", _unsafe_sysctls),
     Control("apparmor.unconfined", "baseline", "high", "AppArmor disabled",
             "'unconfined' turns off the mandatory access control the host applies to containers", _apparmor_unconfined),
+    Control("config.unknown-security-field", "baseline", "high", "misspelt security field",
+            "a runtime must ignore properties the spec does not define, so a security setting under a near-miss name "
+            "(noNewPrivilege) silently leaves the container without it", _unknown_security_fields),
     Control("caps.restricted", "restricted", "medium", "capabilities beyond NET_BIND_SERVICE",
             "restricted containers drop every capability but binding low ports", _caps_beyond(RESTRICTED_CAPS)),
     Control("process.privilege-escalation", "restricted", "medium", "noNewPrivileges is false",
