@@ -73,7 +73,8 @@ BAD_IDS = {"non-ascii": "ünï", "trailing newline": "c1\n", "dot-dot": "..", "d
            "escape": "../etc", "over-long": "a" * (NAME_MAX + 1), "space": "a b", "comma": "a,b"}
 COMMANDS = [["run", "--bundle", "{bundle}"], ["run", "--detach", "--bundle", "{bundle}"],
             ["create", "--bundle", "{bundle}"], ["start"], ["state"], ["kill"], ["delete"], ["delete", "--force"],
-            ["pause"], ["resume"], ["ps"], ["exec", "--process", "{bundle}/process.json"]]
+            ["pause"], ["resume"], ["ps"], ["exec", "--process", "{bundle}/process.json"],
+            ["update", "--pids-limit", "9"]]
 
 
 def nothing_made(lc: Lifecycle) -> None:

@@ -5,7 +5,7 @@ bad entry (naming the directory and what is wrong) and lists the rest, the other
 containers and runs every lifecycle command against them.
 
 Examples: MRUNC_FUZZ_STATE_EXAMPLES (default 2 per kind of damage and file, 28 in all; each creates a real container
-and runs 13 commands)."""
+and runs 14 commands)."""
 
 import json
 import os
@@ -25,7 +25,7 @@ EXAMPLES = int(os.environ.get("MRUNC_FUZZ_STATE_EXAMPLES", "2"))
 # (what the command is, its arguments after --root ROOT); ID is the damaged container's
 COMMANDS = [["list"], ["list", "-q"], ["list", "--format", "json"], ["state", "ID"], ["ps", "ID"],
             ["pause", "ID"], ["resume", "ID"], ["kill", "ID", "TERM"], ["start", "ID"], ["exec", "ID", "--", "true"],
-            ["delete", "ID"]]
+            ["update", "ID", "--pids-limit", "100"], ["delete", "ID"]]
 RUNC_STATE = {"id": "c1", "init_process_pid": 4242, "init_process_start": 1234, "created": "2026-01-01T00:00:00Z",
               "config": {"rootfs": "/x", "labels": ["bundle=/x"]}, "rootless": False,
               "cgroup_paths": {"pids": "/sys/fs/cgroup/pids/c1"}, "namespace_paths": {}, "external_descriptors": []}
