@@ -182,3 +182,25 @@ def test_kill_0_checks_a_running_container(runtime, bundle):
     assert runtime("kill", bundle.id, "0")[0] == 0
     assert runtime.status() == "running"
     assert os.path.isdir(runtime.root)
+
+
+# The real shim: containerd 1.6's runc shim drives mrunc (tests/test_containerd.py sets it up in a sandbox).
+from tests.test_containerd import containerd, containerd_engine, rootfs  # noqa: E402, F401 (fixtures)
+
+
+def test_containerd_kill_of_a_stopped_task_is_already_finished_and_it_can_be_deleted(containerd, rootfs):  # noqa: F811
+    """Issue 19's StopContainer: once the container has exited, the shim's next kill (every signal, --all too) must
+    read as 'process already finished', not 'unknown error after kill', and the task must still delete."""
+    started = containerd.run(["-d"], rootfs, "gone", "sleep", "1000")
+    assert started.returncode == 0, started.stderr
+    assert containerd.ctr("task", "kill", "--signal", "SIGKILL", "gone").returncode == 0
+    wait_for(lambda: "STOPPED" in containerd.ctr("task", "ls").stdout)
+    for args in (["--signal", "SIGTERM"], ["--signal", "SIGKILL"], ["--signal", "SIGHUP"]):
+        again = containerd.ctr("task", "kill", *args, "gone")
+        assert "unknown error after kill" not in again.stderr, again.stderr
+        assert again.returncode == 0 or "process already finished" in again.stderr, again.stderr
+    kills = [c for c in containerd.sandbox.calls() if " kill " in c]
+    assert len(kills) >= 4, containerd.sandbox.calls()  # the shim asked mrunc each time
+    deleted = containerd.ctr("task", "delete", "gone")
+    assert deleted.returncode == 0, deleted.stderr
+    assert containerd.ctr("container", "delete", "gone").returncode == 0
