@@ -91,3 +91,16 @@ def test_diagnostics_attach_to_the_test_before_them():
     assert [t.line[:8] for t in tests] == ["ok 1 - c", "not ok 2", "ok 3 - c"]
     assert tests[1].diagnostic["error"] == "exit status 1"
     assert leading == {} and notes == []
+
+
+def test_a_not_ok_is_explained_by_the_comment_that_follows_it_not_the_one_before():
+    output = ("TAP version 13\nok 5 - memory swap is set correctly\n# expect: 50593792, actual: 50593792\n"
+              "not ok 6 - memory kernel is set correctly\n# expect: 50593792, actual: 9223372036854771712\n1..6\n")
+    assert judge(0, output) == (False, "not ok 6 - memory kernel is set correctly: "
+                                       "expect: 50593792, actual: 9223372036854771712")
+
+
+def test_expected_and_actual_of_a_diagnostic_are_the_evidence():
+    output = ('TAP version 13\nnot ok 13 - has expected soft RLIMIT_NOFILE\n  ---\n  {\n    "actual": 3999,\n'
+              '    "expected": 3000\n  }\n  ...\n1..13\n')
+    assert judge(0, output) == (False, "not ok 13 - has expected soft RLIMIT_NOFILE: expected 3000, actual 3999")

@@ -8,8 +8,8 @@ runtime is called through a wrapper that adds `--root` and logs the call), under
 
 A file passes when it exits 0 and prints no `not ok` line and no YAML `error` (some files report a failure as
 an `error` diagnostic with plan 1..0). After each file, whatever it left on the host is looked for and removed:
-processes started from or rooted in its TMPDIR, its state dirs, cgroups named after its containers (or the
-suite's fixed cgroup names), mounts under its TMPDIR; any of them fails the run.
+processes started from or rooted in its TMPDIR, its state dirs, new cgroups its containers' configs name (or
+named after a container), mounts under its TMPDIR; any of them fails the run.
 
 Prints a table (file, result, for a failure its first failing line), then `conformance: P/58 files pass (floor
 F)`, then the leftovers. Exits 1 if a leftover was found or (for mrunc, the default runtime) if fewer files pass
@@ -35,7 +35,6 @@ SUITE = REPO / "build" / "conformance" / "runtime-tools"
 FLOOR = REPO / "conformance" / "floor"
 MRUNC = REPO / ".venv" / "bin" / "mrunc"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-SUITE_CGROUP_NAMES = ("cgrouptest", "testdir")  # the suite's cgroups.AbsCgroupPath and RelCgroupPath
 # cgroups a test program makes itself (not through the runtime) and leaves when it stops early: util.Fatal
 # calls os.Exit, which skips the program's deferred os.RemoveAll
 SUITE_OWN_CGROUPS = {"delete_only_create_resources": ("pids/cgrouptest",)}
@@ -58,6 +57,7 @@ class Outcome:
 class TapTest:
     line: str                 # `ok N - ...` or `not ok N - ...`
     notes: list[str]          # lines outside TAP printed before it (the suite's and the runtime's messages)
+    comments: list[str] = field(default_factory=list)  # `# ...` lines right after it (expected vs actual)
     diagnostic: dict = field(default_factory=dict)  # its YAML block (the suite writes JSON there)
 
 
@@ -77,6 +77,8 @@ def parse_tap(output: str) -> tuple[list[TapTest], dict, list[str]]:
                 block.append(line)
         elif line.strip() == "---":
             block = []
+        elif line.startswith("# ") and tests and not pending:
+            tests[-1].comments.append(line[2:].strip())
         elif line.startswith(("ok ", "not ok ")):
             tests.append(TapTest(line.strip(), pending))
             pending = []
@@ -99,7 +101,10 @@ def _detail(diagnostic: dict) -> str:
     stderr = [line for line in str(diagnostic.get("stderr", "")).splitlines() if line.strip()]
     if stderr:
         return _runtime_message(stderr[-1].strip())
-    return str(diagnostic.get("error", "")).split("\n")[0]
+    error = str(diagnostic.get("error", ""))
+    if diagnostic.get("expected") is not None or diagnostic.get("actual") is not None:
+        error += f" expected {diagnostic.get('expected')!r}, actual {diagnostic.get('actual')!r}"
+    return " ".join(line.strip() for line in error.splitlines() if line.strip() and not line.startswith("Refer to"))
 
 
 def _runtime_message(line: str) -> str:
@@ -117,7 +122,7 @@ def judge(returncode: int | None, output: str) -> tuple[bool, str]:
     tests, leading, notes = parse_tap(output)
     failed = next((t for t in tests if t.line.startswith("not ok")), None)
     if failed:
-        detail = _detail(failed.diagnostic) or " / ".join(failed.notes)
+        detail = _detail(failed.diagnostic) or " / ".join(failed.comments or failed.notes)
         return False, f"{failed.line}: {detail}" if detail else failed.line
     if not tests and "error" in leading:
         detail = _detail(leading)
@@ -131,30 +136,34 @@ def judge(returncode: int | None, output: str) -> tuple[bool, str]:
     return True, ""
 
 
-def last_create_error(tmpdir: Path) -> str:
-    """The runtime's last stderr line from the newest `create` in a bundle the file left (the suite keeps a
-    create's stderr in BUNDLE/stderr-UUID and does not print it when it stops at util.Fatal)."""
-    files = sorted(tmpdir.glob("*/stderr-*"), key=lambda p: p.stat().st_mtime)
+def last_create_error(workdir: Path) -> str:
+    """The runtime's last stderr line from the file's last `create`. The suite sends a create's stderr to a file
+    in the bundle and prints it only for some failures; the wrapper hard-links that file into create-stderr/."""
+    files = sorted((workdir / "create-stderr").glob("*"), key=lambda p: int(p.name))
     lines = [line for line in files[-1].read_text(errors="replace").splitlines() if line.strip()] if files else []
     return _runtime_message(lines[-1].strip()) if lines else ""
 
 
 def write_wrapper(runtime: Path, workdir: Path) -> Path:
-    """The RUNTIME the suite calls: the real runtime with this file's own state root; each call is logged."""
+    """The RUNTIME the suite calls: the real runtime with this file's own state root. Each call is logged, and
+    each create's config kept (configs/ID.json: the cgroups the container may make) and its stderr linked."""
     wrapper = workdir / "runtime"
-    wrapper.write_text("#!/bin/sh\n"
-                       f"printf '%s\\n' \"$*\" >> '{workdir}/calls'\n"
-                       f"exec '{runtime}' --root '{workdir}/state' \"$@\"\n")
+    (workdir / "configs").mkdir()
+    (workdir / "create-stderr").mkdir()
+    wrapper.write_text(f"""#!/bin/sh
+printf '%s\\n' "$*" >> '{workdir}/calls'
+if [ "$1" = create ]; then
+    bundle=. previous=
+    for arg; do [ "$previous" = --bundle ] && bundle=$arg; previous=$arg; done
+    eval "id=\\${{$#}}"
+    cp "$bundle/config.json" "{workdir}/configs/$id.json" 2>/dev/null
+    stderr=$(readlink /proc/$$/fd/2)
+    [ -f "$stderr" ] && ln -f "$stderr" "{workdir}/create-stderr/$(wc -l < '{workdir}/calls')"
+fi
+exec '{runtime}' --root '{workdir}/state' "$@"
+""")
     wrapper.chmod(0o755)
     return wrapper
-
-
-def container_ids(workdir: Path) -> set[str]:
-    """The IDs the file created containers with (the last argument of each `create`)."""
-    calls = workdir / "calls"
-    if not calls.exists():
-        return set()
-    return {words[-1] for words in map(str.split, calls.read_text().splitlines()) if words[:1] == ["create"]}
 
 
 def _read(path: Path) -> str:
@@ -185,13 +194,19 @@ def leftover_processes(token: str) -> dict[int, str]:
     return found
 
 
-def cgroup_dirs(names: set[str]) -> set[Path]:
-    """cgroup directories (any hierarchy, up to 3 levels below it) with one of these names."""
+def cgroup_hierarchies() -> list[Path]:
+    """The roots of the mounted cgroup hierarchies: /sys/fs/cgroup itself on a cgroup2-only host."""
+    if (CGROUP_ROOT / "cgroup.controllers").exists():
+        return [CGROUP_ROOT]
+    return [p for p in CGROUP_ROOT.iterdir() if (p / "cgroup.procs").exists()]
+
+
+def all_cgroups(depth: int = 6) -> set[Path]:
     found: set[Path] = set()
-    level = [CGROUP_ROOT]
-    for _ in range(4):
+    level = cgroup_hierarchies()
+    for _ in range(depth):
         level = [child for parent in level for child in _subdirs(parent)]
-        found.update(p for p in level if p.name in names)
+        found.update(level)
     return found
 
 
@@ -200,6 +215,31 @@ def _subdirs(path: Path) -> list[Path]:
         return [child for child in path.iterdir() if child.is_dir()]
     except OSError:  # removed meanwhile (other test sessions share the host)
         return []
+
+
+def cgroups_of(workdir: Path, new: set[Path]) -> list[Path]:
+    """Of the cgroups that appeared while the file ran, those its containers could have made: the directories of
+    their cgroupsPath and its parents (absolute: below a hierarchy's root; relative: anywhere), or named after
+    a container (a runtime's default path). Other sessions' cgroups are left alone."""
+    absolute: set[tuple[str, ...]] = set()
+    relative: set[tuple[str, ...]] = set()
+    names: set[str] = set()
+    for config in (workdir / "configs").glob("*.json"):
+        names.add(config.stem)
+        try:
+            path = json.loads(config.read_text()).get("linux", {}).get("cgroupsPath") or ""
+        except ValueError:
+            continue
+        parts = tuple(part for part in path.split("/") if part)
+        prefixes = {parts[:n] for n in range(1, len(parts) + 1)}
+        (absolute if path.startswith("/") else relative).update(prefixes)
+    roots = cgroup_hierarchies()
+
+    def made_by_the_file(cgroup: Path) -> bool:
+        below_root = next((cgroup.relative_to(r).parts for r in roots if cgroup.is_relative_to(r)), ())
+        return (cgroup.name in names or below_root in absolute
+                or any(below_root[-len(suffix):] == suffix for suffix in relative))
+    return sorted(filter(made_by_the_file, new))
 
 
 def host_mounts(token: str) -> list[str]:
@@ -221,7 +261,7 @@ def find_leftovers(name: str, workdir: Path, token: str, cgroups_before: set[Pat
     while (procs := leftover_processes(token)) and time.monotonic() < deadline:
         time.sleep(0.2)
     states = sorted(p.name for p in (workdir / "state").glob("*"))
-    cgroups = sorted(cgroup_dirs(container_ids(workdir) | set(SUITE_CGROUP_NAMES)) - cgroups_before)
+    cgroups = cgroups_of(workdir, all_cgroups() - cgroups_before)
     own = [p for p in cgroups if str(p.relative_to(CGROUP_ROOT)) in SUITE_OWN_CGROUPS.get(name, ())]
     found = [f"process {pid}: {cmd[:100]}" for pid, cmd in sorted(procs.items())]
     found += [f"state dir: {state}" for state in states]
@@ -241,12 +281,13 @@ def clean_up(runtime: Path, workdir: Path, procs: dict[int, str], cgroups: list[
     for state in (workdir / "state").glob("*"):
         subprocess.run([str(runtime), "--root", str(workdir / "state"), "delete", "--force", state.name],
                        capture_output=True, timeout=30)
-    for path in sorted(cgroups, key=lambda p: len(p.parts), reverse=True):
-        for child in sorted(path.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-            if child.is_dir():
-                child.rmdir()
-        if path.exists():
+    for path in sorted(cgroups, key=lambda p: len(p.parts), reverse=True):  # children first
+        try:
             path.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError as error:  # still has processes: reported as left already
+            print(f"conformance: cannot remove {path}: {error.strerror}", file=sys.stderr)
 
 
 def run_file(name: str, runtime: Path, suite: Path, rundir: Path, timeout: float) -> Outcome:
@@ -254,7 +295,7 @@ def run_file(name: str, runtime: Path, suite: Path, rundir: Path, timeout: float
     (workdir / "tmp").mkdir(parents=True)
     token = f"{rundir.name}/{name}/"
     wrapper = write_wrapper(runtime, workdir)
-    cgroups_before = cgroup_dirs(set(SUITE_CGROUP_NAMES))
+    cgroups_before = all_cgroups()
     env = dict(os.environ, RUNTIME=str(wrapper), TMPDIR=str(workdir / "tmp"))
     command = ["unshare", "-m", "--propagation", "private", f"validation/{name}/{name}.t"]
     started = time.monotonic()
@@ -272,7 +313,7 @@ def run_file(name: str, runtime: Path, suite: Path, rundir: Path, timeout: float
         output = out.read()
     seconds = time.monotonic() - started
     passed, reason = judge(returncode, output)
-    if not passed and EXIT_STATUS.search(reason) and (message := last_create_error(workdir / "tmp")):
+    if not passed and EXIT_STATUS.search(reason) and (message := last_create_error(workdir)):
         reason += f" ({message})"
     if returncode is None:
         reason = f"timed out after {timeout:.0f} s; " + reason
@@ -317,7 +358,9 @@ def main(argv: list[str]) -> int:
     if args.results:
         args.results.write_text(json.dumps({"runtime": str(runtime), "outcomes": [asdict(o) for o in outcomes]},
                                            indent=1) + "\n")
-    if not args.keep and not any(host_mounts(rundir.name)):
+    if args.keep:
+        print(f"conformance: kept each file's output, runtime calls and TMPDIR in {rundir}")
+    elif not any(host_mounts(rundir.name)):
         shutil.rmtree(rundir)
     return report(outcomes, runtime == MRUNC.resolve() and not args.files)
 
