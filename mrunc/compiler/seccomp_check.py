@@ -8,8 +8,6 @@ reports both for a plan file. No reorder can help: with noNewPrivileges only exe
 without it the filter cannot load after the capability drop (it needs CAP_SYS_ADMIN).
 """
 
-from dataclasses import dataclass
-
 from mrunc.executor.ops import OPS
 from mrunc.review import bpf
 
@@ -36,15 +34,18 @@ EXECUTOR_HANDOVER = ("sendmsg", "recvmsg")
 EXECUTOR_ON_FAILURE = ("sendmsg", "write", "exit_group")
 
 
-@dataclass
 class Denial:
-    load: int  # index of the seccomp_load op
-    index: int  # index of the op making the syscall; the load's own for the executor's
-    op: str
-    syscall: str
-    action: int
-    always: bool  # made every time: a plan that needs it cannot run; else only on a fallback or failure path
-    when: str
+    """A plain class, not a dataclass: every compile with a seccomp profile imports this module, and dataclasses
+    (re, enum, inspect) would cost it ~10 ms."""
+
+    def __init__(self, load: int, index: int, op: str, syscall: str, action: int, always: bool, when: str) -> None:
+        self.load = load  # index of the seccomp_load op
+        self.index = index  # index of the op making the syscall; the load's own for the executor's
+        self.op = op
+        self.syscall = syscall
+        self.action = action
+        self.always = always  # made every time: a plan needing it cannot run; else on a fallback or failure path
+        self.when = when
 
     def describe(self, ops: list[dict]) -> str:
         o = ops[self.index]
