@@ -8,8 +8,6 @@ create/run --strict) refuse them instead.
 Known names are the spec's, generated from its schemas (spec_names.py); difflib is imported only when an unknown
 property is found."""
 
-import re
-
 from mrunc.compiler.errors import ConfigError, pointer
 from mrunc.compiler.spec_names import SHAPE
 
@@ -20,9 +18,20 @@ SECURITY_FIELDS = {"noNewPrivileges", "capabilities", "bounding", "effective", "
                    "additionalGids", "umask", "devices", "resources", "memory", "pids", "limit", "rlimits",
                    "rootfsPropagation", "mountLabel", "options", "sysctl", "oomScoreAdj", "cgroupsPath"}
 SECURITY_NOTE = "a security field: as written it sets nothing"
-# The note's form, which the audit reads back: POINTER: unknown property 'NAME', ignored[; did you mean 'KNOWN'? ...]
-NOTE = re.compile(r"^(?P<pointer>/\S*): unknown property '(?P<name>[^']*)', ignored"
-                  r"(?:; did you mean '(?P<known>[^']*)'\?(?: (?P<security>" + re.escape(SECURITY_NOTE) + "))?)?")
+
+
+def __getattr__(name: str) -> object:
+    """NOTE, the note's form, which the audit reads back: POINTER: unknown property 'NAME', ignored[; did you mean
+    'KNOWN'? ...]. Compiled when first asked for: every compile imports this module, and re (with enum) would cost
+    it ms."""
+    if name != "NOTE":
+        raise AttributeError(name)
+    import re
+
+    global NOTE
+    NOTE = re.compile(r"^(?P<pointer>/\S*): unknown property '(?P<name>[^']*)', ignored"
+                      r"(?:; did you mean '(?P<known>[^']*)'\?(?: (?P<security>" + re.escape(SECURITY_NOTE) + "))?)?")
+    return NOTE
 
 
 class Unknown:
