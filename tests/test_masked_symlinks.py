@@ -97,3 +97,16 @@ def test_a_link_changed_after_compile_is_refused_not_masked_elsewhere(bundle, tm
     assert result.returncode == 1 and result.stdout == ""
     assert "mask_path (/linux/maskedPaths/" in result.stderr
     assert "/secret names /other now, not what the plan was compiled with; recompile" in result.stderr
+
+
+def test_a_link_through_a_magic_link_is_refused_not_followed(bundle):
+    """/proc/PID/root and the like jump wherever that process's root is: a masked path through one is refused
+    (RESOLVE_NO_MAGICLINKS), with the op named, and nothing is left behind."""
+    (bundle.path / "rootfs" / "magic").symlink_to("/proc/self/root/etc/passwd")
+    config = base_config(["echo", "user process ran"])
+    config["linux"]["maskedPaths"] = ["/magic"]
+    result = run_config(bundle, config)
+    assert result.returncode == 1 and "user process ran" not in result.stdout
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "mask_path (/linux/maskedPaths/0)" in lines[0] and "ELOOP" in lines[0], result.stderr
+    assert not (bundle.state_root / bundle.id).exists()
