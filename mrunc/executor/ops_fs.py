@@ -245,7 +245,7 @@ def pivot_root(ctx: Context, root: str) -> None:
 
 @op("chroot", "init", "root")
 def chroot(ctx: Context, root: str) -> None:
-    """chroot into root: only for a container without a mount namespace, where pivot_root would move the host's."""
+    """chroot into root: in a mount namespace not the container's own, where pivot_root would move others' root."""
     os.chroot(root)
     os.chdir("/")
 

@@ -13,8 +13,10 @@ from mrunc.executor.optable import Context, op
 
 @op("unmount_at_exit", "runtime", "root", "ns")
 def unmount_at_exit(ctx: Context, root: str, ns: str | None) -> None:
-    """Note which mount is at `root` now, in the container's mount namespace (the runtime's, or the file `ns`); at
-    exit, detach the mount init bound over it, if it did. A created container's is detached by `mrunc delete`."""
+    """At exit, detach the rootfs bind init makes in a mount namespace not the container's own (`ns`, or ours).
+
+    Notes which mount is at `root` now, in that namespace, so only a mount init put over it is detached; a created
+    container's is detached by `mrunc delete` instead."""
     before = in_mount_ns(ns, lambda: mount_id(root))
     ctx.undo.append((f"unmount {root}", lambda: in_mount_ns(ns, lambda: _detach_if_covered(root, before))))
 
