@@ -1,14 +1,15 @@
 """Rule 8 of order.py, checked: every syscall init makes after seccomp_load must pass the plan's own filter.
 
-What init makes after the filter is declared in one place, the op table (`@op(..., syscalls=, fallback=)` in
-executor/ops_*.py), plus what the executor itself makes between ops (EXECUTOR_* below). Each is run through the
-plan's BPF (review/bpf.py's emulator) for the executor's architecture. The compiler refuses a config whose filter
-denies one that is always made (compile.py), and notes one made only on a fallback or failure path; `mrunc verify`
-reports both for a plan file. No reorder can help: with noNewPrivileges only execve follows the filter already, and
-without it the filter cannot load after the capability drop (it needs CAP_SYS_ADMIN).
+What init makes after the filter is declared where it is made: each op in the op table (`@op(..., syscalls=,
+fallback=)` in executor/ops_*.py), the executor's own between ops in executor/run.py (AFTER_FILTER_*). Each is run
+through the plan's BPF (review/bpf.py's emulator) for the executor's architecture. The compiler refuses a config
+whose filter denies one that is always made (compile.py), and notes one made only on a fallback or failure path;
+`mrunc verify` reports both for a plan file. No reorder can help: with noNewPrivileges only execve follows the
+filter already, and without it the filter cannot load after the capability drop (it needs CAP_SYS_ADMIN).
 """
 
 from mrunc.executor.ops import OPS
+from mrunc.executor.run import AFTER_FILTER_ALWAYS, AFTER_FILTER_HANDOVER, AFTER_FILTER_ON_FAILURE
 from mrunc.review import bpf
 
 # AUDIT_ARCH_* of the architectures the executor runs on (libc.py: x86_64 syscall numbers), and the numbers of
@@ -21,17 +22,11 @@ NUMBERS = {"x86_64": {"read": 0, "write": 1, "close": 3, "lseek": 8, "mmap": 9, 
                       "newfstatat": 262, "seccomp": 317, "close_range": 436, "openat2": 437}}
 ALLOWED = {bpf.ACTIONS["ALLOW"], bpf.ACTIONS["LOG"]}  # TRACE without a tracer, ERRNO, TRAP, KILL: denied
 
-# The executor's own syscalls in init once the filter is in (executor/run.py, _container_side and _run_op):
-# - the interpreter's allocator (glibc malloc's brk, pymalloc's arenas and large blocks by mmap/munmap) when the
-#   heap must grow or shrink: not seen in an strace of the ops after the filter, but nothing rules it out, so a
-#   filter must allow them (mremap serves reallocs of 128 KiB blocks and up, which nothing after the filter makes);
-# - a runtime op after the filter: init asks for it ("at N", sendmsg) and waits for runtime's "go" (recvmsg).
-# --trace writes nothing after the filter: the executor prints those ops' lines before it loads.
-EXECUTOR_ALWAYS = ("brk", "mmap", "munmap")
-EXECUTOR_HANDOVER = ("sendmsg", "recvmsg")
-# Only when an op after the filter fails: the report to runtime (sendmsg; stderr if that fails) and _exit. Denied,
-# the reason is lost and runtime reports that init died before execve.
-EXECUTOR_ON_FAILURE = ("sendmsg", "write", "exit_group")
+# The executor's own, declared beside the code that makes them (executor/run.py): always possible (its
+# allocator), when a runtime op follows the filter (the hand-over), only to report an op's failure.
+EXECUTOR_ALWAYS = AFTER_FILTER_ALWAYS
+EXECUTOR_HANDOVER = AFTER_FILTER_HANDOVER
+EXECUTOR_ON_FAILURE = AFTER_FILTER_ON_FAILURE
 
 
 class Denial:

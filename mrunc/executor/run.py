@@ -56,6 +56,18 @@ TYPE_CHECKING = False  # exec path: no typing/collections imports at run time, n
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+# What the executor itself may make in init between ops once seccomp_load has run (the ops' own are declared in
+# the op table); compiler/seccomp_check.py runs them through the plan's filter:
+# - always possible: the interpreter's allocator (glibc malloc's brk, pymalloc's arenas and large blocks by
+#   mmap/munmap) when the heap must grow or shrink. Not seen in an strace of the ops after the filter, but nothing
+#   rules it out (mremap serves reallocs of 128 KiB blocks and up, which nothing after the filter makes);
+# - a runtime op after the filter: "at N" (sendmsg) and the wait for runtime's "go" (recvmsg);
+# - only when an op fails: the report to runtime (sendmsg; stderr if that fails: write) and _exit (exit_group).
+# --trace writes nothing after the filter: the lines of the ops after it are printed before it loads.
+AFTER_FILTER_ALWAYS = ("brk", "mmap", "munmap")
+AFTER_FILTER_HANDOVER = ("sendmsg", "recvmsg")
+AFTER_FILTER_ON_FAILURE = ("sendmsg", "write", "exit_group")
+
 FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1,
                      signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
 
