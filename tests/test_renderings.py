@@ -3,15 +3,17 @@ mrunc importable (it embeds the executor)."""
 
 import json
 import py_compile
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from mrunc.compiler import render, render_sh
 from mrunc.compiler.compile import compile_bytes
 from mrunc.tools.regen_plans import GOLDENS, PLANS
-from tests.conftest import base_config, mrunc
+from tests.conftest import REPO, base_config, mrunc
 
 
 def golden_plan(name: str) -> dict:
@@ -122,11 +124,74 @@ def test_sh_rendering_sets_personality_scheduler_and_io_priority_with_wrappers_b
     config["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE"}
     plan = compile_bytes(json.dumps(config).encode(), str(tmp_path))
     sh = render_sh.context(plan)
-    assert sh["wrap"] == ["setarch", "linux32", "chrt", "--rr", "--reset-on-fork", "5", "nice", "-n", "2",
-                          "ionice", "-c", "3", "-n", "0"]
+    assert sh["wrap"] == [["setarch", "linux32"], ["chrt", "--rr", "--reset-on-fork", "5"], ["nice", "-n", "2"],
+                          ["ionice", "-c", "3", "-n", "0"]]
     assert sh["gaps"] == []
-    script = render.script(plan, "sh")
-    assert "exec setarch linux32 chrt --rr --reset-on-fork 5 nice -n 2 ionice -c 3 -n 0 setpriv " in script
+    script = render.script(plan, "sh")  # each the host's, copied, through fd 9 (see the sh test of the example)
+    assert ("exec $H $T/setarch linux32 $H $T/chrt --rr --reset-on-fork 5 $H $T/nice -n 2 $H $T/ionice -c 3 -n 0 "
+            "$H $T/setpriv ") in script
     config["process"]["scheduler"]["flags"] = ["SCHED_FLAG_KEEP_PARAMS"]  # chrt has no option for it
     plan = compile_bytes(json.dumps(config).encode(), str(tmp_path))
     assert [gap.split()[2] for gap in render_sh.context(plan)["gaps"]] == ["sched_setattr"]
+
+
+def _sh_of_example(bundle, args: list[str] | None = None) -> Path:
+    """examples/hello's config in a busybox bundle (as scripts/demo.sh makes it), in this test's cgroup, as sh."""
+    config = json.loads((REPO / "examples" / "hello" / "config.json").read_text())
+    config["linux"]["cgroupsPath"] = bundle.cgroup
+    if args:
+        config["process"]["args"] = args
+    bundle.write(config)
+    script = bundle.path.parent / "plan.sh"
+    compiled = mrunc("compile", str(bundle.config_path), "--format", "sh", "-o", str(script), private_mounts=False)
+    assert compiled.returncode == 0, compiled.stderr
+    return script
+
+
+def _run_sh(script: Path, tmp_path, path: str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"):
+    """`sh plan.sh` as a user runs it (in a private mount namespace, as every test does), then the caller's cgroups."""
+    tmpdir = tmp_path / "script-tmp"
+    tmpdir.mkdir(exist_ok=True)
+    return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                           'sh "$0"; echo "status $?"; cat /proc/$$/cgroup', str(script)],
+                          capture_output=True, text=True, timeout=120, env={"PATH": path, "TMPDIR": str(tmpdir)})
+
+
+@pytest.mark.skipif(not shutil.which("setpriv") or not shutil.which("prlimit") or not shutil.which("ldd"),
+                    reason="the sh rendering runs the host's setpriv and prlimit (ldd finds their libraries)")
+def test_sh_rendering_runs_the_bundled_example_for_real_with_the_hosts_tools(bundle, tmp_path):
+    """A busybox rootfs has neither prlimit nor a full setpriv: the script runs the host's, copied before
+    pivot_root; only init joins the cgroups, which are gone afterwards (the autouse fixture), and so is the
+    tools' staging directory."""
+    result = _run_sh(_sh_of_example(bundle), tmp_path)
+    lines = result.stdout.splitlines()
+    assert lines[:5] == ["hello from runc, pid 1, uid 0", "CapEff:\t0000000020000420", "NoNewPrivs:\t1",
+                         "Seccomp:\t0", "/ is read-only"], result.stderr
+    assert lines[5] == "status 0"
+    assert not any(bundle.cgroup in line for line in lines[6:]), lines  # the caller never joined them
+    assert list((tmp_path / "script-tmp").iterdir()) == []
+
+
+@pytest.mark.skipif(not shutil.which("setpriv") or not shutil.which("ldd"), reason="needs setpriv and ldd")
+@pytest.mark.parametrize("args, expected", [
+    (["cat", "/proc/self/environ"],
+     ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"]),
+    (["ls", "/proc/self/fd"], ["0", "1", "2", "3"]),  # 3: ls's own directory; not fd 9, the host's tools
+])
+def test_sh_rendering_gives_the_program_only_its_env_and_stdio(bundle, tmp_path, args, expected):
+    """(the host's sh exports the environment in an order of its own)"""
+    result = _run_sh(_sh_of_example(bundle, args), tmp_path)
+    output, status = result.stdout.split("status ", 1)
+    assert sorted(output.replace("\0", "\n").split()) == expected and status.startswith("0\n"), result.stderr
+
+
+def test_sh_rendering_refuses_before_anything_is_made_when_host_tools_are_missing(bundle, tmp_path):
+    script = _sh_of_example(bundle)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in render_sh.HOST_COMMANDS | {"env", "hostname", "ip"}:
+        if found := shutil.which(name):
+            (bin_dir / name).symlink_to(found)
+    result = _run_sh(script, tmp_path, path=str(bin_dir))
+    assert "mrunc plan: not found on this host: prlimit setpriv (nothing was made)" in result.stderr, result.stderr
+    assert "status 1" in result.stdout

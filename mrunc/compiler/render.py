@@ -56,6 +56,7 @@ def script(plan: dict, kind: str) -> str:
     env.filters["mount_options"] = render_sh.mount_options
     env.filters["cgroup_levels"] = render_sh.cgroup_levels
     env.filters["prefixes"] = render_sh.prefixes
+    env.tests["startingwith"] = lambda value, prefix: str(value).startswith(prefix)
     extra = {"listing": text(plan), "executor": executor_sources()} if kind == "py" else {"sh": render_sh.context(plan)}
     return env.get_template(f"plan.{kind}.j2").render(plan=plan, describe=_short_args, **extra)
 

@@ -63,7 +63,27 @@ def _chrt(a: dict) -> list[str]:
     if a["policy"] == "SCHED_DEADLINE":
         words += [f"--sched-runtime={a['runtime']}", f"--sched-deadline={a['deadline']}",
                   f"--sched-period={a['period']}"]
-    return words + [str(a["priority"])] + (["nice", "-n", str(a["nice"])] if a["nice"] else [])
+    return [words + [str(a["priority"])]] + ([["nice", "-n", str(a["nice"])]] if a["nice"] else [])
+
+
+# Commands the script runs on the host, before pivot_root (its own sh, builtins aside); `tools` adds the ones it runs
+# after pivot_root, copied from the host (the rootfs need not have them: busybox lacks prlimit and a full setpriv).
+HOST_COMMANDS = {"unshare", "mount", "umount", "mkdir", "mknod", "chown", "ln", "pivot_root", "mktemp", "cp", "ldd",
+                 "awk", "rmdir", "dirname", "rm", "cat", "sh"}
+EXTRA_COMMANDS = {"setns": ["nsenter"], "loopback_up": ["ip"], "netdev_check": ["ip"], "netdev_move": ["nsenter", "ip"],
+                  "mount_parent_private": ["findmnt", "grep"], "tmpfs_copyup": ["chmod", "touch"]}
+AFTER_PIVOT_COMMANDS = {"mount": "mount", "remount": "mount", "mask_path": "mount", "readonly_path": "mount",
+                        "sethostname": "hostname", "setrlimit": "prlimit"}
+
+
+def tools(plan: dict, setpriv: list[str], wrap: list[list[str]]) -> tuple[list[str], list[str]]:
+    """(the host programs run after pivot_root, from copies; every program the script needs on the host)."""
+    ops = plan["ops"]
+    pivot = next((i for i, o in enumerate(ops) if o["op"] == "pivot_root"), len(ops))
+    after = {AFTER_PIVOT_COMMANDS[o["op"]] for o in ops[pivot:] if o["op"] in AFTER_PIVOT_COMMANDS}
+    after |= {command[0] for command in wrap} | ({"setpriv"} if setpriv else set()) | {"env", "sh"}
+    needed = HOST_COMMANDS | after | {c for o in ops for c in EXTRA_COMMANDS.get(o["op"], [])}
+    return sorted(after), sorted(needed)
 
 
 def context(plan: dict) -> dict:
@@ -72,7 +92,7 @@ def context(plan: dict) -> dict:
     attach: list[str] = []
     unshare = ["unshare", "--fork", "--kill-child"]
     setpriv: list[str] = []
-    wrap: list[str] = []  # commands that set what execve keeps (setarch, chrt, nice, ionice), as root before setpriv
+    wrap: list[list[str]] = []  # commands that set what execve keeps (setarch, chrt, nice, ionice), before setpriv
     gaps = []
     for i, o in enumerate(plan["ops"]):
         name, a = o["op"], o["args"]
@@ -103,11 +123,11 @@ def context(plan: dict) -> dict:
         elif name == "selinux_exec_label":
             setpriv.append(f"--selinux-label={shlex.quote(a['label'])}")
         elif name == "personality":
-            wrap += ["setarch", SETARCH[a["domain"]]]
+            wrap.append(["setarch", SETARCH[a["domain"]]])
         elif name == "sched_setattr":
             wrap += _chrt(a)
         elif name == "ioprio_set":
-            wrap += ["ionice", "-c", IONICE_CLASSES[a["io_class"]], "-n", str(a["priority"])]
+            wrap.append(["ionice", "-c", IONICE_CLASSES[a["io_class"]], "-n", str(a["priority"])])
         if name not in SH_EXPRESSED or name == "sched_setattr" and set(a["flags"]) - {"SCHED_FLAG_RESET_ON_FORK"}:
             gaps.append(f"{i} [{o['proc']}] {name} ({o['src']})")
     if "--mount" in unshare:
@@ -116,5 +136,6 @@ def context(plan: dict) -> dict:
 
     docs = {o["op"]: OPS[o["op"]].doc for o in plan["ops"]}
     netdevs = [o["args"] for o in plan["ops"] if o["op"] == "netdev_move"]  # init moves them from the host's netns
+    after_pivot, host = tools(plan, setpriv, wrap)
     return {"enter": (["nsenter"] + enter if enter else []) + unshare, "attach": attach, "setpriv": setpriv,
-            "wrap": wrap, "gaps": gaps, "docs": docs, "netdevs": netdevs}
+            "wrap": wrap, "gaps": gaps, "docs": docs, "netdevs": netdevs, "tools": after_pivot, "host_tools": host}
