@@ -111,6 +111,22 @@ def test_linux_devices_get_their_type_numbers_mode_and_owner(bundle):
     ], result.stderr
 
 
+def test_a_device_file_mode_with_its_type_bits_as_podman_sends_it_is_taken(bundle):
+    """podman --privileged and --device send fileMode as Go's os.FileMode of the host's node: 0o20640 for a
+    character device (runc takes it). The permission bits make the node; type bits of another type are refused."""
+    config = base_config(["stat", "-c", "%n %F %t:%T %a", "/dev/cov-null", "/dev/cov-fifo"])
+    config["linux"]["devices"] = [{"path": "/dev/cov-null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o20640},
+                                  {"path": "/dev/cov-fifo", "type": "p", "fileMode": 0o10600}]
+    result = run_config(bundle, config)
+    assert result.stdout.splitlines() == ["/dev/cov-null character special file 1:3 640",
+                                          "/dev/cov-fifo fifo 0:0 600"], result.stderr
+    config["linux"]["devices"][0]["fileMode"] = 0o60640  # a block device's bits on a character device
+    refused = run_config(bundle, config)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert "/linux/devices/0/fileMode: its file type bits (0o60000) are not those of type 'c' (0o20000)" in \
+        refused.stderr
+
+
 def test_default_dev_nodes_symlinks_pts_ptmx_and_shm(bundle):
     script = ("for n in null zero full tty urandom random; do stat -c '%n %t:%T %a' /dev/$n; done;"
               "for l in ptmx fd stdin; do readlink /dev/$l; done; exec 3<>/dev/ptmx; ls /dev/pts;"

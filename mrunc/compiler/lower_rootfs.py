@@ -254,8 +254,9 @@ def lower_devices(emit: Emitter, linux: dict, rootfs: str, in_userns: bool) -> N
     listed = {d["path"] for d in linux.get("devices", [])}
     nodes = [n for n in nodes if n[0] not in listed]
     for i, d in enumerate(linux.get("devices", [])):
-        nodes.append((d["path"], d["type"], d.get("major", 0), d.get("minor", 0), d.get("fileMode", 0o666),
-                      d.get("uid", 0), d.get("gid", 0), pointer("linux", "devices", i)))
+        src = pointer("linux", "devices", i)
+        nodes.append((d["path"], d["type"], d.get("major", 0), d.get("minor", 0), _permissions(d, src),
+                      d.get("uid", 0), d.get("gid", 0), src))
     for path, kind, major, minor, mode, uid, gid, src in nodes:
         if in_userns:
             _bind(emit, path, path, ["MS_BIND"], [], rootfs, src, create="file")
@@ -264,6 +265,22 @@ def lower_devices(emit: Emitter, linux: dict, rootfs: str, in_userns: bool) -> N
                  uid=uid, gid=gid)
     for target, link in DEV_SYMLINKS:
         emit("symlink", "init", "/linux/devices", root=rootfs, target=target, link=link)
+
+
+# st_mode's file type bits for each device type; podman (--privileged, --device) sends fileMode with them set, as
+# Go's os.FileMode of the host's node (8576 = 0o20600, a character device), and runc takes that.
+DEVICE_FILE_TYPES = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}
+
+
+def _permissions(device: dict, src: str) -> int:
+    """The node's permission bits: fileMode without the file type bits, which must then name the device's type."""
+    mode = device.get("fileMode", 0o666)
+    file_type = mode & 0o170000
+    if file_type and file_type != DEVICE_FILE_TYPES[device["type"]]:
+        raise ConfigError(f"{src}/fileMode", f"its file type bits ({file_type:#o}) are not those of type "
+                          f"{device['type']!r} ({DEVICE_FILE_TYPES[device['type']]:#o}); allowed: permission bits, with "
+                          "or without the type's own")
+    return mode & 0o7777
 
 
 def lower_paths(emit: Emitter, linux: dict, rootfs: str) -> None:

@@ -1242,7 +1242,7 @@ def _def_Device_fileMode(x: object) -> bool:
     if isinstance(x, (int, float)) and not isinstance(x, bool):
         if x < 0:
             return False
-        if x > 4095:
+        if x > 4294967295:
             return False
     return True
 
