@@ -277,9 +277,9 @@ def _permissions(device: dict, src: str) -> int:
     mode = device.get("fileMode", 0o666)
     file_type = mode & 0o170000
     if file_type and file_type != DEVICE_FILE_TYPES[device["type"]]:
+        own = DEVICE_FILE_TYPES[device["type"]]
         raise ConfigError(f"{src}/fileMode", f"its file type bits ({file_type:#o}) are not those of type "
-                          f"{device['type']!r} ({DEVICE_FILE_TYPES[device['type']]:#o}); allowed: permission bits, with "
-                          "or without the type's own")
+                          f"{device['type']!r} ({own:#o}); allowed: permission bits, with or without the type's own")
     return mode & 0o7777
 
 
