@@ -1,7 +1,13 @@
 """scripts/conformance.sh's verdict on a validation file, from TAP the suite printed (runs copied from
 this machine, trimmed): the pass rule, and the evidence a failure is reported with."""
 
-from mrunc.tools.conformance import judge, parse_tap
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mrunc.tools.conformance import REPO, judge, parse_tap
 
 PASSING_WITH_EXPECTED_ERRORS = """TAP version 13
 ok 1 - create MUST generate an error if the ID is not provided
@@ -104,3 +110,45 @@ def test_expected_and_actual_of_a_diagnostic_are_the_evidence():
     output = ('TAP version 13\nnot ok 13 - has expected soft RLIMIT_NOFILE\n  ---\n  {\n    "actual": 3999,\n'
               '    "expected": 3000\n  }\n  ...\n1..13\n')
     assert judge(0, output) == (False, "not ok 13 - has expected soft RLIMIT_NOFILE: expected 3000, actual 3999")
+
+
+LEAKY_RUNTIME = """#!/bin/sh
+# Fails every command, and leaves behind what a broken runtime could: a process, a state dir and a cgroup.
+state=$2                                # called as: RUNTIME --root STATE COMMAND ... ID
+eval "id=\\${$#}"
+mkdir -p "$state/$id"
+[ "$3" = create ] && mkdir -p "/sys/fs/cgroup/pids/$id"
+setsid sleep 300 </dev/null >/dev/null 2>&1 &
+echo "leaky: refusing $3" >&2
+exit 1
+"""
+
+
+def test_what_a_runtime_leaves_is_reported_fails_the_run_and_is_removed(tmp_path):
+    suite = REPO / "build" / "conformance" / "runtime-tools"
+    if not (suite / "validation" / "default" / "default.t").exists():
+        pytest.skip("the conformance suite is not built (scripts/conformance-build.sh)")
+    if not Path("/sys/fs/cgroup/pids/cgroup.procs").exists():
+        pytest.skip("no cgroup v1 pids hierarchy to leave a cgroup in")
+    leaky = tmp_path / "leaky"
+    leaky.write_text(LEAKY_RUNTIME)
+    leaky.chmod(0o755)
+    run = subprocess.run([sys.executable, "-m", "mrunc.tools.conformance", "--runtime", str(leaky), "default"],
+                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert run.returncode == 1
+    assert "default  FAIL" in run.stdout and "leaky: refusing create" in run.stdout
+    assert "LEFT BEHIND by the runtime" in run.stdout
+    left = [line.strip() for line in run.stdout.splitlines() if line.startswith("  default: ")]
+    pids = [line.split()[2].rstrip(":") for line in left if line.endswith("sleep 300")]
+    assert pids and not any(map(_alive, pids))  # killed after being reported
+    assert any("state dir" in line for line in left)
+    cgroups = [line.rsplit(" ", 1)[1] for line in left if "cgroup: /sys/fs/cgroup/pids/" in line]
+    assert cgroups and not any(Path(c).exists() for c in cgroups)  # removed after being reported
+
+
+def _alive(pid: str) -> bool:
+    """Running, not a zombie its new parent has yet to reap."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
