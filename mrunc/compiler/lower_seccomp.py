@@ -24,12 +24,20 @@ def _action(sc, name: str, errno_ret: int | None, default_errno: int) -> int:
 
 
 # Sonames fixed by their ABIs. pyseccomp looks libc and libseccomp up with ctypes.util.find_library, which runs
-# `ldconfig -p` in a subprocess for each (~20 ms of compile); offered these first, it needs neither run.
+# `ldconfig -p` in a subprocess for each (~20 ms of compile); offered these first, it needs neither run. Where both
+# load, pyseccomp gets a stand-in ctypes.util that knows them: the real module imports subprocess, shutil, tempfile
+# and re (~14 ms of a cold compile, more when its optional imports make the launcher load site).
 SONAMES = {"c": "libc.so.6", "seccomp": "libseccomp.so.2"}
 
 
 def _import_pyseccomp():
     import ctypes
+    import sys
+
+    if "pyseccomp" in sys.modules:
+        return sys.modules["pyseccomp"]
+    if "ctypes.util" not in sys.modules and _sonames_load(ctypes):
+        return _import_with_stand_in(ctypes, sys)
     import ctypes.util
 
     find_library = ctypes.util.find_library
@@ -46,6 +54,30 @@ def _import_pyseccomp():
         import pyseccomp
     finally:
         ctypes.util.find_library = find_library
+    return pyseccomp
+
+
+def _sonames_load(ctypes) -> bool:
+    try:
+        for soname in SONAMES.values():
+            ctypes.CDLL(soname)
+    except OSError:
+        return False
+    return True
+
+
+def _import_with_stand_in(ctypes, sys):
+    """Import pyseccomp with a ctypes.util whose find_library knows SONAMES alone, then take it away again."""
+    from types import ModuleType
+
+    stand_in = ModuleType("ctypes.util")
+    stand_in.find_library = SONAMES.get  # type: ignore[attr-defined]
+    sys.modules["ctypes.util"] = ctypes.util = stand_in  # what `import ctypes.util` finds, and ctypes.util names
+    try:
+        import pyseccomp
+    finally:
+        del sys.modules["ctypes.util"]
+        del ctypes.util
     return pyseccomp
 
 
