@@ -118,15 +118,17 @@ def _value_problem(state: dict, container_id: str) -> str | None:
 
 def cgroup_path_problem(path: object) -> str | None:
     """Why `path` cannot be one of a container's cgroups, or None. Never a hierarchy's root (a mount point: killing
-    what is in it would kill the host), never outside /sys/fs/cgroup, never through `..` or a symlink."""
+    what is in it would kill the host), never outside /sys/fs/cgroup, never through `..`. (Only /sys/fs/cgroup's own
+    v1 links, cpu -> cpu,cpuacct say, lead anywhere from there, and they lead to hierarchy roots.)"""
     if not isinstance(path, str):
         return f"{_kind(path)}, not a path"
     if not path.startswith(CGROUP_ROOT) or _clean(path) != path:
         return f"{path[:200]!r} is not a path under {CGROUP_ROOT}"
-    real = os.path.realpath(path)
-    if real != path and not real.startswith(CGROUP_ROOT):
-        return f"{path[:200]!r} leads out of {CGROUP_ROOT}"
-    if os.path.ismount(real):
+    try:  # a hierarchy's root is a mount point: on another filesystem than its parent (through the v1 links too)
+        at_root = os.stat(path).st_dev != os.stat(os.path.dirname(path)).st_dev
+    except OSError:  # missing: nothing can be in it
+        return None
+    if at_root:
         return f"{path[:200]!r} is the root of a cgroup hierarchy, not a container's cgroup"
     return None
 
