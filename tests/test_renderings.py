@@ -135,10 +135,11 @@ def test_sh_rendering_sets_personality_scheduler_and_io_priority_with_wrappers_b
     assert [gap.split()[2] for gap in render_sh.context(plan)["gaps"]] == ["sched_setattr"]
 
 
-def _sh_of_example(bundle, args: list[str] | None = None) -> Path:
+def _sh_of_example(bundle, args: list[str] | None = None, mounts: list[dict] = ()) -> Path:
     """examples/hello's config in a busybox bundle (as scripts/demo.sh makes it), in this test's cgroup, as sh."""
     config = json.loads((REPO / "examples" / "hello" / "config.json").read_text())
     config["linux"]["cgroupsPath"] = bundle.cgroup
+    config["mounts"] += mounts
     if args:
         config["process"]["args"] = args
     bundle.write(config)
@@ -195,3 +196,14 @@ def test_sh_rendering_refuses_before_anything_is_made_when_host_tools_are_missin
     result = _run_sh(script, tmp_path, path=str(bin_dir))
     assert "mrunc plan: not found on this host: prlimit setpriv (nothing was made)" in result.stderr, result.stderr
     assert "status 1" in result.stdout
+
+
+@pytest.mark.skipif(not shutil.which("setpriv") or not shutil.which("ldd"), reason="needs setpriv and ldd")
+def test_sh_rendering_of_a_tmpcopyup_mount_copies_the_directory_for_real(bundle, tmp_path):
+    tmpfs = {"destination": "/etc", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "tmpcopyup"]}
+    result = _run_sh(_sh_of_example(bundle, ["sh", "-c", "grep ' /etc ' /proc/mounts; cat /etc/group"], [tmpfs]),
+                     tmp_path)
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("tmpfs /etc tmpfs rw,nosuid"), (result.stdout, result.stderr)
+    assert lines[1:3] == ["root:x:0:", "user:x:1000:"] and lines[3] == "status 0"
+    assert list((tmp_path / "script-tmp").iterdir()) == []
