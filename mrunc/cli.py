@@ -30,7 +30,8 @@ COMMANDS = {
     "update": "update",
 }
 
-USAGE = """usage: mrunc [--root DIR] [--log FILE] [--log-format text|json] [--debug] [--systemd-cgroup] COMMAND ...
+USAGE = """usage: mrunc [--root DIR] [--log FILE] [--log-format text|json] [--policy FILE] [--debug] [--systemd-cgroup]
+             COMMAND ...
 
 commands:
   compile CONFIG [-o PLAN] [--format json|text|sh|py]   validate and lower a config into a plan
@@ -57,10 +58,12 @@ class GlobalOptions:
     log_format: str = "text"
     debug: bool = False
     systemd_cgroup: bool = False  # accepted; there is no systemd here, so cgroupfs with a warning (README)
+    policy: str = ""  # the host policy file create, run and exec apply (mrunc/policy.py); its default is in /etc
 
 
 # runc's global options: those with a value, and flags. --criu and --rootless are accepted and ignored.
-VALUED = {"--root": "root", "--log": "log", "--log-format": "log_format", "--criu": "", "--rootless": ""}
+VALUED = {"--root": "root", "--log": "log", "--log-format": "log_format", "--policy": "policy", "--criu": "",
+          "--rootless": ""}
 FLAGS = {"--debug": "debug", "--systemd-cgroup": "systemd_cgroup"}
 
 

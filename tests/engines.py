@@ -12,6 +12,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.conftest import REPO, SECCOMP_CACHE, TEST_CGROUP_PARENT
@@ -31,17 +33,27 @@ class Sandbox:
         self.mount_ns = os.readlink(f"/proc/{self.holder.pid}/ns/mnt")
         self.runtime = self._write_runtime()
 
-    def _write_runtime(self) -> Path:
-        """The runtime engines call: mrunc from this checkout, logging each call's arguments."""
+    def _write_runtime(self, **env: str) -> Path:
+        """The runtime engines call: mrunc from this checkout, logging each call's arguments; `env` is exported."""
         bin_dir = self.tmp / "bin"
-        bin_dir.mkdir()
+        bin_dir.mkdir(exist_ok=True)
         path = bin_dir / "mrunc"
         # The engines pass the runtime an environment of their own: the session's seccomp cache goes explicitly.
-        path.write_text(f'#!/bin/sh\necho "$*" >> {self.tmp}/calls.log\n'
-                        f'export MRUNC_SECCOMP_CACHE={SECCOMP_CACHE}\n'
+        exports = "".join(f"export {name}={value}\n" for name, value in {"MRUNC_SECCOMP_CACHE": SECCOMP_CACHE,
+                                                                           **env}.items())
+        path.write_text(f'#!/bin/sh\necho "$*" >> {self.tmp}/calls.log\n{exports}'
                         f'exec {sys.executable} -I -S {REPO}/bin/mrunc "$@"\n')
         path.chmod(0o755)
         return path
+
+    @contextmanager
+    def runtime_env(self, **env: str) -> Iterator[None]:
+        """Engines call mrunc with these variables set (MRUNC_POLICY, say) until the block ends."""
+        self._write_runtime(**env)
+        try:
+            yield
+        finally:
+            self._write_runtime()
 
     def calls(self) -> list[str]:
         """Every mrunc command line the engines ran so far."""

@@ -207,3 +207,28 @@ def test_mount_type_tmpfs_over_bin_keeps_the_programs_and_their_symlinks(podman)
     lines = result.stdout.splitlines()
     assert lines[0].startswith("tmpfs /bin tmpfs rw,") and lines[1] == "busybox", result.stdout
     assert int(lines[2]) > 100  # busybox's applets
+
+
+def test_host_policy_refuses_privileged_with_the_reason_and_starts_a_compliant_container(podman, tmp_path):
+    """The host's policy (mrunc/policy.py) where podman creates: restricted, with podman's own per-container files
+    (hosts, resolv.conf, hostname: host paths it binds into every container) waived by a profile file."""
+    profile = tmp_path / "podman.toml"
+    profile.write_text('extends = "restricted"\n[waive]\n"host-path.any" = "podman binds its own per-container '
+                       'files: /etc/hosts, /etc/resolv.conf, /etc/hostname, /run/.containerenv"\n')
+    policy = tmp_path / "policy.toml"
+    policy.write_text(f'profile = "{profile}"\njournal = "{tmp_path / "journal"}"\n')
+    with podman.sandbox.runtime_env(MRUNC_POLICY=str(policy)):
+        refused = podman.run(["--rm", "--privileged"], "true")
+        compliant = podman.run(["--rm", "--user", "1000:1000", "--cap-drop", "all", "--cap-add", "NET_BIND_SERVICE",
+                                # podman 4.3 leaves /proc/asound unmasked, which the profile's proc.unmasked refuses
+                                "--security-opt", "no-new-privileges", "--security-opt", "mask=/proc/asound",
+                                "--cgroupns", "private", "--memory", "64m",
+                                "--pids-limit", "64"], "sh", "-c", "echo compliant as $(id -u)")
+    assert refused.returncode != 0
+    assert f"policy {policy} refuses create of container" in refused.stderr, refused.stderr  # what the user sees
+    assert "[high] caps.baseline: capabilities beyond the baseline set: CAP_AUDIT_CONTROL" in refused.stderr, \
+        refused.stderr
+    assert "[high] devices.host-node: host device node: " in refused.stderr and " more\n" in refused.stderr
+    assert (compliant.returncode, compliant.stdout) == (0, "compliant as 1000\n"), compliant.stderr
+    journal = [json.loads(line) for line in (tmp_path / "journal" / "journal.jsonl").read_text().splitlines()]
+    assert [e["verdict"] for e in journal] == ["refused", "allowed"]

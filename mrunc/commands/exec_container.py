@@ -40,6 +40,10 @@ def main(options, args: list[str]) -> int:
 
         print(text(plan), end="")
         return 0
+    from mrunc.commands.lifecycle import host_policy
+
+    if refusal := host_policy(options.policy, plan, None, None, opts.id, "exec"):
+        return fail(refusal)
     return execute(plan, opts.trace, detach=opts.detach)
 
 

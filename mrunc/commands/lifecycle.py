@@ -33,7 +33,7 @@ def create(options: "Namespace", opts: "Namespace", detach: bool) -> int:
         return fail(str(e) if isinstance(e, StateError) else f"{options.root}: {e.strerror}")
     lock = container.lock()
     try:
-        status = _create_locked(container, opts, detach, lock)
+        status = _create_locked(container, opts, detach, lock, options.policy)
     except OSError as e:  # the state dir's disk is full, say
         container.remove()
         return fail(f"container {opts.id!r}: cannot write its state: {e.strerror}: {e.filename or container.dir}")
@@ -47,7 +47,20 @@ def create(options: "Namespace", opts: "Namespace", detach: bool) -> int:
     return status
 
 
-def _create_locked(container: Container, opts: "Namespace", detach: bool, lock: int) -> int:
+def host_policy(option: str, plan: dict, text: str | None, config: dict | None, container_id: str,
+                kind: str) -> str | None:
+    """Why the host's policy refuses this plan (mrunc/policy.py), or None; a policy in force that cannot be read
+    refuses everything, as an unreadable policy must not let anything through."""
+    from mrunc import policy
+
+    try:
+        in_force = policy.load(option)
+    except policy.PolicyError as e:
+        return f"{e}: refusing to {kind} anything until it is fixed"
+    return policy.enforce(in_force, plan, text, config, container_id, kind) if in_force else None
+
+
+def _create_locked(container: Container, opts: "Namespace", detach: bool, lock: int, policy_option: str) -> int:
     from mrunc.commands.compile_apart import compile_apart
 
     config_path = os.path.join(os.path.abspath(opts.bundle), "config.json")
@@ -65,6 +78,8 @@ def _create_locked(container: Container, opts: "Namespace", detach: bool, lock: 
         return fail("/process/terminal: true needs --console-socket when the container is detached")
     with open(config_path, "rb") as f:
         config = jsontext.loads(f.read())
+    if refusal := host_policy(policy_option, plan, plan_text, config, opts.id, "create" if detach else "run"):
+        return fail(refusal)
     state = {"ociVersion": config["ociVersion"], "id": opts.id, "status": "creating", "pid": 0,
              "bundle": plan["bundle"], "rootfs": os.path.join(plan["bundle"], config["root"]["path"]),
              "created": rfc3339_now(), "owner": pwd.getpwuid(os.geteuid()).pw_name,
