@@ -59,6 +59,33 @@ def test_compile_loads_site_packages_on_demand_and_exec_runs_the_plan(bundle):
     assert (result.stdout, result.returncode) == ("from runc\n", 3), result.stderr
 
 
+def test_compile_from_a_venv_finds_its_packages_without_site(bundle):
+    """The venv's site-packages is on the path from the start; the standard library's probes for what this
+    platform lacks (`copy` tries Jython's org.python) are misses that must not load site either."""
+    config_path = bundle.write(base_config(["true"]))
+    command = [sys.executable, "-X", "importtime", *LAUNCHER[1:], "compile", str(config_path), "-o",
+               str(bundle.path / "plan.json")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, env={"PATH": os.environ["PATH"]})
+    assert result.returncode == 0, result.stderr
+    modules = imported_modules(result.stderr)
+    assert "mrunc.compiler.compile" in modules
+    assert "site" not in modules and not any(m.startswith("__editable__") for m in modules), sorted(modules)
+
+
+def test_site_loads_for_a_missing_package_but_not_for_the_standard_librarys_platform_probes():
+    launcher_classes = (REPO / "bin" / "mrunc").read_text().split("\ndef _put_mrunc_on_path")[0]
+    check = launcher_classes + """
+import sys
+for probe in ("org", "nt", "_winapi", "winreg"):
+    assert _SiteOnDemand.find_spec(probe) is None
+assert "site" not in sys.modules
+_SiteOnDemand.find_spec("no_such_package_anywhere")
+print("site" in sys.modules)
+"""
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", check], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (0, "True\n"), result.stderr
+
+
 def exec_with_importtime(bundle, config: dict) -> tuple[subprocess.CompletedProcess, set[str]]:
     """Compile `config`, exec its plan through the launcher under -X importtime: the result, the modules imported."""
     config_path = bundle.write(config)
