@@ -81,7 +81,8 @@ load.validate(config); mark("validate (the generated validator)")
 from mrunc.compiler import checks, order, seccomp_cache; from mrunc.executor import plan as _
 mark("import the lowering")
 seccomp_cache.lookup(config["linux"]["seccomp"]); mark("seccomp cache lookup (key, read, verify)")
-plan = plans._lower(config, raw, "/bundle", None, None, None, None, 0); mark("check and lower (seccomp from the cache)")
+plan = plans._lower(config, raw, "/bundle", None, None, None, None, 0, [])
+mark("check and lower (seccomp from the cache)")
 plans.dumps(plan); mark("serialize the plan")
 from mrunc.compiler import lower_seccomp
 lower_seccomp._import_pyseccomp(); mark("cold cache only: import pyseccomp")
