@@ -1,6 +1,7 @@
 """Real containers: seccomp filters compiled by mrunc, loaded by the executor, observed from inside."""
 
 import errno
+import signal
 
 import pytest
 
@@ -39,8 +40,7 @@ def test_default_errno_ret_applies_to_syscalls_not_listed(bundle):
     config["root"]["readonly"] = False
     config["linux"]["seccomp"] = {
         "defaultAction": "SCMP_ACT_ERRNO",
-        "defaultErrnoRet": errno.ENOSYS,
-        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "defaultErrnoRet": errno.ENOSYS,  # no architectures: this machine's own (the test is not about ABIs)
         "syscalls": [{"names": _allow_list_without("mkdir", "mkdirat"), "action": "SCMP_ACT_ALLOW"}],
     }
     result = run_config(bundle, config)
@@ -64,7 +64,7 @@ def test_argument_conditioned_rule_denies_only_matching_calls(bundle):
     config["linux"]["seccomp"] = {
         "defaultAction": "SCMP_ACT_ALLOW",
         "syscalls": [{"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EACCES,
-                      "args": [{"index": 1, "value": 12, "op": "SCMP_CMP_EQ"}]}],  # 12: SIGUSR2 on x86_64
+                      "args": [{"index": 1, "value": int(signal.SIGUSR2), "op": "SCMP_CMP_EQ"}]}],
     }
     result = run_config(bundle, config)
     lines = result.stdout.splitlines()
