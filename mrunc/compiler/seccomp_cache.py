@@ -31,8 +31,8 @@ class Untrusted(Exception):
 class Lookup:
     """What the cache holds for a profile (a plain class: dataclasses' import alone is ~10 ms of a compile)."""
 
-    def __init__(self, key: str) -> None:
-        self.key = key  # the entry's name (hex sha256)
+    def __init__(self, key: str | None) -> None:
+        self.key = key  # the entry's name (hex sha256); None: no cache
         self.filter: dict | None = None  # the seccomp_load arguments, on a hit
         self.refused: str | None = None  # why an entry or the directory was not trusted, for the plan's notes
 
@@ -53,9 +53,12 @@ def key(seccomp: dict, arch: str | None = None, libseccomp: str | None = None) -
 
 def lookup(seccomp: dict) -> Lookup:
     where = directory()
-    entry = Lookup(key(seccomp))
     if where is None:
-        return entry
+        return Lookup(None)
+    try:
+        entry = Lookup(key(seccomp))
+    except OSError:  # no libseccomp to ask its version: compiling will say what is missing
+        return Lookup(None)
     try:
         entry.filter = _read(where, entry.key)
     except FileNotFoundError:  # a miss (or no directory yet)
@@ -70,7 +73,7 @@ def store(entry: Lookup, compiled: dict) -> None:
     never half of one; a symlink there is replaced, not followed). Failing to write is not an error: the next
     compile compiles again."""
     where = directory()
-    if where is None:
+    if where is None or entry.key is None:
         return
     try:
         _makedirs(where)
@@ -165,6 +168,10 @@ def _makedirs(where: str) -> None:
 
 def _write(dfd: int, name: str, compiled: dict) -> None:
     temporary = f".{name}.{os.getpid()}"
+    try:
+        os.unlink(temporary, dir_fd=dfd)  # left by a process of this pid killed while writing
+    except FileNotFoundError:
+        pass
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                  dir_fd=dfd)
     try:
