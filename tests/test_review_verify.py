@@ -84,6 +84,17 @@ def test_rootfs_propagation_after_pivot_root_is_no_mount_into_the_rootfs(propaga
     assert verify(plan).problems == [f"/ops/{root + 1}: mount into the rootfs after pivot_root (op {root})"]
 
 
+def test_a_tmpfs_copyup_moved_after_pivot_root_breaks_the_order_rule():
+    plan = compile_fragment({"mounts": [{"destination": "/run", "type": "tmpfs", "source": "tmpfs",
+                                         "options": ["tmpcopyup"]}]})
+    assert verify(plan).problems == []
+    ops = plan["ops"]
+    copyup = ops.pop(next(i for i, o in enumerate(ops) if o["op"] == "tmpfs_copyup"))
+    root = next(i for i, o in enumerate(ops) if o["op"] == "pivot_root")
+    ops.insert(root + 1, copyup)
+    assert f"/ops/{root + 1}: tmpfs_copyup into the rootfs after pivot_root (op {root})" in verify(plan).problems
+
+
 def test_seccomp_loaded_before_no_new_privs_breaks_the_order_rule():
     plan = subject("hardened").plan
     ops = plan["ops"]

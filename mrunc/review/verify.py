@@ -60,7 +60,7 @@ def _order_rules(ops: list[dict]) -> list[str]:
         return problems + [f"/ops: {len(roots)} pivot_root/chroot ops; a plan changes root exactly once"]
     root = roots[0]
     problems += [f"/ops/{i}: {ops[i]['op']} into the rootfs after pivot_root (op {root})"
-                 for i, o in enumerate(ops) if o["op"] in ("mount", "mknod", "symlink") and i > root
+                 for i, o in enumerate(ops) if o["op"] in ("mount", "tmpfs_copyup", "mknod", "symlink") and i > root
                  and not _rootfs_propagation(o)]
     problems += [f"/ops/{i}: {ops[i]['op']} before pivot_root (op {root}); it must act on the container's view"
                  for name in ("readonly_path", "mask_path", "sysctl", "sethostname") for i in at.get(name, [])
