@@ -3,12 +3,15 @@ must be one line naming the op, exit status 1, and leave nothing: no cgroup, no 
 mount (the autouse check in conftest also looks)."""
 
 import json
+import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import base_config, mrunc, run_config
+from tests.conftest import REPO, base_config, mrunc, run_config
 from tests.hardened import hardened_config
 
 WORKERS = 2  # the host has two cores; each worker runs its own copy of the plan (own cgroup path)
@@ -131,3 +134,31 @@ def test_init_dying_unreported_before_execve_is_an_error_not_a_run(userns_bundle
             assert lines[0].startswith(f"mrunc: op {execve}/{len(ops)} [init] execve (/process/args): ")
             assert lines[0].endswith(f"ERROR (init {death} during setup, before execve)"), lines
             assert not (bundle.state_root / bundle.id).exists()
+
+
+def test_without_a_mount_namespace_a_fault_at_any_op_leaves_no_mount_in_the_runtimes(bundle):
+    """The container's mounts go into the runtime's own mount namespace (config-linux.md: inherited), under init's
+    bind of the rootfs: whichever op fails, the runtime detaches that bind before it exits. Each run is in a private
+    namespace of its own, read after mrunc has gone."""
+    config = base_config(["true"])
+    config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"] if n["type"] not in ("mount", "pid")]
+    plans = [_compile(bundle, config, f"{bundle.cgroup}-{w}", f"worker-{w}") for w in range(WORKERS)]
+    ops = plans[0][1]["ops"]
+    assert {"unmount_at_exit", "chroot", "mask_path", "readonly_path"} <= {o["op"] for o in ops}
+    rootfs = bundle.path / "rootfs"
+
+    def fault(w: int, i: int) -> list[str]:
+        path, plan = plans[w]
+        script = f'"$@" 2>/dev/null; echo $?; grep -c " {rootfs}" /proc/self/mountinfo'
+        result = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
+                                 sys.executable, "-m", "mrunc", "exec", str(path)], capture_output=True, text=True,
+                                timeout=60, env=dict(os.environ, PYTHONPATH=str(REPO), MRUNC_FAULT_AT=str(i)))
+        status_left = result.stdout.split()  # mrunc's exit status, then how many mounts remain under the rootfs
+        return [] if status_left == ["1", "0"] else [f"op {i} ({ops[i]['op']}): status, mounts left: {status_left}"]
+
+    def worker(w: int) -> list[str]:
+        return [p for i in range(w, len(ops), WORKERS) for p in fault(w, i)]
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        problems = [p for found in pool.map(worker, range(WORKERS)) for p in found]
+    assert not problems, "\n".join(problems)
