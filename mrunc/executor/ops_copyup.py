@@ -26,7 +26,9 @@ def tmpfs_copyup(ctx: Context, source: str, target: str, flags: list[str], data:
     """mount(2) a tmpfs over a directory and copy in what the directory held (modes, owners, links kept).
 
     The directory is opened first; through that fd its contents are copied once the tmpfs covers it, then the tmpfs
-    root is given the directory's mode, owner and times."""
+    root is given the directory's mode, owner and times (as runc, only a directory that was there: one made for the
+    mount leaves the tmpfs its own, e.g. its mode= option)."""
+    existed = _exists(root, target)
     where = _open_ordinary_dir(root, target) if create == "ordinary_dir" else _open_in_root(root, target, create)
     try:
         covered = os.open(f"/proc/self/fd/{where}", _REOPEN)
@@ -45,11 +47,20 @@ def tmpfs_copyup(ctx: Context, source: str, target: str, flags: list[str], data:
             os.close(top)
         try:
             _copy_dir(covered, fresh, "", {}, fresh)
-            _copy_attributes(covered, fresh, os.fstat(covered))
+            if existed:
+                _copy_attributes(covered, fresh, os.fstat(covered))
         finally:
             os.close(fresh)
     finally:
         os.close(covered)
+
+
+def _exists(root: str, target: str) -> bool:
+    try:
+        os.close(_open_in_root(root, target))
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _copy_dir(src: int, dst: int, path: str, linked: dict[tuple[int, int], str], top: int) -> None:
