@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
 from mrunc.compiler import load
-from mrunc.compiler.errors import ConfigErrors
+from mrunc.compiler.errors import ConfigError, ConfigErrors
 from mrunc.schemas import valid_config
 from mrunc.schemas.valid_config import is_valid
 from mrunc.tools import gen_validator
@@ -144,6 +144,13 @@ def test_spec_good_examples_are_valid_for_both(path):
 @pytest.mark.parametrize("path", SPEC_BAD, ids=[p.name for p in SPEC_BAD])
 def test_spec_bad_examples_are_refused_by_both(path):
     assert not _agree(json.loads(path.read_bytes()))
+
+
+def test_spec_bad_example_that_is_not_json_is_refused_before_any_validator():
+    unparsable = [p for p in _json_files(SPEC_TESTS / "bad") if not _parses(p)]
+    assert [p.name for p in unparsable] == ["invalid-json.json"]
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load.parse(unparsable[0].read_bytes())
 
 
 @pytest.mark.parametrize("path", OTHERS, ids=[f"{p.parent.name}/{p.name}" for p in OTHERS])
