@@ -124,13 +124,14 @@ class Container:
             raise DamagedState(f"container {self.id!r}: {self.path('state.json')}: {problem}")
         return state  # type: ignore[return-value]
 
-    def plan(self) -> dict:
-        """The plan the container was created with, checked as load() checks the state."""
+    def plan(self, name: str = "plan.json") -> dict:
+        """The plan the container was created with (or `mrunc update`'s in-force.json), checked as load() checks
+        the state."""
         from mrunc.state_check import plan_problem
 
-        plan = self._read("plan.json")
+        plan = self._read(name)
         if problem := plan_problem(plan):
-            raise DamagedState(f"container {self.id!r}: {self.path('plan.json')}: {problem}")
+            raise DamagedState(f"container {self.id!r}: {self.path(name)}: {problem}")
         return plan  # type: ignore[return-value]
 
     def _read(self, name: str) -> object:

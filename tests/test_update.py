@@ -224,3 +224,20 @@ def test_update_stays_off_jsonschema_on_the_engines_path(bundle, tmp_path):
         assert result.stdout.split() == ["0", "False"], result.stderr
         assert read(bundle, "pids") == "12"
         assert lc("update", "--pids-limit", "3", "nosuch").stderr.strip() == "mrunc: container 'nosuch' does not exist"
+
+
+@pytest.mark.parametrize("damage", ["cut short", "symlink"])
+def test_a_damaged_in_force_plan_is_a_one_line_error_before_any_write(bundle, tmp_path, damage):
+    """in-force.json is read as plan.json is (issue 18): not followed if a symlink, checked, named when bad."""
+    with running(bundle, tmp_path, limits_config()) as lc:
+        assert lc("update", "--pids-limit", "20", bundle.id).returncode == 0
+        in_force = bundle.state_root / bundle.id / "in-force.json"
+        if damage == "symlink":
+            in_force.unlink()
+            in_force.symlink_to(bundle.state_root / bundle.id / "plan.json")
+        else:
+            in_force.write_text(in_force.read_text()[:40])
+        result = lc("update", "--pids-limit", "30", bundle.id)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert f"{in_force}: " in result.stderr and len(result.stderr.splitlines()) == 1, result.stderr
+        assert read(bundle, "pids") == "20"  # refused before any write

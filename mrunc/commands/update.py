@@ -140,6 +140,7 @@ def _apply(container, state: dict, plan: dict, trace: bool) -> int:
     from mrunc.executor.run import OpFailed, _run_op
     from mrunc.state import write_atomic
 
+    in_force = _in_force(container, plan)  # first: a damaged in-force.json refuses the update before any write
     ctx = Context()
     for i in range(len(plan["ops"])):
         try:
@@ -148,22 +149,19 @@ def _apply(container, state: dict, plan: dict, trace: bool) -> int:
             return fail(f"update of container {container.id!r}: {e}")
     state["resources"] = plan["resources"]
     container.save(state)
-    write_atomic(container.path("in-force.json"), _in_force(container, plan))
+    write_atomic(container.path("in-force.json"), in_force)
     return 0
 
 
 def _in_force(container, update: dict) -> str:
     """The plan the container was created with, each cgroup write an update replaced by the update's (same
     config pointer), new ones after the last write: so diff and audit read what is in force now."""
-    import json
+    import os
 
     from mrunc.compiler.compile import dumps
 
-    try:
-        with open(container.path("in-force.json")) as f:
-            plan = json.load(f)
-    except FileNotFoundError:
-        plan = container.plan()
+    # read as plan.json is (state.py): a symlink is not followed, a damaged file is a DamagedState naming it
+    plan = container.plan("in-force.json" if os.path.lexists(container.path("in-force.json")) else "plan.json")
     writes = ("cgroup_write", "cgroup_write_first")
     replaced = {o["src"] for o in update["ops"]}
     kept = [o for o in plan["ops"] if not (o["op"] in writes and o["src"] in replaced)]
