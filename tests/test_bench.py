@@ -55,7 +55,8 @@ def test_bench_runs_once_and_writes_a_complete_report(tmp_path):
                 "| `python -I -S -c pass` (floor", "| peak RSS of create"):
         assert row in engines, f"no row {row!r}"
     assert "`podman run --rm IMAGE true`" in engines and ("| mrunc |" in engines or "skipped" in engines)
-    assert "| `state` − `python -I -S -c pass` |" in engines and "| `delete` − `python -I -S -c pass` |" in engines
+    for call in ("state", "list", "kill 0", "delete --force"):
+        assert f"| `{call}` − `python -I -S -c pass` |" in engines, call
     assert f"`/{parent}/WORKLOAD`" in report  # the containers' cgroups, which must all be gone:
     assert cgroups_named(parent) == set()
     assert Path(UNIFIED).is_mount() == hybrid  # the host kept its cgroup2 mount, if it had one
