@@ -12,6 +12,10 @@ from tests.conftest import base_config, needs_binaries
 from tests.engines import SANDBOX_TOOLS
 from tests.lifecycle_helpers import running
 from tests.test_podman import IMAGE, podman, podman_engine  # noqa: F401 (fixtures)
+from tests.test_real_cgroups import needs_controllers
+
+# Every container here has memory, pids and cpu limits (limits_config), and the tests read those files back.
+pytestmark = needs_controllers("memory", "pids", "cpu")
 
 V2 = cgroup_layout() == "v2"  # the v2 guest runs this file too (tests/test_guest_v2.py)
 CGROUP = Path("/sys/fs/cgroup")
