@@ -35,12 +35,12 @@ USAGE = """usage: mrunc [--root DIR] [--log FILE] [--log-format text|json] [--po
 
 commands:
   compile CONFIG [-o PLAN] [--format json|text|sh|py]   validate and lower a config into a plan
-  exec PLAN [--trace] [--force]                         run a plan in the foreground (--force: even if stale)
+  exec PLAN [--trace] [--force] [--expect sha256:HEX]   run a plan in the foreground (--force: even if stale)
   features                                              what this runtime supports (runtime-spec features.md)
   spec [--rootless] [--bundle DIR]                      write a default config.json, like `runc spec`
   audit CONFIG|PLAN [--profile P] [--format F]          check a plan against baseline/restricted/a profile file
   diff A B [--format F] [--fail-on raise]               what changes between two plans, by security impact
-  verify PLAN                                           check a plan's structure and invariants without running it
+  verify CONFIG|PLAN [--config CONFIG]                  check a plan's structure and invariants without running it
   run [--detach] [--bundle DIR] [--pid-file F] [--console-socket S] ID   create and start (foreground: wait)
   create [--bundle DIR] [--pid-file F] [--console-socket S] [--preserve-fds N] ID   set up; init waits for start
   start ID | state ID | kill [--all] ID [SIGNAL] | delete [--force] ID | pause ID | resume ID
