@@ -34,13 +34,6 @@ def needs_binaries(*names: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)} (not installed on this host)")
 
 
-def needs_cpus(*cpus: int) -> pytest.MarkDecorator:
-    """The CPUs a test pins to must be ones this process may run on (a 1-CPU machine, a cpuset that excludes some)."""
-    allowed = os.sched_getaffinity(0)
-    missing = sorted(set(cpus) - allowed)
-    return pytest.mark.skipif(bool(missing), reason=f"needs CPU(s) {missing}; this host offers {sorted(allowed)}")
-
-
 def needs_machine(*machines: str) -> pytest.MarkDecorator:
     machine = os.uname().machine
     return pytest.mark.skipif(machine not in machines, reason=f"needs a {' or '.join(machines)} host, not {machine}")

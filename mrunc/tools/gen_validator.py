@@ -138,9 +138,6 @@ class Generator:
 # varying count must be last, or before $, or before a fixed step whose class it cannot match. Any other pattern
 # stays a regular expression (the module then imports re the first time it needs it).
 
-MAX_CLASS = 0x10FFFF
-
-
 @dataclass(frozen=True)
 class CharClass:
     negate: bool
