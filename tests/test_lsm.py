@@ -84,5 +84,6 @@ def test_sh_rendering_gives_the_labels_to_setpriv(bundle):
     config["process"].update(apparmorProfile="mrunc-test", selinuxLabel=LABEL)
     bundle.write(config)
     script = mrunc("compile", "--format", "sh", str(bundle.config_path)).stdout
-    assert f"exec setpriv --apparmor-profile=mrunc-test --selinux-label={LABEL} --bounding-set=" in script
+    # the host's setpriv, copied before pivot_root and run through the copied loader (render_sh: $H $T/...)
+    assert f"exec $H $T/setpriv --apparmor-profile=mrunc-test --selinux-label={LABEL} --bounding-set=" in script
     assert "sh cannot express" not in script  # neither op is a gap

@@ -270,8 +270,8 @@ def test_the_text_listing_and_the_sh_rendering_express_the_move(tmp_path):
     assert render_sh.context(plan)["gaps"] == []
     outer, init = script.split("init_script=$(cat <<'MRUNC_INIT'\n")
     assert "ip link show dev veth1 > /dev/null\n" in outer and "exec 8</proc/self/ns/net\n" in outer
-    assert init.startswith("set -eu\nnsenter --net=/proc/self/fd/8 ip link set dev veth1 netns $$ name eth0\n"
-                           "ip link set dev eth0 up\n")
+    assert init.startswith("set -eu\n")  # then the helpers for the host's tools after pivot_root, then the move
+    assert "\nnsenter --net=/proc/self/fd/8 ip link set dev veth1 netns $$ name eth0\nip link set dev eth0 up\n" in init
     (tmp_path / "plan.sh").write_text(script)
     assert subprocess.run(["sh", "-n", str(tmp_path / "plan.sh")]).returncode == 0
 

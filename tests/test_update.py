@@ -3,6 +3,7 @@
 a bad resources document changes nothing; a stopped container is refused as runc refuses it."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -223,8 +224,9 @@ def test_update_stays_off_jsonschema_on_the_engines_path(bundle, tmp_path):
                  "print(status, 'jsonschema' in sys.modules)")
         command = ["unshare", "-m", "--propagation", "private", sys.executable, "-c", probe, "--root",
                    str(bundle.state_root), "update", "-r", "-", bundle.id]
+        # The caller's environment: in the v2 guest the interpreter needs its GLIBC_TUNABLES (tests/guest/init.sh)
         result = subprocess.run(command, input='{"pids": {"limit": 12}}', capture_output=True, text=True,
-                                env={"PYTHONPATH": str(REPO)}, timeout=60)
+                                env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60)
         assert result.stdout.split() == ["0", "False"], result.stderr
         assert read(bundle, "pids") == "12"
         assert lc("update", "--pids-limit", "3", "nosuch").stderr.strip() == "mrunc: container 'nosuch' does not exist"
