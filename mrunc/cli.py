@@ -4,6 +4,7 @@
 """
 
 import _signal  # not `signal`: its enums cost ms of every start
+import posix  # built in and already loaded: `os` is not yet, and this needs only write
 import sys
 
 from mrunc import SPEC_VERSION, __version__
@@ -72,6 +73,19 @@ def _fail(message: str, status: int = 1) -> int:
     return status
 
 
+def _usable_stderr() -> None:
+    """An engine may hand the runtime a stderr it cannot write: containerd's runc shim gives a pod sandbox's
+    create /dev/null opened read-only. runc ignores the failed write and its error still reaches the engine
+    through the --log file; a failed print here would raise instead, so the error never reached the log and the
+    command died with status 120 (containerd: 'unable to retrieve OCI runtime error'). A stderr that cannot be
+    written is swapped for /dev/null (which then also holds fd 2 if it was closed, so no file we open lands
+    there). One zero-length write: it fails with EBADF on an fd not open for writing."""
+    try:
+        posix.write(2, b"")
+    except OSError:
+        sys.stderr = open("/dev/null", "w")  # kept open for the life of the process
+
+
 def parse_global(args: list[str]) -> tuple[GlobalOptions, list[str]]:
     """Global options come before the command, as in runc: `--root DIR` or `--root=DIR`, `--debug`."""
     options = GlobalOptions()
@@ -93,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     # A caller may leave SIGCHLD ignored (it is inherited across exec): the kernel would then reap our children
     # itself, and waitpid would find none (ECHILD) or a pid reused by now. mrunc waits for every child it makes.
     _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+    _usable_stderr()
     options, args = parse_global(list(sys.argv[1:] if argv is None else argv))
     if options.log_format not in ("text", "json"):
         return _fail(f"--log-format: got {options.log_format!r}; allowed: text, json", 2)

@@ -26,14 +26,24 @@ def debug(message: str) -> None:
 
 
 def _emit(level: str, message: str) -> None:
+    """The --log file first: it is what engines read, and stderr may be a pipe nobody reads any more."""
     prefix = "" if level == "error" else f"{level}: "
-    print(f"mrunc: {prefix}{message}", file=sys.stderr, flush=True)
     if _options["path"]:
         try:
             with open(_options["path"], "a") as f:
                 f.write(_line(level, message))
         except OSError as e:
-            print(f"mrunc: warning: cannot write the log {_options['path']}: {e.strerror}", file=sys.stderr)
+            _to_stderr(f"mrunc: warning: cannot write the log {_options['path']}: {e.strerror}")
+    _to_stderr(f"mrunc: {prefix}{message}")
+
+
+def _to_stderr(text: str) -> None:
+    """A failed write to stderr (EPIPE: the engine stopped reading) is not the command's failure, as in runc;
+    stderr becomes /dev/null, so the unwritten text is not flushed again (and failed again) at exit."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except OSError:
+        sys.stderr = open("/dev/null", "w")  # kept open for the life of the process
 
 
 def _line(level: str, message: str) -> str:
