@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tarfile
 import time
+import uuid
 from pathlib import Path
 from types import ModuleType
 
@@ -31,6 +32,15 @@ IMAGE = "localhost/mrunc-busybox:cri"
 POD_SUBNET = "10.233.7.0/24"  # only inside the sandbox's network namespace
 STREAM_PORT = 10010  # the streaming server, on 127.0.0.1 of the sandbox's network namespace
 GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
+POD, CONTAINER, NODE = 0, 1, 2  # runtime.v1.NamespaceMode
+# What a kubelet sends for a container that is not privileged (k8s.io/kubernetes securitycontext): containerd 1.6
+# masks and makes read-only only the paths it is given.
+MASKED_PATHS = ["/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+                "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"]
+READONLY_PATHS = ["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+# An app that ends on SIGTERM with a status of its own (pid 1 of its PID namespace, sh would ignore SIGTERM
+# without the trap, and StopContainer would wait out its timeout and SIGKILL it).
+TRAPPING = ["sh", "-c", "trap 'exit 7' TERM; echo started; sleep 1000 & wait"]
 # The pause process of a pod sandbox: sleeps until killed (StopPodSandbox sends SIGKILL).
 PAUSE = ["sleep", "2147483647"]
 
@@ -186,6 +196,69 @@ class CriContainerd:
         self.daemon.terminate()
         self.daemon.wait(timeout=30)
         self.log.close()
+
+
+class Pod:
+    """One pod sandbox through the CRI, as a kubelet makes it (each container in its own PID namespace, IPC
+    shared), in its own cgroup parent, with `handler` as its runtime."""
+
+    def __init__(self, cri: CriContainerd, handler: str, cgroup_parent: str, network: int = POD) -> None:
+        self.cri, self.api = cri, cri.api
+        self.name = cgroup_parent.rsplit("/", 1)[-1]
+        self.cgroup_parent = cgroup_parent
+        self.log_dir = cri.tmp / "logs" / self.name
+        self.namespaces = self.api.NamespaceOption(network=network, pid=CONTAINER, ipc=POD)
+        self.config = self.api.PodSandboxConfig(  # a kubelet names no hostname for a pod on the node's network
+            metadata=self.api.PodSandboxMetadata(name=self.name, uid=uuid.uuid4().hex, namespace="mrunc-test"),
+            hostname=self.name if network != NODE else "", log_directory=str(self.log_dir),
+            linux=self.api.LinuxPodSandboxConfig(
+                cgroup_parent=self.cgroup_parent,
+                security_context=self.api.LinuxSandboxSecurityContext(namespace_options=self.namespaces)))
+        self.handler = handler
+        self.id = ""
+
+    def run(self) -> str:
+        self.id = self.cri.runtime.RunPodSandbox(self.api.RunPodSandboxRequest(
+            config=self.config, runtime_handler=self.handler), timeout=60).pod_sandbox_id
+        return self.id
+
+    def create(self, name: str, command: list[str], resources=None, **security) -> str:
+        """CreateContainer; `security`: LinuxContainerSecurityContext fields beside the kubelet's defaults."""
+        context = self.api.LinuxContainerSecurityContext(namespace_options=self.namespaces,
+                                                         masked_paths=MASKED_PATHS, readonly_paths=READONLY_PATHS,
+                                                         **security)
+        config = self.api.ContainerConfig(
+            metadata=self.api.ContainerMetadata(name=name), image=self.api.ImageSpec(image=IMAGE),
+            command=command, log_path=f"{name}.log",
+            linux=self.api.LinuxContainerConfig(security_context=context, resources=resources))
+        return self.cri.runtime.CreateContainer(self.api.CreateContainerRequest(
+            pod_sandbox_id=self.id, config=config, sandbox_config=self.config), timeout=60).container_id
+
+    def start(self, name: str, command: list[str], **kwargs) -> str:
+        container = self.create(name, command, **kwargs)
+        self.cri.runtime.StartContainer(self.api.StartContainerRequest(container_id=container), timeout=60)
+        return container
+
+    def exec_sync(self, container: str, *command: str) -> tuple[int, str, str]:
+        answer = self.cri.runtime.ExecSync(self.api.ExecSyncRequest(container_id=container, cmd=list(command),
+                                                                    timeout=20), timeout=30)
+        return answer.exit_code, answer.stdout.decode(), answer.stderr.decode()
+
+    def status(self, container: str):
+        return self.cri.runtime.ContainerStatus(self.api.ContainerStatusRequest(container_id=container),
+                                                timeout=30).status
+
+    def stop(self, container: str, timeout: int = 10) -> None:
+        self.cri.runtime.StopContainer(self.api.StopContainerRequest(container_id=container, timeout=timeout),
+                                       timeout=60)
+
+    def remove(self, container: str) -> None:
+        self.cri.runtime.RemoveContainer(self.api.RemoveContainerRequest(container_id=container), timeout=60)
+
+    def stop_and_remove_pod(self) -> None:
+        self.cri.runtime.StopPodSandbox(self.api.StopPodSandboxRequest(pod_sandbox_id=self.id), timeout=60)
+        self.cri.runtime.RemovePodSandbox(self.api.RemovePodSandboxRequest(pod_sandbox_id=self.id), timeout=60)
+        self.id = ""
 
 
 # The streaming server's WebSocket form of exec (k8s.io remotecommand, protocol v4.channel.k8s.io): every

@@ -15,7 +15,7 @@ import pytest
 
 from mrunc.executor.host import cgroup_layout
 from tests.conftest import needs_binaries
-from tests.cri import IMAGE, POD_SUBNET, CriContainerd, cni_bin_dir, image_archive, stream_exec
+from tests.cri import NODE, POD, POD_SUBNET, TRAPPING, CriContainerd, Pod, cni_bin_dir, image_archive, stream_exec
 from tests.engines import SANDBOX_TOOLS, Sandbox, cgroup_parent, remove_cgroups, wait_for
 
 pytest.importorskip("grpc", reason="grpcio is a test dependency (pip install -e '.[test]')")
@@ -28,22 +28,13 @@ pytestmark = [needs_binaries("containerd", "ctr", "containerd-shim-runc-v2", *SA
 V2 = cgroup_layout() == "v2"
 CGROUP = Path("/sys/fs/cgroup")
 RUNC = shutil.which("runc")
-POD, CONTAINER, NODE = 0, 1, 2  # runtime.v1.NamespaceMode
 CONTAINER_RUNNING, CONTAINER_EXITED = 1, 2  # runtime.v1.ContainerState
 # The handlers a lifecycle runs under: mrunc, and runc beside it where it is installed (the behaviour to match).
 HANDLERS = ["mrunc", pytest.param("runc", marks=pytest.mark.skipif(not RUNC, reason="no runc binary"))]
-# What a kubelet sends for a container that is not privileged (k8s.io/kubernetes securitycontext): containerd 1.6
-# masks and makes read-only only the paths it is given.
-MASKED_PATHS = ["/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-                "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"]
 # A masked path this kernel has (a masked path that does not exist is left alone).
 MASKED_FILE = next((p for p in ("/proc/keys", "/proc/timer_list", "/proc/kcore") if os.path.isfile(p)), None)
-READONLY_PATHS = ["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 # A CRI log line: RFC 3339 time with nanoseconds, the stream, F (full line) or P (partial), the text.
 LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+(?:Z|[+-]\d\d:\d\d)) (stdout|stderr) ([FP]) (.*)$")
-# An app that ends on SIGTERM with a status of its own (pid 1 of its PID namespace, sh would ignore SIGTERM
-# without the trap, and StopContainer would wait out its timeout and SIGKILL it).
-TRAPPING = ["sh", "-c", "trap 'exit 7' TERM; echo started; sleep 1000 & wait"]
 
 
 @pytest.fixture(scope="module")
@@ -61,75 +52,12 @@ def cri(tmp_path_factory, busybox_rootfs):
         sandbox.close()
 
 
-class Pod:
-    """One pod sandbox through the CRI, as a kubelet makes it (each container in its own PID namespace, IPC
-    shared), in its own cgroup parent, with `handler` as its runtime."""
-
-    def __init__(self, cri: CriContainerd, handler: str, network: int = POD) -> None:
-        self.cri, self.api = cri, cri.api
-        self.name = f"pod-{uuid.uuid4().hex[:8]}"
-        self.cgroup_parent = cgroup_parent(self.name)
-        self.log_dir = cri.tmp / "logs" / self.name
-        self.namespaces = self.api.NamespaceOption(network=network, pid=CONTAINER, ipc=POD)
-        self.config = self.api.PodSandboxConfig(  # a kubelet names no hostname for a pod on the node's network
-            metadata=self.api.PodSandboxMetadata(name=self.name, uid=uuid.uuid4().hex, namespace="mrunc-test"),
-            hostname=self.name if network != NODE else "", log_directory=str(self.log_dir),
-            linux=self.api.LinuxPodSandboxConfig(
-                cgroup_parent=self.cgroup_parent,
-                security_context=self.api.LinuxSandboxSecurityContext(namespace_options=self.namespaces)))
-        self.handler = handler
-        self.id = ""
-
-    def run(self) -> str:
-        self.id = self.cri.runtime.RunPodSandbox(self.api.RunPodSandboxRequest(
-            config=self.config, runtime_handler=self.handler), timeout=60).pod_sandbox_id
-        return self.id
-
-    def create(self, name: str, command: list[str], resources=None, **security) -> str:
-        """CreateContainer; `security`: LinuxContainerSecurityContext fields beside the kubelet's defaults."""
-        context = self.api.LinuxContainerSecurityContext(namespace_options=self.namespaces,
-                                                         masked_paths=MASKED_PATHS, readonly_paths=READONLY_PATHS,
-                                                         **security)
-        config = self.api.ContainerConfig(
-            metadata=self.api.ContainerMetadata(name=name), image=self.api.ImageSpec(image=IMAGE),
-            command=command, log_path=f"{name}.log",
-            linux=self.api.LinuxContainerConfig(security_context=context, resources=resources))
-        return self.cri.runtime.CreateContainer(self.api.CreateContainerRequest(
-            pod_sandbox_id=self.id, config=config, sandbox_config=self.config), timeout=60).container_id
-
-    def start(self, name: str, command: list[str], **kwargs) -> str:
-        container = self.create(name, command, **kwargs)
-        self.cri.runtime.StartContainer(self.api.StartContainerRequest(container_id=container), timeout=60)
-        return container
-
-    def exec_sync(self, container: str, *command: str) -> tuple[int, str, str]:
-        answer = self.cri.runtime.ExecSync(self.api.ExecSyncRequest(container_id=container, cmd=list(command),
-                                                                    timeout=20), timeout=30)
-        return answer.exit_code, answer.stdout.decode(), answer.stderr.decode()
-
-    def status(self, container: str):
-        return self.cri.runtime.ContainerStatus(self.api.ContainerStatusRequest(container_id=container),
-                                                timeout=30).status
-
-    def stop(self, container: str, timeout: int = 10) -> None:
-        self.cri.runtime.StopContainer(self.api.StopContainerRequest(container_id=container, timeout=timeout),
-                                       timeout=60)
-
-    def remove(self, container: str) -> None:
-        self.cri.runtime.RemoveContainer(self.api.RemoveContainerRequest(container_id=container), timeout=60)
-
-    def stop_and_remove_pod(self) -> None:
-        self.cri.runtime.StopPodSandbox(self.api.StopPodSandboxRequest(pod_sandbox_id=self.id), timeout=60)
-        self.cri.runtime.RemovePodSandbox(self.api.RemovePodSandboxRequest(pod_sandbox_id=self.id), timeout=60)
-        self.id = ""
-
-
 @contextmanager
 def pod(cri: CriContainerd, handler: str = "mrunc", network: int = POD):
     """A running pod; what the test did not remove is removed (StopPodSandbox stops its containers and
     RemovePodSandbox removes them), then nothing of it may be left."""
     baseline = sandbox_snapshot(cri)
-    sandbox = Pod(cri, handler, network)
+    sandbox = Pod(cri, handler, cgroup_parent(f"pod-{uuid.uuid4().hex[:8]}"), network)
     sandbox.run()
     try:
         yield sandbox
@@ -344,3 +272,17 @@ def test_update_container_resources_writes_the_cgroup_files(cri):
             assert (cpu / "cpu.cfs_period_us").read_text().strip() == "200000"
         assert any(call.startswith("update ") for call in runtime_calls(cri, container))
         assert sandbox.exec_sync(container, "true")[0] == 0  # still running, still reachable
+
+
+def test_a_pod_that_fails_to_start_reports_mrunc_s_error_and_leaves_nothing(cri):
+    """The shim gives the pause container's create a read-only /dev/null as stderr: mrunc's error must still reach
+    the kubelet, through the --log file the shim reads (it read 'unable to retrieve OCI runtime error' before)."""
+    import grpc
+
+    baseline = sandbox_snapshot(cri)
+    sandbox = Pod(cri, "mrunc", cgroup_parent(f"pod-{uuid.uuid4().hex[:8]}"))
+    with cri.sandbox.runtime_env(MRUNC_FAULT_AT="5"), pytest.raises(grpc.RpcError) as failed:
+        sandbox.run()
+    assert "fault injected by MRUNC_FAULT_AT" in failed.value.details(), failed.value.details()
+    assert leftovers(cri, baseline, sandbox) == {}  # containerd undid the sandbox, mrunc its container
+    assert remove_cgroups(sandbox.cgroup_parent) == []
