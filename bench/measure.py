@@ -6,10 +6,52 @@ separate runs under GNU time: a process spawned from this one would report our o
 (exec records the old address space's high-water mark, and a vfork child's old one is ours).
 """
 
+import ctypes
 import os
 import statistics
+import threading
 import time
 from dataclasses import dataclass
+
+PR_SET_CHILD_SUBREAPER = 36
+_waited: set[int] = set()  # the pids run_once waits for itself
+_lock = threading.Lock()
+
+
+class Reaping:
+    """`with Reaping():` be the containers' reaper, as conmon and containerd's shim are. A container that create
+    left behind becomes this process's child once its runtime exits, and a thread reaps it as soon as it exits:
+    delete waits until a finished or killed container has left its cgroups, which a zombie has not. Only around
+    run_once: a subprocess.run of ours would lose its exit status to the thread."""
+
+    def __enter__(self) -> "Reaping":
+        self._subreaper(1)
+        self.running = True
+        self.thread = threading.Thread(target=self._reap, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.running = False
+        self.thread.join()
+        self._subreaper(0)
+
+    @staticmethod
+    def _subreaper(on: int) -> None:
+        if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, on, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+    def _reap(self) -> None:
+        while self.running:
+            try:
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                info = None
+            with _lock:
+                if info is not None and info.si_pid not in _waited:
+                    os.waitpid(info.si_pid, 0)
+                    continue
+            time.sleep(0.0005)
 
 
 @dataclass
@@ -29,8 +71,13 @@ def run_once(argv: list[str], log_path: str) -> Sample:
     actions = [(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, null, 1), (os.POSIX_SPAWN_DUP2, log, 2)]
     try:
         start = time.perf_counter_ns()
-        pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=actions)
-        _, status, usage = os.wait4(pid, 0)
+        with _lock:  # the reaper leaves it to us
+            pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=actions)
+            _waited.add(pid)
+        try:
+            _, status, usage = os.wait4(pid, 0)
+        finally:
+            _waited.discard(pid)
         wall = time.perf_counter_ns() - start
     finally:
         os.close(null)

@@ -329,7 +329,8 @@ def render(host: dict, args, workloads: list[Workload], mounts: list[GrowthRow],
                 "through its installed command, alternated round by round. The sequence: create, start and "
                 "`delete --force` of one container (plain config, `/bin/true`); then `state`, `list` and `kill ID 0` "
                 "(a liveness check that changes nothing) on a created container of each runtime, alternated with "
-                "the interpreter's own start.", ""]
+                "the interpreter's own start. The benchmark is the containers' reaper (a child subreaper with a "
+                "thread that reaps them), as conmon and containerd's shim are.", ""]
         if engines:
             out += _engines(engines) + [""]
         if podman_runs:

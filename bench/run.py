@@ -134,9 +134,10 @@ class Bench:
                                                            workloads.plain(self.spec, f"lc-{name}-{role}")))
                           for role in ("held", "life")} for name in runtimes}
         runs = self.args.lifecycle_runs if self.args.lifecycle_runs is not None else self.args.runs
-        return lifecycle.measure_lifecycle(runtimes, str(self.work / "state"), bundles,
-                                           [sys.executable, "-I", "-S", "-c", "pass"], runs, self.args.warmup,
-                                           self.args.rss_runs, str(self.logs))
+        with measure.Reaping():  # the created containers' reaper, as conmon is
+            return lifecycle.measure_lifecycle(runtimes, str(self.work / "state"), bundles,
+                                               [sys.executable, "-I", "-S", "-c", "pass"], runs, self.args.warmup,
+                                               self.args.rss_runs, str(self.logs))
 
     def podman(self) -> report.PodmanRun | None:
         if not self.args.podman_runs:

@@ -15,7 +15,6 @@ import os
 
 from mrunc.commands.args import parse_or_status
 from mrunc.commands.common import fail
-from mrunc.executor import cgroup_control
 from mrunc.state import Container, StateError
 
 NOT_RUNNING = "container not running"  # runc's libcontainer.ErrNotRunning: the words engines match
@@ -68,6 +67,8 @@ def _kill(container: Container, state: dict, sig: int, everything: bool) -> int:
         return fail(f"cannot kill container {container.id!r}: {NOT_RUNNING} (its init has just exited)")
     if status == "paused" and sig == _signal.SIGKILL:
         # On v1 a frozen process dies only once thawed; runc thaws for SIGKILL alone.
+        from mrunc.executor import cgroup_control
+
         cgroup_control.set_frozen(state["cgroups"], False)
     return 0
 
@@ -76,6 +77,7 @@ def _signal_all(container_id: str, cgroups: list[str], sig: int) -> int:
     """kill --all: every process of the cgroups that still exist; none left (a stopped container whose cgroup
     is gone) is success, as runc's."""
     from mrunc import log
+    from mrunc.executor import cgroup_control  # only here: `kill ID SIG` is engines' liveness check, called often
 
     present = [d for d in cgroups if os.path.isdir(d)]
     how = cgroup_control.signal_all(present, sig) if present else "no cgroup left: nothing to signal"
