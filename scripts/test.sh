@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-.venv/bin/ruff check mrunc tests
+.venv/bin/ruff check mrunc tests bench
 # The conformance suite first, so that pytest's summary is the last thing printed; both always run.
 conformance=0
 if [ "${MRUNC_SKIP_CONFORMANCE:-0}" != 1 ]; then
