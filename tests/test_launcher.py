@@ -255,6 +255,13 @@ def test_installed_command_finds_mrunc_without_site_and_execs_a_plan_importing_o
     loaded_from = [line for line in result.stderr.splitlines() if line.startswith("# code object from ")
                    and "cli." in line and "/mrunc/" in line]
     assert loaded_from and str(package) in loaded_from[0], loaded_from
+    # and a lifecycle call through it, as engines make them: the lean standard library only
+    python, *rest = installed_command(venv, "--root", str(bundle.state_root), "list", "--format", "json")
+    listed = subprocess.run([python, "-X", "importtime", *rest], capture_output=True, text=True, timeout=60)
+    assert (listed.returncode, listed.stdout) == (0, "[]\n"), listed.stderr
+    modules = imported_modules(listed.stderr)
+    assert "mrunc.commands.list_containers" in modules
+    assert not modules & (NOT_ON_LIFECYCLE_PATH | LEAN_STATE), sorted(modules & (NOT_ON_LIFECYCLE_PATH | LEAN_STATE))
 
 
 # What made compile slow, ms each (issue 13): none of it is imported by a compile of a valid config whose seccomp
