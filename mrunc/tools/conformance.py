@@ -146,8 +146,9 @@ def last_create_error(workdir: Path) -> str:
 
 
 def write_wrapper(runtime: Path, workdir: Path) -> Path:
-    """The RUNTIME the suite calls: the real runtime with this file's own state root. Each call is logged, and
-    each create's config kept (configs/ID.json: the cgroups the container may make) and its stderr linked."""
+    """The RUNTIME the suite calls: the real runtime with this file's own state root and seccomp filter cache (so a
+    run leaves nothing in /run/mrunc or /var/cache/mrunc). Each call is logged, and each create's config kept
+    (configs/ID.json: the cgroups the container may make) and its stderr linked."""
     wrapper = workdir / "runtime"
     (workdir / "configs").mkdir()
     (workdir / "create-stderr").mkdir()
@@ -161,6 +162,7 @@ if [ "$1" = create ]; then
     stderr=$(readlink /proc/$$/fd/2)
     [ -f "$stderr" ] && ln -f "$stderr" "{workdir}/create-stderr/$(wc -l < '{workdir}/calls')"
 fi
+export MRUNC_SECCOMP_CACHE='{workdir}/seccomp-cache'
 exec '{runtime}' --root '{workdir}/state' "$@"
 """)
     wrapper.chmod(0o755)
