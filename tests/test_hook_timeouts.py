@@ -63,4 +63,4 @@ def test_a_hook_that_reads_the_large_state_gets_all_of_it(bundle, tmp_path):
     result = run_config(bundle, config)
     assert result.returncode == 0, result.stderr
     state = json.loads(out.read_text())
-    assert state["annotations"] == BIG_ANNOTATION and state["status"] == "creating"
+    assert state["annotations"] == BIG_ANNOTATION and state["status"] == "created"

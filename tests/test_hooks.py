@@ -56,7 +56,8 @@ def test_all_six_hooks_run_in_order_with_state_args_and_env(lc, bundle, tmp_path
     assert lc("delete", bundle.id).returncode == 0
     seen = entries(log)
     assert [e[0] for e in seen] == list(KINDS)
-    statuses = {"prestart": "creating", "createRuntime": "creating", "createContainer": "creating",
+    # runtime.md: `created` is after lifecycle step 2; the create-time hooks are steps 3-5 (crun sends the same)
+    statuses = {"prestart": "created", "createRuntime": "created", "createContainer": "created",
                 "startContainer": "created", "poststart": "running", "poststop": "stopped"}
     for kind, var, state in seen:
         assert var == f"var-{kind}"  # the hook's own env, and only it

@@ -14,9 +14,12 @@ from mrunc.executor.ops_lifecycle import restore_default_signals
 from mrunc.executor.optable import Context, op
 
 SIGKILL = 9
-# The status a hook of each kind sees on stdin (runtime-spec runtime.md, "Lifecycle").
+# The status a hook of each kind sees on stdin. runtime.md, "State": `created` is "after step 2 in the
+# lifecycle", and prestart, createRuntime and createContainer are its steps 3 to 5, so they see `created`, as
+# crun's do (runc 1.1 sends `creating`; the validation suite's hooks_stdin expects `created`). `mrunc state`
+# still says `creating` until create returns: no caller may start the container before then.
 IN_CONTAINER = ("createContainer", "startContainer")  # run by init, in the container's namespaces (config.md)
-HOOK_STATUS = {"prestart": "creating", "createRuntime": "creating", "createContainer": "creating",
+HOOK_STATUS = {"prestart": "created", "createRuntime": "created", "createContainer": "created",
                "startContainer": "created", "poststart": "running", "poststop": "stopped"}
 
 
