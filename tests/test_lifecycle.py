@@ -95,12 +95,18 @@ def test_delete_force_kills_a_running_container(lc, bundle):
     assert not cgroup_dirs(bundle) and not (bundle.state_root / bundle.id).exists()
 
 
-def test_delete_of_a_created_container_removes_it(lc, bundle):
+def test_delete_of_a_created_container_fails_and_leaves_it_created(lc, bundle):
+    """runtime.md, Delete: deleting a container that is not stopped MUST generate an error (as crun; runc 1.1
+    kills it instead). --force removes it."""
     assert lc.create(base_config(["sleep", "100"])).returncode == 0
     pid = lc.state()["pid"]
-    assert lc("delete", bundle.id).returncode == 0  # as runc: created counts as not yet running
+    refused = lc("delete", bundle.id)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"mrunc: cannot delete container '{bundle.id}' that is not stopped: created")
+    assert lc.state()["status"] == "created" and _alive(pid) and cgroup_dirs(bundle)
+    assert lc("delete", "--force", bundle.id).returncode == 0
     wait_for(lambda: not _alive(pid))
-    assert not cgroup_dirs(bundle)
+    assert not cgroup_dirs(bundle) and not (bundle.state_root / bundle.id).exists()
 
 
 def _alive(pid: int) -> bool:

@@ -1,6 +1,8 @@
-"""`mrunc delete [--force] ID`: remove a stopped (or created) container: its processes, cgroups and state,
-then run the poststop hooks. A running or paused one needs --force (SIGKILL first). As runc: delete --force
-of an unknown id succeeds.
+"""`mrunc delete [--force] ID`: remove a stopped container: its processes, cgroups and state, then run the
+poststop hooks. A created, running or paused one needs --force (SIGKILL first): runtime.md, "Delete": deleting a
+container that is not stopped MUST generate an error. crun refuses a created one too; runc 1.1 kills it instead.
+Engines are unaffected: podman deletes with --force, and containerd kills a created task before it deletes it.
+As runc: delete --force of an unknown id succeeds.
 
 A container whose state.json or plan.json is damaged (missing, cut short, not JSON, another runtime's, edited by
 hand) is refused without --force; with it, delete removes what it can still identify: the processes in the
@@ -45,8 +47,9 @@ def _delete_locked(container: Container, force: bool) -> int:
         return _destroy_damaged(container, state, plan, problems) if force else _refuse(problems[0], container.id)
     assert state is not None and plan is not None
     status = container.status(state)
-    if status in ("running", "paused") and not force:
-        return fail(f"cannot delete container {container.id!r} that is not stopped: {status}")
+    if status in ("created", "running", "paused") and not force:  # `creating` here is a create that died
+        return fail(f"cannot delete container {container.id!r} that is not stopped: {status} "
+                    f"(kill it first, or `mrunc delete --force {container.id}`)")
     return _destroy(container, state, plan)
 
 
