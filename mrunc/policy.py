@@ -2,16 +2,17 @@
 containerd, a person). A policy file, JSON or TOML (by its name's suffix):
 
     profile = "restricted"               # baseline, restricted, or a profile file (mrunc audit --profile)
-    approved = ["sha256:..."]            # optional: only plans with these digests start
+    approved = ["sha256:..."]            # optional: only plans with these digests (or canonical ones) start
     journal = "/var/lib/mrunc/journal"   # optional: where each create/run is recorded (this is the default)
 
 It is read from /etc/mrunc/policy.toml, or the file `--policy FILE` (a global option) or MRUNC_POLICY names, and
 only when root owns it and neither group nor others may write it: anyone else's file is ignored with a warning. A
 container the policy refuses is refused before anything is made, with the findings in the error (stderr and the
 `--log` file engines read). Every create and run, started or refused, appends one JSON line to the journal's
-`journal.jsonl` (time, id, bundle, config and plan digests, verdict) and keeps the plan in `plans/sha256-HEX.json`,
-so `mrunc diff` can compare what ran yesterday with what runs today. Only the audit's modules are imported here, and
-only when a policy is in force: no jsonschema, no jinja2 on an engine's create.
+`journal.jsonl` (time, id, bundle, config, plan and canonical digests (mrunc/canonical.py), verdict) and keeps the
+plan in `plans/sha256-HEX.json`, so `mrunc diff` can compare what ran yesterday with what runs today. Only the
+audit's modules are imported here, and only when a policy is in force: no jsonschema, no jinja2 on an engine's
+create.
 """
 
 import os
@@ -100,6 +101,7 @@ def enforce(policy: Policy, plan: dict, text: str | None, config: dict | None, c
             kind: str) -> str | None:
     """Judge a compiled plan (`kind`: create, run or exec; `text` its JSON as `mrunc compile` writes it, if at hand),
     record it, and say why it is refused (None: allowed)."""
+    from mrunc import canonical
     from mrunc.executor.plan import sha256_hex
 
     if text is None:
@@ -108,11 +110,12 @@ def enforce(policy: Policy, plan: dict, text: str | None, config: dict | None, c
         text = dumps(plan)
 
     digest = "sha256:" + sha256_hex(text.encode())
+    canonical_digest = canonical.digest(plan)
     reasons = _reasons(_findings(policy, plan, config, kind))
-    if policy.approved and digest not in policy.approved:
-        reasons.append(f"plan {digest} is not among the policy's approved plans")
+    if policy.approved and digest not in policy.approved and canonical_digest not in policy.approved:
+        reasons.append(f"plan {digest} (canonical {canonical_digest}) is not among the policy's approved plans")
     verdict = "refused" if reasons else "allowed"
-    _record(policy, plan, text, digest, container_id, kind, verdict, reasons)
+    _record(policy, plan, text, (digest, canonical_digest), container_id, kind, verdict, reasons)
     if not reasons:
         return None
     return (f"policy {policy.path} refuses {kind} of container {container_id!r} (profile {policy.profile.name}, "
@@ -148,13 +151,14 @@ def _findings(policy: Policy, plan: dict, config: dict | None, kind: str) -> lis
     return [f for f in report.findings if f.waived is None]
 
 
-def _record(policy: Policy, plan: dict, text: str, digest: str, container_id: str, kind: str, verdict: str,
-            reasons: list[str]) -> None:
+def _record(policy: Policy, plan: dict, text: str, digests: tuple[str, str], container_id: str, kind: str,
+            verdict: str, reasons: list[str]) -> None:
     """One JSON line in journal.jsonl, and the plan kept by its digest (both root's alone)."""
     import time
 
     from mrunc.executor.jsontext import dumps
 
+    digest, canonical_digest = digests
     plans = os.path.join(policy.journal, "plans")
     os.makedirs(plans, mode=0o700, exist_ok=True)
     stored = os.path.join(plans, digest.replace(":", "-") + ".json")
@@ -165,7 +169,8 @@ def _record(policy: Policy, plan: dict, text: str, digest: str, container_id: st
         os.rename(temporary, stored)
     entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": kind, "id": container_id,
              "bundle": plan.get("bundle"), "config_sha256": plan.get("config_sha256"), "plan": digest,
-             "plan_file": stored, "verdict": verdict, "profile": policy.profile.name, "reasons": reasons}
+             "canonical": canonical_digest, "plan_file": stored, "verdict": verdict, "profile": policy.profile.name,
+             "reasons": reasons}
     journal = os.open(os.path.join(policy.journal, "journal.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(journal, (dumps(entry) + "\n").encode())  # one write: lines of concurrent creates never mix

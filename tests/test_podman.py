@@ -1,11 +1,13 @@
 """podman 4 + conmon with mrunc as the OCI runtime: issue 3's scenarios, each run for real in a sandbox."""
 
+import hashlib
 import json
 import resource
 import uuid
 
 import pytest
 
+from mrunc import canonical
 from tests.conftest import needs_binaries
 from tests.engines import SANDBOX_TOOLS, Sandbox, cgroup_parent, remove_cgroups, rootfs_tar, wait_for
 
@@ -232,3 +234,55 @@ def test_host_policy_refuses_privileged_with_the_reason_and_starts_a_compliant_c
     assert (compliant.returncode, compliant.stdout) == (0, "compliant as 1000\n"), compliant.stderr
     journal = [json.loads(line) for line in (tmp_path / "journal" / "journal.jsonl").read_text().splitlines()]
     assert [e["verdict"] for e in journal] == ["refused", "allowed"]
+
+
+# What the baseline profile asks of podman's defaults: no CAP_NET_RAW, /proc/asound masked, a cgroup namespace.
+BASELINE_OPTIONS = ["--cap-drop", "NET_RAW", "--security-opt", "mask=/proc/asound", "--cgroupns", "private"]
+
+
+def test_an_approved_container_starts_again_and_again_and_any_other_plan_is_refused(podman, tmp_path):
+    """Pinning under podman (mrunc/canonical.py): podman writes the mounts it adds (/etc/hosts, /etc/hostname,
+    /dev/shm, /run/.containerenv) in a new order at every start, so the operator approves the canonical digest
+    that a first, refused start shows and journals; every later start of that container is allowed, and a
+    container with any other plan is refused with its digests and the reason. --network none: podman's bridge
+    network is a new /run/netns path at every start, which no digest may leave out."""
+    journal = tmp_path / "journal"
+    policy = tmp_path / "policy.toml"
+
+    def approve(*digests: str) -> None:
+        policy.write_text(f'profile = "baseline"\njournal = "{journal}"\napproved = {json.dumps(list(digests))}\n')
+
+    approve("sha256:" + "0" * 64)  # nothing approved yet
+    created = podman("create", "--pull=never", f"--cgroup-parent={podman.cgroup_parent}", "--name", "pinned",
+                     "--network", "none", *BASELINE_OPTIONS, IMAGE, "sh", "-c", "echo pinned")
+    assert created.returncode == 0, created.stderr
+    with podman.sandbox.runtime_env(MRUNC_POLICY=str(policy)):
+        refused = podman("start", "--attach", "pinned")
+        first = _journal(journal)[-1]
+        assert refused.returncode != 0 and first["verdict"] == "refused"
+        assert (f"plan {first['plan']} (canonical {first['canonical']}) is not among the policy's approved plans"
+                in refused.stderr), refused.stderr  # what the podman user sees: both digests, and why
+        assert "refuses create of container" in refused.stderr and first["reasons"] == [
+            f"plan {first['plan']} (canonical {first['canonical']}) is not among the policy's approved plans"]
+
+        approve(first["canonical"])  # the operator reviews the kept plan (first["plan_file"]) and approves it
+        starts = [podman("start", "--attach", "pinned") for _ in range(4)]
+        other = podman.run(["--rm", "--network", "none", *BASELINE_OPTIONS], "sh", "-c", "echo pinned")
+    assert [(s.returncode, s.stdout) for s in starts] == [(0, "pinned\n")] * 4, [s.stderr for s in starts]
+    allowed = _journal(journal)[1:5]
+    assert [(e["verdict"], e["id"], e["canonical"]) for e in allowed] == [("allowed", first["id"],
+                                                                           first["canonical"])] * 4
+    for entry in [first, *allowed]:  # each start's plan is kept by its own digest, its canonical one recomputable
+        text = open(entry["plan_file"], "rb").read()
+        assert "sha256:" + hashlib.sha256(text).hexdigest() == entry["plan"]
+        assert canonical.digest(json.loads(text)) == first["canonical"]
+
+    # Another container, same image and options: its own id is in its paths, so its plan is another one.
+    last = _journal(journal)[-1]
+    assert other.returncode != 0 and last["verdict"] == "refused" and last["id"] != first["id"]
+    assert (f"plan {last['plan']} (canonical {last['canonical']}) is not among the policy's approved plans"
+            in other.stderr), other.stderr
+
+
+def _journal(journal) -> list[dict]:
+    return [json.loads(line) for line in (journal / "journal.jsonl").read_text().splitlines()]

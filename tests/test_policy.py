@@ -8,6 +8,8 @@ import hashlib
 import json
 import os
 
+import pytest
+
 from tests.conftest import REFERENCE, base_config, mrunc, run_config
 from tests.hardened import hardened_config
 from tests.lifecycle_helpers import running
@@ -127,3 +129,60 @@ def test_exec_into_a_container_is_judged_on_the_process_it_adds(userns_bundle, t
         assert f"refuses exec of container '{userns_bundle.id}'" in refused.stderr
         assert "caps.baseline" in refused.stderr and "proc.unmasked" not in refused.stderr
     assert [(e["command"], e["verdict"]) for e in journal_of(journal)] == [("exec", "allowed"), ("exec", "refused")]
+
+
+def baseline_config(args: list[str], mounts: list[dict]) -> dict:
+    config = base_config(args)
+    config["linux"]["seccomp"] = SUITE_PROFILE
+    config["linux"]["namespaces"].append({"type": "cgroup"})  # what baseline asks of runc's default config
+    config["mounts"] += mounts
+    return config
+
+
+def file_bind(source, destination: str) -> dict:
+    return {"destination": destination, "type": "bind", "source": str(source), "options": ["rbind", "ro"]}
+
+
+def test_mounts_listed_in_another_order_that_cannot_matter_keep_the_approved_canonical_digest(bundle, tmp_path):
+    """podman's case (tests/test_podman.py) on a bundle: the approved canonical digest of one order of two binds
+    lets the other order start, though its plan and config digests differ."""
+    (tmp_path / "a").write_text("a\n")
+    (tmp_path / "b").write_text("b\n")
+    binds = [file_bind(tmp_path / "a", "/etc/a"), file_bind(tmp_path / "b", "/srv/b")]
+    policy, journal = write_policy(tmp_path, profile="baseline", approved=["sha256:" + "0" * 64])
+    listed = run_config(bundle, baseline_config(["cat", "/etc/a", "/srv/b"], binds), env={"MRUNC_POLICY": policy})
+    assert listed.returncode == 1 and "is not among the policy's approved plans" in listed.stderr
+    write_policy(tmp_path, profile="baseline", approved=[journal_of(journal)[0]["canonical"]])
+    swapped = run_config(bundle, baseline_config(["cat", "/etc/a", "/srv/b"], binds[::-1]),
+                         env={"MRUNC_POLICY": policy})
+    assert (swapped.returncode, swapped.stdout) == (0, "a\nb\n"), swapped.stderr
+    first, second = journal_of(journal)
+    assert second["verdict"] == "allowed" and second["canonical"] == first["canonical"]
+    assert second["plan"] != first["plan"] and second["config_sha256"] != first["config_sha256"]
+
+
+@pytest.mark.parametrize("destination", ["/mnt/f", "/opt/link/f"], ids=["under-the-tmpfs", "through-a-symlink"])
+def test_mounts_whose_order_matters_keep_it_in_the_canonical_digest(bundle, tmp_path, destination):
+    """A file bound under a tmpfs (lexically, or through /opt/link -> /mnt in the rootfs) is seen only when the
+    tmpfs comes first: the approved order runs and shows it; the other order is another canonical digest, refused."""
+    (bundle.path / "rootfs" / "opt").mkdir()
+    (bundle.path / "rootfs" / "opt" / "link").symlink_to("/mnt")
+    (tmp_path / "f").write_text("seen\n")
+    mounts = [{"destination": "/mnt", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]},
+              file_bind(tmp_path / "f", destination)]
+    args = ["sh", "-c", "cat /mnt/f || echo hidden"]
+    policy, journal = write_policy(tmp_path, profile="baseline")  # journal only: the operator learns the digest
+    learned = run_config(bundle, baseline_config(args, mounts), env={"MRUNC_POLICY": policy})
+    assert (learned.returncode, learned.stdout) == (0, "seen\n"), learned.stderr
+    write_policy(tmp_path, profile="baseline", approved=[journal_of(journal)[0]["canonical"]])
+    again = run_config(bundle, baseline_config(args, mounts), env={"MRUNC_POLICY": policy})
+    assert (again.returncode, again.stdout) == (0, "seen\n"), again.stderr
+    swapped = run_config(bundle, baseline_config(args, mounts[::-1]), env={"MRUNC_POLICY": policy})
+    assert (swapped.returncode, swapped.stdout) == (1, ""), swapped.stderr
+    assert "is not among the policy's approved plans" in swapped.stderr
+    approved = journal_of(journal)[0]["canonical"]
+    assert [(e["verdict"], e["canonical"] == approved) for e in journal_of(journal)] == [
+        ("allowed", True), ("allowed", True), ("refused", False)]
+    write_policy(tmp_path, profile="baseline")  # and it does what the digest keeps apart: the file is hidden
+    hidden = run_config(bundle, baseline_config(args, mounts[::-1]), env={"MRUNC_POLICY": policy})
+    assert (hidden.returncode, hidden.stdout) == (0, "hidden\n"), hidden.stderr
