@@ -286,3 +286,29 @@ def test_an_approved_container_starts_again_and_again_and_any_other_plan_is_refu
 
 def _journal(journal) -> list[dict]:
     return [json.loads(line) for line in (journal / "journal.jsonl").read_text().splitlines()]
+
+
+def test_on_the_bridge_network_each_start_is_a_new_canonical_digest_for_its_new_netns(podman, tmp_path):
+    """Why the approved container above has --network none: on podman's bridge network each start joins a network
+    namespace podman made for it, at a new /run/netns path, which the canonical digest keeps (a path to the host's
+    namespace would be another one). Two starts: two canonical digests, and nothing else tells their plans apart."""
+    journal = tmp_path / "journal"
+    policy = tmp_path / "policy.toml"
+    policy.write_text(f'profile = "baseline"\njournal = "{journal}"\n')  # journal only
+    created = podman("create", "--pull=never", f"--cgroup-parent={podman.cgroup_parent}", "--name", "bridged",
+                     *BASELINE_OPTIONS, IMAGE, "true")
+    assert created.returncode == 0, created.stderr
+    with podman.sandbox.runtime_env(MRUNC_POLICY=str(policy)):
+        starts = [podman("start", "--attach", "bridged") for _ in range(2)]
+    assert [s.returncode for s in starts] == [0, 0], [s.stderr for s in starts]
+    first, second = _journal(journal)
+    assert first["canonical"] != second["canonical"]
+    forms = [canonical.canonical(json.loads(open(e["plan_file"]).read())) for e in (first, second)]
+    joined = [[o["args"]["path"] for o in form["ops"] if o["op"] == "setns" and o["args"]["type"] == "network"]
+              for form in forms]
+    assert all(len(paths) == 1 and paths[0].startswith("/run/netns/") for paths in joined) and joined[0] != joined[1]
+    for form in forms:
+        for o in form["ops"]:
+            if o["op"] == "setns" and o["args"]["type"] == "network":
+                o["args"]["path"] = "NETNS"
+    assert forms[0] == forms[1]
