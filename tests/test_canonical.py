@@ -1,0 +1,56 @@
+"""The canonical digest (mrunc/canonical.py), as properties over podman's own config (reference/configs): any order
+of its mounts that keeps every nesting pair (a destination and one under it) in its order is one canonical digest,
+though the plan's own digest changes; moving a mount before one its destination lies under is another digest.
+The podman runs are in tests/test_podman.py, real containers on bundles (symlinks too) in tests/test_policy.py."""
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mrunc import canonical
+from mrunc.compiler.compile import compile_bytes, dumps
+from mrunc.executor.plan import sha256_hex
+from mrunc.tools.regen_plans import HOST_V1
+from tests.conftest import REFERENCE
+
+PODMAN = json.loads((REFERENCE / "configs" / "podman-run-netns.json").read_text())
+
+
+def digests(mounts: list[dict]) -> tuple[str, str]:
+    """(plan digest, canonical digest) of podman's config with these mounts."""
+    plan = compile_bytes(json.dumps(dict(PODMAN, mounts=mounts)).encode(), "/b", "id", HOST_V1)
+    return "sha256:" + sha256_hex(dumps(plan).encode()), canonical.digest(plan)
+
+
+def nested(a: dict, b: dict) -> bool:
+    x, y = a["destination"].rstrip("/") + "/", b["destination"].rstrip("/") + "/"
+    return x.startswith(y) or y.startswith(x)
+
+
+ORIGINAL = digests(PODMAN["mounts"])
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(0, len(PODMAN["mounts"]) - 2), max_size=40))
+def test_orders_that_keep_every_nesting_pair_are_one_canonical_digest(swaps):
+    mounts = list(PODMAN["mounts"])
+    for i in swaps:  # adjacent swaps of mounts that do not nest: they reach every such order
+        if not nested(mounts[i], mounts[i + 1]):
+            mounts[i], mounts[i + 1] = mounts[i + 1], mounts[i]
+    plan_digest, canonical_digest = digests(mounts)
+    assert canonical_digest == ORIGINAL[1]
+    assert (plan_digest == ORIGINAL[0]) == (mounts == PODMAN["mounts"])
+
+
+NESTING = [(i, j) for j in range(len(PODMAN["mounts"])) for i in range(j)
+           if nested(PODMAN["mounts"][i], PODMAN["mounts"][j])]
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.sampled_from(NESTING))
+def test_a_mount_moved_before_the_one_it_lies_under_is_another_canonical_digest(pair):
+    i, j = pair
+    mounts = list(PODMAN["mounts"])
+    mounts.insert(i, mounts.pop(j))  # /dev/shm before /dev, say
+    assert digests(mounts)[1] != ORIGINAL[1]
