@@ -35,7 +35,7 @@ USAGE = """usage: mrunc [--root DIR] [--log FILE] [--log-format text|json] [--po
              COMMAND ...
 
 commands:
-  compile CONFIG [-o PLAN] [--format json|text|sh|py]   validate and lower a config into a plan
+  compile CONFIG [-o|--output PLAN] [--format json|text|sh|py] [--strict]   validate and lower a config into a plan
   exec PLAN [--trace] [--force] [--expect sha256:HEX]   run a plan in the foreground (--force: even if stale)
   features                                              what this runtime supports (runtime-spec features.md)
   spec [--rootless] [--bundle DIR]                      write a default config.json, like `runc spec`

@@ -3,6 +3,7 @@ left behind (the autouse check covers mounts, cgroups and processes; these tests
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -136,6 +137,30 @@ def test_compile_usage_errors_name_the_option_and_exit_2(args, expected):
     result = mrunc("compile", *args)
     _refused(result, "usage: mrunc compile CONFIG", expected)
     assert result.returncode == 2
+
+
+def _options_in(text: str) -> set[str]:
+    return set(re.findall(r"(?<![\w-])--?[a-z][a-z-]*", text))
+
+
+def test_compile_usage_and_help_list_every_option_compile_takes(bundle, tmp_path):
+    """Each spelling compile's parser takes (its OPTIONS) is in its usage, its --help and mrunc's own usage, and
+    each option those show works on a real compile."""
+    from mrunc.commands.compile import OPTIONS
+
+    takes = {spelling for spellings, *_ in OPTIONS for spelling in spellings}
+    assert takes >= {"-o", "--output", "--format", "--strict"}
+    shown = mrunc("compile", "--help", private_mounts=False)
+    assert shown.returncode == 0, shown.stderr
+    usage, *described = shown.stdout.splitlines()
+    summary = next(line for line in mrunc("--help", private_mounts=False).stdout.splitlines()
+                   if line.strip().startswith("compile "))
+    assert _options_in(usage) == _options_in(summary) == _options_in("\n".join(described)) == takes, shown.stdout
+    config = str(bundle.write(base_config(["true"])))
+    values = {"-o": [str(tmp_path / "a.json")], "--output": [str(tmp_path / "b.json")], "--format": ["text"]}
+    for option in sorted(takes):
+        result = mrunc("compile", config, option, *values.get(option, []), private_mounts=False)
+        assert result.returncode == 0, (option, result.stderr)
 
 
 # Plans -------------------------------------------------------------------------------------------------------

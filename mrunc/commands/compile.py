@@ -1,33 +1,57 @@
-"""`mrunc compile CONFIG [-o PLAN] [--format json|text|sh|py] [--strict]`. With -o PLAN (JSON), prints the plan's
-digest as sha256sum does (`sha256:HEX  PLAN`), the value `mrunc exec PLAN --expect` takes.
+"""`mrunc compile CONFIG [-o|--output PLAN] [--format json|text|sh|py] [--strict]`. With -o PLAN (JSON), prints
+the plan's digest as sha256sum does (`sha256:HEX  PLAN`), the value `mrunc exec PLAN --expect` takes.
 
-Its three options are read by hand: argparse, with the shutil and gettext it loads to format help, is ~10 ms of
+Its options are read by hand: argparse, with the shutil and gettext it loads to format help, is ~10 ms of
 the compile time, which issue 4 bounds."""
 
 import sys
 
 from mrunc.commands.common import compile_or_error, fail
 
-USAGE = "usage: mrunc compile CONFIG [-o PLAN] [--format json|text|sh|py] [--strict]"
-FORMATS = ("json", "text", "sh", "py")
+FORMATS = ("json", "text", "sh", "py")  # the first is the default
+# Every option compile takes: spellings, name, its value (None: a flag; a tuple: one of those words), help. The
+# parser, the usage and --help are all made from it, so none of them can leave an option out.
+OPTIONS: tuple[tuple[tuple[str, ...], str, "str | tuple[str, ...] | None", str], ...] = (
+    (("-o", "--output"), "output", "PLAN", "write the plan to PLAN (JSON: and print the sha256 digest exec pins)"),
+    (("--format",), "format", FORMATS, "json (default), text (a listing), sh or py (a script of the ops)"),
+    (("--strict",), "strict", None, "refuse properties mrunc does not know, instead of noting them"),
+)
+
+
+def _usage() -> str:
+    parts = []
+    for spellings, _, value, _ in OPTIONS:
+        metavar = "|".join(value) if isinstance(value, tuple) else value
+        parts.append(f"[{'|'.join(spellings)}{' ' + metavar if metavar else ''}]")
+    return "usage: mrunc compile CONFIG " + " ".join(parts)
+
+
+USAGE = _usage()
+
+
+def help_text() -> str:
+    lines = [USAGE, "", "options:"]
+    lines += [f"  {', '.join(spellings):<16}{about}" for spellings, _, _, about in OPTIONS]
+    return "\n".join(lines)
 
 
 def parse(args: list[str]) -> dict[str, str] | str:
     """{'config', 'output', 'format', 'strict'}, or what is wrong with the arguments."""
-    opts = {"output": "", "format": "json", "strict": ""}
-    names = {"-o": "output", "--output": "output", "--format": "format"}
+    opts = {"output": "", "format": FORMATS[0], "strict": ""}
+    flags = {s: name for spellings, name, value, _ in OPTIONS if value is None for s in spellings}
+    valued = {s: name for spellings, name, value, _ in OPTIONS if value is not None for s in spellings}
     positional = []
     while args:
         arg, args = args[0], args[1:]
         name, eq, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
-        if arg == "--strict":  # unknown properties refused, not noted
-            opts["strict"] = "yes"
-        elif name in names:
+        if name in flags and not eq:
+            opts[flags[name]] = "yes"
+        elif name in valued:
             if not eq:
                 if not args:
                     return f"{name}: expected a value"
                 value, args = args[0], args[1:]
-            opts[names[name]] = value
+            opts[valued[name]] = value
         elif arg.startswith("-") and arg != "-":
             return f"unknown option {arg!r}"
         else:
@@ -41,7 +65,7 @@ def parse(args: list[str]) -> dict[str, str] | str:
 
 def main(options, args: list[str]) -> int:
     if args and args[0] in ("-h", "--help"):
-        print(USAGE)
+        print(help_text())
         return 0
     opts = parse(args)
     if isinstance(opts, str):
