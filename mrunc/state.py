@@ -217,12 +217,19 @@ def write_atomic(path: str, text: str) -> None:
 
 
 def list_entries(root: str) -> list[str]:
-    """The names of the directories under root (what may be containers), sorted; none if root is missing."""
+    """The names of the directories under root (what may be containers), sorted; none if root is missing (runc
+    lists none too). A root that is not a directory, or cannot be read, is a StateError naming it: runc's list
+    fails there (exit 1, "readdirent ROOT: not a directory"), it does not answer "no containers"."""
     try:
         with os.scandir(root) as entries:
             return sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
-    except (FileNotFoundError, NotADirectoryError):
+    except FileNotFoundError:
         return []
+    except NotADirectoryError:
+        raise StateError(f"--root {root}: not a directory; allowed: the directory mrunc keeps its containers' "
+                         "state in (or a path not made yet: no containers)") from None
+    except OSError as e:
+        raise StateError(f"--root {root}: cannot list it: {e.strerror}") from None
 
 
 def is_frozen(cgroups: list[str]) -> bool:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mrunc.executor.host import cgroup_layout
-from tests.conftest import REPO, base_config
+from tests.conftest import REPO, base_config, mrunc
 from tests.lifecycle_helpers import Lifecycle, wait_for
 
 
@@ -217,6 +217,22 @@ def test_ps_and_list_formats(lc, bundle):
     rows = lc("list").stdout.splitlines()
     assert rows[0].split() == ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
     assert rows[1].split()[:4] == [bundle.id, str(pid), "created", str(bundle.path)]
+
+
+def test_list_under_a_root_that_is_a_file_fails_as_runc_and_a_missing_root_lists_none(tmp_path):
+    """runc's list: a missing root is no containers; a root that is a regular file is an error (exit 1)."""
+    root = tmp_path / "root"
+    root.write_text("not a state directory")
+    for args in (["list"], ["list", "-q"], ["list", "--format", "json"]):
+        result = mrunc("--root", str(root), *args, private_mounts=False)
+        assert (result.returncode, result.stdout) == (1, ""), result
+        assert result.stderr.startswith(f"mrunc: --root {root}: not a directory; allowed: "), result.stderr
+        assert len(result.stderr.splitlines()) == 1, result.stderr  # one line, no traceback
+    assert root.read_text() == "not a state directory"
+    missing = tmp_path / "none"
+    result = mrunc("--root", str(missing), "list", "--format", "json", private_mounts=False)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "[]\n", "")
+    assert not missing.exists()  # listing makes nothing
 
 
 def test_pause_freezes_and_resume_thaws(lc, bundle):

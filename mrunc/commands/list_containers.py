@@ -15,8 +15,14 @@ def main(options, args: list[str]) -> int:
                            {"--format": ("format", FORMATS), "-f": ("format", FORMATS)})
     if isinstance(opts, int):
         return opts
+    try:
+        names = list_entries(options.root)
+    except StateError as e:
+        from mrunc.commands.common import fail
+
+        return fail(str(e))
     states = []
-    for name in list_entries(options.root):
+    for name in names:
         state = _load(options.root, name)
         if state is not None:
             states.append(state)
