@@ -20,7 +20,7 @@ def fail(message: str, status: int = 1) -> int:
 
 def compile_or_error(config_path: str, container_id: str | None = None, console_socket: str | None = None,
                      **extra: object) -> dict | str:
-    """The plan, or the error text naming the field. `extra`: compile_config's exec_fifo, preserve_fds."""
+    """The plan, or the error text naming the field. `extra`: compile_config's exec_fifo, preserve_fds, strict, raw."""
     import gc
 
     gc.disable()  # compiling (mostly imports) keeps nearly all it allocates: collections would be ~8% wasted work

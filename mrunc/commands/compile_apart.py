@@ -17,7 +17,7 @@ PLAN, ERROR = b"P", b"E"  # the first byte of the child's answer
 
 def compile_apart(config_path: str, container_id: str, console_socket: str | None, **extra: object
                   ) -> tuple[dict, str] | str:
-    """(the plan, its JSON text), or the error text naming the field. `extra`: exec_fifo, preserve_fds."""
+    """(the plan, its JSON text), or the error text naming the field. `extra`: compile_config's keywords."""
     from mrunc.executor import optable, run  # noqa: F401 (imported for both processes, see above)
 
     optable.load(optable.COMMON_MODULES)

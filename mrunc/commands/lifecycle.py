@@ -64,9 +64,16 @@ def _create_locked(container: Container, opts: "Namespace", detach: bool, lock: 
     from mrunc.commands.compile_apart import compile_apart
 
     config_path = os.path.join(os.path.abspath(opts.bundle), "config.json")
+    # Read once: the plan is compiled from these bytes and the state recorded from them. Read twice, a config.json
+    # replaced in between (an engine rewriting it, an attacker) would give a plan of one config and a state of another.
+    try:
+        with open(config_path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        return fail(f"{config_path}: {e.strerror}")
     # A foreground run needs no exec fifo: its plan is the one `mrunc compile` shows.
     compiled = compile_apart(config_path, opts.id, opts.console_socket, exec_fifo=container.fifo if detach else None,
-                             preserve_fds=opts.preserve_fds, strict=opts.strict)
+                             preserve_fds=opts.preserve_fds, strict=opts.strict, raw=raw)
     if isinstance(compiled, str):
         return fail(compiled)
     plan, plan_text = compiled
@@ -76,8 +83,7 @@ def _create_locked(container: Container, opts: "Namespace", detach: bool, lock: 
         return fail(f"{config_path}: /process: {NO_PROCESS}")
     if detach and any(o["op"] == "pty_relay" for o in plan["ops"]):  # as runc: nobody would hold the pty
         return fail("/process/terminal: true needs --console-socket when the container is detached")
-    with open(config_path, "rb") as f:
-        config = jsontext.loads(f.read())
+    config = jsontext.loads(raw)  # the bytes compiled, so valid JSON
     if refusal := host_policy(policy_option, plan, plan_text, config, opts.id, "create" if detach else "run"):
         return fail(refusal)
     state = {"ociVersion": config["ociVersion"], "id": opts.id, "status": "creating", "pid": 0,

@@ -9,13 +9,16 @@ from mrunc.executor import jsontext
 
 def compile_config(config_path: str, container_id: str | None = None, host: dict | None = None,
                    console_socket: str | None = None, exec_fifo: str | None = None, preserve_fds: int = 0,
-                   strict: bool = False) -> dict:
+                   strict: bool = False, raw: bytes | None = None) -> dict:
     """Compile a bundle's config. Raises ConfigError/ConfigErrors on bad input, OSError if unreadable.
     With process.terminal, the pty master goes to `console_socket`, or with none mrunc relays it.
     With `exec_fifo` (create, run), init waits on it for `mrunc start` just before execve.
-    With `strict`, a property the spec does not define is refused (by default it is a note)."""
-    with open(config_path, "rb") as f:
-        raw = f.read()
+    With `strict`, a property the spec does not define is refused (by default it is a note).
+    `raw`: config_path's bytes, read by the caller, which goes on to use them (create records the state from
+    them): compiled from the same bytes, the plan's config_sha256 is theirs, whatever the file holds by then."""
+    if raw is None:
+        with open(config_path, "rb") as f:
+            raw = f.read()
     return compile_bytes(raw, os.path.dirname(os.path.abspath(config_path)), container_id, host, console_socket,
                          exec_fifo, preserve_fds, strict)
 
