@@ -86,6 +86,25 @@ def test_cwd_env_and_user_flags(box):
     assert result.stdout.split() == ["/tmp", "12", "1000", "1000"], result.stderr
 
 
+@pytest.mark.parametrize("env, problem", [(["BAD"], "missing '='"), (["A=1", "=v"], "the name is empty")])
+def test_env_without_a_name_and_equals_sign_is_refused_as_runc_and_runs_nothing(box, env, problem):
+    """runc's exec refuses such an entry ("invalid environment variable: missing '='"); the process never runs."""
+    flags = [arg for entry in env for arg in ("--env", entry)]
+    result = box("exec", *flags, box.bundle.id, "--", "echo", "ran")
+    assert (result.returncode, result.stdout) == (1, ""), result
+    assert result.stderr.strip() == (f"mrunc: exec: --env {env[-1]!r}: invalid environment variable: {problem}; "
+                                     "allowed: NAME=VALUE, NAME not empty (VALUE may be)"), result.stderr
+    assert box("exec", "--env", "EMPTY=", box.bundle.id, "--", "sh", "-c", "echo ${EMPTY-unset}.").stdout == ".\n"
+
+
+def test_env_entry_of_a_process_file_without_equals_sign_names_its_index(box, tmp_path):
+    (tmp_path / "process.json").write_text(json.dumps({"args": ["echo", "ran"], "env": ["PATH=/bin", "BAD"]}))
+    result = box("exec", "--process", str(tmp_path / "process.json"), box.bundle.id)
+    assert (result.returncode, result.stdout) == (1, ""), result
+    assert "/env/1: got \"BAD\": invalid environment variable: missing '='; allowed: NAME=VALUE" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_exec_tty_is_relayed_in_the_foreground(box):
     result = box("exec", "--tty", box.bundle.id, "--", "sh", "-c", "tty; echo ctty > /dev/tty")
     assert result.stdout.replace("\r", "").split() == ["/dev/pts/0", "ctty"], result

@@ -32,6 +32,8 @@ def main(options, args: list[str]) -> int:
     opts = parser().parse_args(args)
     if opts.args[:1] == ["--"]:
         opts.args = opts.args[1:]
+    if refusal := _bad_env(opts.env):  # before the container is looked at, as argument errors are
+        return fail(refusal)
     plan = _compile(options.root, opts)
     if isinstance(plan, str):
         return fail(plan)
@@ -45,6 +47,15 @@ def main(options, args: list[str]) -> int:
     if refusal := host_policy(options.policy, plan, None, None, opts.id, "exec"):
         return fail(refusal)
     return execute(plan, opts.trace, detach=opts.detach)
+
+
+def _bad_env(env: list[str]) -> str | None:
+    from mrunc.compiler.compile_exec import ENV_ALLOWED, env_problem
+
+    for entry in env:
+        if problem := env_problem(entry):
+            return f"exec: --env {entry!r}: {problem}; allowed: {ENV_ALLOWED}"
+    return None
 
 
 def _compile(root: str, opts: argparse.Namespace) -> dict | str:

@@ -90,7 +90,9 @@ def check_process(process: object) -> None:
     args = process.get("args")
     if not isinstance(args, list) or not args or not all(isinstance(a, str) for a in args):
         raise ConfigError("/args", f"got {json.dumps(args)}; allowed: a non-empty list of strings")
-    _strings(process, "env")
+    for i, entry in enumerate(_strings(process, "env")):
+        if problem := env_problem(entry):
+            raise ConfigError(pointer("env", i), f"got {json.dumps(entry)}: {problem}; allowed: {ENV_ALLOWED}")
     cwd = process.get("cwd", "/")
     if not isinstance(cwd, str) or not cwd.startswith("/"):
         raise ConfigError("/cwd", f"got {json.dumps(cwd)}; allowed: an absolute path")
@@ -130,6 +132,19 @@ def _check_user(user: object) -> None:
     gids = user.get("additionalGids", [])
     if not isinstance(gids, list) or not all(type(g) is int and g >= 0 for g in gids):  # not bool, an int to Python
         raise ConfigError("/user/additionalGids", f"got {json.dumps(gids)}; allowed: a list of group ids")
+
+
+ENV_ALLOWED = "NAME=VALUE, NAME not empty (VALUE may be)"
+
+
+def env_problem(entry: str) -> str | None:
+    """What runc's exec refuses in an environment entry (libcontainer's prepareEnv), or None: the config schema's
+    Env pattern (^[^=]+=) for a process that is not in config.json."""
+    if "=" not in entry:
+        return "invalid environment variable: missing '='"
+    if entry.startswith("="):
+        return "invalid environment variable: the name is empty"
+    return None
 
 
 def _strings(parent: object, key: str, where: str = "") -> list[str]:
