@@ -607,3 +607,19 @@ def test_exec_loads_the_containers_filter_after_its_pid_file_and_detach_wait(no_
     else:
         assert tail == ["close_fds", "write_pid_file", "wait_runtime_exit", "default_signals", "recheck_program",
                         "seccomp_load", "set_ids", "chdir_as_user", "execve"]
+
+
+@pytest.mark.parametrize(("limit_in_force", "new_limit", "first"), [
+    (100 << 20, 200 << 20, "memory.memsw.limit_in_bytes"),  # limit raised: memsw first, to make room above it
+    (100 << 20, -1, "memory.memsw.limit_in_bytes"),         # limit removed: likewise
+    (200 << 20, 100 << 20, "memory.limit_in_bytes"),        # limit lowered: it first, so the lower memsw fits
+    (0, 200 << 20, "memory.limit_in_bytes"),                # no limit in force: memsw is unlimited, limit first
+])
+def test_update_on_v1_orders_limit_and_memsw_so_the_limit_stays_under_memsw(limit_in_force, new_limit, first):
+    from mrunc.compiler import lower_cgroups, order
+    from mrunc.compiler.emit import Emitter
+
+    memory = {"limit": new_limit, "swap": 400 << 20}
+    writes = order.update_writes_v1(lower_cgroups._v1_writes({"memory": memory}, Emitter()), memory, limit_in_force)
+    assert [w[1] for w in writes][0] == first
+    assert sorted(w[1] for w in writes) == ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"]

@@ -11,7 +11,7 @@ import copy
 import json
 
 from mrunc import __version__
-from mrunc.compiler import lower_cgroups
+from mrunc.compiler import lower_cgroups, order
 from mrunc.compiler.emit import Emitter
 from mrunc.compiler.errors import ConfigError, ConfigErrors
 from mrunc.executor.cgroup_control import container_cgroups
@@ -55,7 +55,10 @@ def compile_update(resources: dict, state: dict, container_plan: dict) -> dict:
         if host["cgroup"] == "v2":
             writes = lower_cgroups._v2_writes(_v2_view(changed, merged), host, emit)
         else:
-            writes = _v1_ordered(lower_cgroups._v1_writes(changed, emit), changed, in_force, merged)
+            writes = lower_cgroups._v1_writes(changed, emit)
+            _check_v1_memsw(changed, merged)
+            writes = order.update_writes_v1(writes, changed.get("memory", {}),
+                                            in_force.get("memory", {}).get("limit", 0))
     except ConfigError as e:
         raise _relative(e) from None
     lower_cgroups.emit_writes(emit, writes, host, _targets(container_plan))
@@ -111,23 +114,18 @@ def _v2_view(changed: dict, merged: dict) -> dict:
     return view
 
 
-def _v1_ordered(writes: list, changed: dict, in_force: dict, merged: dict) -> list:
-    """v1 keeps memory.limit_in_bytes <= memory.memsw.limit_in_bytes at every write: check what will be in force,
-    and raise memsw before the limit when the limit goes up (runc orders them the same way)."""
-    memory = changed.get("memory", {})
-    if not {"limit", "swap"} & set(memory):
-        return writes
+def _check_v1_memsw(changed: dict, merged: dict) -> None:
+    """v1 keeps memory.limit_in_bytes <= memory.memsw.limit_in_bytes: refuse an update after which the limits in
+    force would not (order.update_writes_v1 then keeps it so at every write)."""
+    if not {"limit", "swap"} & set(changed.get("memory", {})):
+        return
+    memory = changed["memory"]
     limit, swap = merged["memory"].get("limit", -1), merged["memory"].get("swap", -1)
     if limit > 0 and 0 < swap < limit:
         field = "swap" if "swap" in memory else "limit"
         got = swap if field == "swap" else limit
         raise ConfigError(f"{SRC}/memory/{field}", f"got {got}: memory+swap {swap} less than the memory limit "
                           f"{limit}; allowed: swap >= the limit (swap is memory+swap), or -1")
-    raising = memory.get("limit", 0) == -1 or memory.get("limit", 0) > in_force.get("memory", {}).get("limit", 0) > 0
-    if raising:
-        swap_first = [w for w in writes if w[1] == "memory.memsw.limit_in_bytes"]
-        return swap_first + [w for w in writes if w not in swap_first]
-    return writes
 
 
 def _targets(container_plan: dict) -> dict[str, str]:

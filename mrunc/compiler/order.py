@@ -300,3 +300,18 @@ def lower_exec(process: dict, target: dict, console_socket: str | None, pid_file
 
     lower_user_process(emit, process, target.get("seccomp"), "/container/seccomp", preserve_fds, before_exec)
     return emit
+
+
+def update_writes_v1(writes: "list[lower_cgroups.Write]", memory: dict, limit_in_force: int
+                     ) -> "list[lower_cgroups.Write]":
+    """`mrunc update` on cgroup v1: the cgroup writes, in the order the kernel takes them. `memory`: the update's
+    memory fields; `limit_in_force`: the memory limit before it (0: none set)."""
+    # The kernel keeps memory.limit_in_bytes <= memory.memsw.limit_in_bytes (memory+swap) at every write and
+    # refuses one that would break it (EINVAL). When the limit goes up (above the one in force, or to -1, no
+    # limit), memsw is raised first, so the new limit fits under it; otherwise the limit goes first (as
+    # lower_cgroups lists them), so a lowered memsw still lies above it. runc's update orders them the same way.
+    new_limit = memory.get("limit", 0)
+    if new_limit == -1 or new_limit > limit_in_force > 0:
+        swap_first = [w for w in writes if w[1] == "memory.memsw.limit_in_bytes"]
+        return swap_first + [w for w in writes if w not in swap_first]
+    return writes
