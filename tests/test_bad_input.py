@@ -292,6 +292,24 @@ def test_unknown_flag_name_in_a_plan_is_refused_before_anything_runs(bundle, pla
     _refused(_exec(bundle, plan), f"/ops/{index}/args/flags: item 0: 'MS_NOPE' is not a known mount flag")
 
 
+def test_start_container_hook_edited_to_run_as_init_is_refused_before_anything_runs(bundle):
+    """A hook whose as_process no longer names the filter and credential steps after it would run as init: root,
+    every capability, unfiltered."""
+    config = base_config(["echo", "ran"])
+    config["process"]["noNewPrivileges"] = False  # so the credentials too are steps after the hook
+    config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW"}
+    config["hooks"] = {"startContainer": [{"path": "/bin/true"}]}
+    plan = compile_config(str(bundle.write(config)), bundle.id)
+    index = _op_index(plan, "hook")
+    steps = plan["ops"][index]["args"]["as_process"]
+    assert steps[0] == "seccomp_load" and "set_ids" in steps
+    plan["ops"][index]["args"]["as_process"] = []
+    _refused(_exec(bundle, plan), f"/ops/{index}/args/as_process: []; expected {steps} (the user process's steps "
+             "after it)")
+    plan["ops"][index]["args"]["as_process"] = ["set_ids"]
+    _refused(_exec(bundle, plan), f"/ops/{index}/args/as_process: ['set_ids']; expected")
+
+
 # Plans that fail part-way: the op is named, and what the plan already made is gone -----------------------------
 
 def test_missing_binary_fails_at_execve_and_leaves_nothing(bundle):

@@ -1,6 +1,7 @@
 """Hooks on real containers: all six kinds at the spec's points and in listed order, the state JSON on
 stdin, args and env as configured, timeouts that kill, and failures that clean up (or only warn)."""
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -130,3 +131,55 @@ def test_hook_of_a_missing_program_names_it(lc, bundle):
     assert lc.create(config).returncode == 1
     assert "/nonexistent/hook: No such file or directory" in lc.output.read_text()
     assert os.path.exists(bundle.path)
+
+
+STATUS_FIELDS = ("Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp",
+                 "Seccomp_filters")
+# What a process records of itself: its credentials and filter (/proc/self/status), and a call the filter denies.
+RECORD = "grep -E '^({}):' /proc/self/status; mkdir /tmp/{} 2>&1; true".format("|".join(STATUS_FIELDS), "{}")
+
+
+def _status(text: str) -> dict[str, str]:
+    return {key: value.strip() for key, _, value in (line.partition(":") for line in text.splitlines())
+            if key in STATUS_FIELDS}
+
+
+@pytest.mark.parametrize("no_new_privs", [False, True], ids=["no-nnp", "nnp"])
+def test_start_container_hook_runs_with_the_process_user_capabilities_and_seccomp_filter(bundle, tmp_path,
+                                                                                      no_new_privs):
+    """runc runs startContainer hooks after the credential change and under the filter: the hook binary is found in
+    the container's root (the image may control it), so it must not run as init (root, every capability, unfiltered).
+    Without no_new_privs the filter loads before the capability drop, and the hook's child does the same."""
+    logdir = tmp_path / "hooklog"
+    logdir.mkdir()
+    logdir.chmod(0o777)  # the hook writes here as uid 1000
+    config = base_config(["sh", "-c", RECORD.format("process")])
+    config["root"]["readonly"] = False
+    config["mounts"].append({"destination": "/hooklog", "type": "bind", "source": str(logdir),
+                             "options": ["rbind", "rw"]})
+    process = config["process"]
+    process["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [1001]}
+    process["noNewPrivileges"] = no_new_privs
+    process["capabilities"] = {"bounding": ["CAP_KILL", "CAP_NET_BIND_SERVICE"], "effective": ["CAP_KILL"],
+                               "permitted": ["CAP_KILL"], "inheritable": ["CAP_KILL"], "ambient": ["CAP_KILL"]}
+    config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EXDEV}],
+    }
+    record = "{ " + RECORD.format("hook") + "; } > /hooklog/record"
+    config["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", record]}]}
+    result = run_config(bundle, config)
+    assert result.returncode == 0, result.stderr
+    seen_by_hook = (logdir / "record").read_text()
+    hook, container_process = _status(seen_by_hook), _status(result.stdout)
+    assert hook == container_process, (seen_by_hook, result.stdout)
+    assert hook["Uid"].split() == ["1000"] * 4 and hook["Gid"].split() == ["1000"] * 4
+    assert hook["Groups"].split() == ["1001"]
+    assert set(hook) == set(STATUS_FIELDS)
+    assert hook["CapEff"] == hook["CapAmb"] == f"{1 << 5:016x}"  # CAP_KILL, raised as ambient
+    assert hook["CapBnd"] == f"{1 << 5 | 1 << 10:016x}"  # CAP_KILL, CAP_NET_BIND_SERVICE
+    assert hook["NoNewPrivs"] == str(int(no_new_privs))
+    assert hook["Seccomp"] == "2" and hook["Seccomp_filters"] == "1"
+    denied = "mkdir: can't create directory '/tmp/{}': Invalid cross-device link"
+    assert denied.format("hook") in seen_by_hook.splitlines()
+    assert denied.format("process") in result.stdout.splitlines()

@@ -473,6 +473,45 @@ def test_without_seccomp_or_with_no_new_privs_the_credentials_come_before_the_st
     assert names(plan).index("hook") < names(plan).index("seccomp_load") < names(plan).index("set_ids")
 
 
+def _hook_ops(plan: dict) -> list[tuple[str, str, dict]]:
+    return [(o["proc"], o["src"], {k: v for k, v in o["args"].items() if k != "state"})
+            for o in plan["ops"] if o["op"] == "hook"]
+
+
+def test_start_container_hook_takes_the_filter_and_then_the_credentials_without_no_new_privs():
+    """The hook's child runs the steps still ahead of init, those very ops in their order: the filter while it holds
+    CAP_SYS_ADMIN, then the capability drop and id change (runc's hooks run after both). Other hooks run as is."""
+    hooks = {"createContainer": [{"path": "/bin/true"}],
+             "startContainer": [{"path": "/bin/check", "args": ["check", "-v"]}, {"path": "/bin/true"}]}
+    plan = compile_fragment({"process": {"cwd": "/", "args": ["sh"], "user": {"uid": 1000, "gid": 1000},
+                                         "capabilities": CAPS}, "hooks": hooks, "linux": {"seccomp": SECCOMP}})
+    steps = ["seccomp_load", "drop_bounding", "keep_caps", "set_ids", "capset", "ambient_raise"]
+    hook = {"kind": "startContainer", "env": None, "timeout": None, "as_process": steps}
+    assert _hook_ops(plan) == [
+        ("init", "/hooks/createContainer/0", {"kind": "createContainer", "path": "/bin/true", "args": [], "env": None,
+                                              "timeout": None, "as_process": []}),
+        ("init", "/hooks/startContainer/0", {**hook, "path": "/bin/check", "args": ["check", "-v"]}),
+        ("init", "/hooks/startContainer/1", {**hook, "path": "/bin/true", "args": []}),
+    ]
+    after_hooks = names(plan)[len(names(plan)) - 1 - names(plan)[::-1].index("hook") + 1:]
+    assert [n for n in after_hooks if n in steps] == steps  # the very ops init then runs, in that order
+
+
+def test_start_container_hook_takes_only_the_filter_with_no_new_privs_and_nothing_without_a_filter():
+    """With no_new_privs init holds the credentials and no_new_privs before the hooks: the child loads the filter
+    (allowed by no_new_privs) right before its execve. Without a filter nothing is ahead of init."""
+    hooks = {"startContainer": [{"path": "/bin/true"}]}
+    process = {"cwd": "/", "args": ["sh"], "user": {"uid": 1000, "gid": 1000}, "capabilities": CAPS}
+    expected = {"kind": "startContainer", "path": "/bin/true", "args": [], "env": None, "timeout": None}
+    with_nnp = compile_fragment({"process": {**process, "noNewPrivileges": True}, "hooks": hooks,
+                                 "linux": {"seccomp": SECCOMP}})
+    assert _hook_ops(with_nnp) == [("init", "/hooks/startContainer/0", {**expected, "as_process": ["seccomp_load"]})]
+    assert names(with_nnp).index("no_new_privs") < names(with_nnp).index("hook")
+    for nnp in (False, True):
+        unfiltered = compile_fragment({"process": {**process, "noNewPrivileges": nnp}, "hooks": hooks})
+        assert _hook_ops(unfiltered) == [("init", "/hooks/startContainer/0", {**expected, "as_process": []})]
+
+
 def test_seccomp_filter_is_compiled_bpf_with_its_readable_form():
     plan = compile_fragment({"linux": {"seccomp": SECCOMP | {"flags": ["SECCOMP_FILTER_FLAG_LOG"]}}})
     (load,) = [o for o in plan["ops"] if o["op"] == "seccomp_load"]

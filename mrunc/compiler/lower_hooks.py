@@ -13,7 +13,8 @@ def lower(emit: Emitter, config: dict, kind: str, proc: str, container_id: str) 
              "annotations": config.get("annotations", {})}
     for i, h in enumerate(config.get("hooks", {}).get(kind, [])):
         emit("hook", proc, pointer("hooks", kind, i), kind=kind, path=h["path"], args=h.get("args", []),
-             env=h.get("env"), timeout=h.get("timeout"), state=state)
+             env=h.get("env"), timeout=h.get("timeout"), state=state,
+             as_process=[])  # a startContainer hook's: order.py, once the process steps after it are placed
 
 
 def lower_later(emit: Emitter, config: dict, container_id: str) -> None:

@@ -7,7 +7,7 @@ from mrunc.compiler import lower_cgroups, lower_hooks, lower_network, lower_proc
 from mrunc.compiler import lower_procattrs as procattrs
 from mrunc.compiler.emit import Emitter
 from mrunc.executor.ops_process import search_path_of
-from mrunc.executor.plan import NO_PROCESS
+from mrunc.executor.plan import NO_PROCESS, process_steps_after
 
 TYPE_CHECKING = False  # collections.abc imports collections (~1 ms of every compile) for a name only checkers read
 if TYPE_CHECKING:
@@ -159,7 +159,24 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
     seccomp = linux.get("seccomp")
     lower_user_process(emit, process, _seccomp(emit, seccomp) if seccomp else None, "/linux/seccomp", preserve_fds,
                        before_exec)
+    hooks_run_as_the_process(emit)
     return emit
+
+
+def hooks_run_as_the_process(emit: Emitter) -> None:
+    """11. A startContainer hook runs with the user process's filter and credentials, as runc runs it (its init
+    loads the filter, changes ids and drops capabilities, then runs the hooks right before execve). Its path is
+    resolved in the container's root, so the image may control the binary: run as init (root with every capability
+    init holds, unfiltered, in the container's namespaces) it would hold more than the container's own process.
+    init cannot simply take those steps first: without noNewPrivileges the filter must load before the capability
+    drop and init may then make only the id and capability calls and execve (step 8), not fork and wait for a hook.
+    So the hook's child takes the steps still ahead of init (`as_process`: those very ops, with their arguments, in
+    their order) right before its own execve: filter then credentials without no_new_privs, while it still holds
+    CAP_SYS_ADMIN; with it (or no filter) init already holds the credentials and no_new_privs, and the child loads
+    the filter only. After its load the child makes only what init makes after its own (seccomp_check.py)."""
+    for i, o in enumerate(emit.ops):
+        if o["op"] == "hook" and o["args"]["kind"] == "startContainer":
+            o["args"]["as_process"] = process_steps_after(emit.ops, i)  # type: ignore[index]
 
 
 def lower_user_process(emit: Emitter, process: dict, seccomp: dict | None, seccomp_src: str, preserve_fds: int,
@@ -205,8 +222,8 @@ def lower_user_process(emit: Emitter, process: dict, seccomp: dict | None, secco
     #    compiler/seccomp_check.py runs the syscalls each op after the filter declares through the filter.
     #    With no_new_privs (or no filter) the credentials come first and the filter right before execve. Without
     #    no_new_privs the kernel loads a filter only with CAP_SYS_ADMIN: the filter goes before the capability
-    #    drop, and the start wait and the startContainer hooks before the filter, so they run before the id
-    #    change (with init's privileges, in the container's namespaces: runc runs them after it, under the filter).
+    #    drop, and the start wait and the startContainer hooks before the filter and the id change; each hook's
+    #    child takes the filter and the credentials itself before its execve (step 11).
     nnp = process.get("noNewPrivileges", False)
     filter_before_drop = bool(seccomp) and not nnp
     if not filter_before_drop:

@@ -14,6 +14,8 @@ def _short_args(o: dict) -> str:
         args["pfc"] = "<below>"
     if o["op"] == "hook":
         del args["state"]  # the same for every hook: id, bundle, annotations
+        if args["kind"] != "startContainer":
+            del args["as_process"]  # always [] (plan.py checks it): they run as their process does
     if o["op"] == "cgroup_device_filter":
         args.update(bpf=f"<{len(args['listing'])} insns>", rules="<below>", listing="<below>")
     return describe_args(args)

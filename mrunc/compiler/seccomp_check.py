@@ -6,6 +6,8 @@ through the plan's BPF (review/bpf.py's emulator) for the executor's architectur
 whose filter denies one that is always made (compile.py), and notes one made only on a fallback or failure path;
 `mrunc verify` reports both for a plan file. No reorder can help: with noNewPrivileges only execve follows the
 filter already, and without it the filter cannot load after the capability drop (it needs CAP_SYS_ADMIN).
+A startContainer hook's child loads the same filter and then runs only the ops its `as_process` names, which are
+init's own steps after that load (plan.py checks it), and execve: so checking init's covers it.
 """
 
 from mrunc.executor.ops import OPS

@@ -9,7 +9,8 @@ mean the same thing in every op, except where BY_OP says otherwise.
 """
 
 ARGS = {
-    "additional_gids": "[uint]", "args": "[str]", "bpf": "str", "caps": "[cap]", "content": "str",
+    "additional_gids": "[uint]", "args": "[str]", "as_process": "[process_step]", "bpf": "str", "caps": "[cap]",
+    "content": "str",
     "cols": "uint", "cpus": "[uint]", "create": "create?", "data": "str?", "deadline": "uint", "device": "str",
     "devices": "[str]", "dir": "str", "dirs": "[str]", "domain": "personality", "effective": "[cap]",
     "env": "[str]?", "file": "str", "files": "[str]", "fstype": "str?", "gid": "uint", "hard": "uint",
@@ -44,6 +45,10 @@ TABLES = {
 CHOICES = {
     "create": ("dir", "file", "auto", "ordinary_dir"), "node_type": ("c", "b", "p", "u"),
     "hook_kind": ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"),
+    # The ops that give init the user process's credentials and filter, which a startContainer hook's child runs too
+    # (ops_hooks.hook, plan.process_steps_after).
+    "process_step": ("seccomp_load", "drop_bounding", "keep_caps", "set_ids", "capset", "ambient_raise",
+                     "no_new_privs"),
 }
 
 

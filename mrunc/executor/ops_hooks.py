@@ -11,7 +11,12 @@ import os
 import time
 
 from mrunc.executor.ops_lifecycle import restore_default_signals
-from mrunc.executor.optable import Context, op
+from mrunc.executor.optable import OPS, Context, op
+from mrunc.executor.plan import process_steps_after
+
+TYPE_CHECKING = False  # no typing import at run time (optable.py)
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 SIGKILL = 9
 # The status a hook of each kind sees on stdin. runtime.md, "State": `created` is "after step 2 in the
@@ -23,19 +28,42 @@ HOOK_STATUS = {"prestart": "created", "createRuntime": "created", "createContain
                "startContainer": "created", "poststart": "running", "poststop": "stopped"}
 
 
-@op("hook", "runtime init", "kind", "path", "args", "env", "timeout", "state")
+@op("hook", "runtime init", "kind", "path", "args", "env", "timeout", "state", "as_process")
 def hook(ctx: Context, kind: str, path: str, args: list[str], env: list[str] | None, timeout: int | None,
-         state: dict) -> None:
+         state: dict, as_process: list[str]) -> None:
     """Run a config hook, state JSON on stdin, in a session of its own; killed (the whole session) after
-    `timeout` seconds. Its stdout and stderr are kept for the error message."""
+    `timeout` seconds. Its stdout and stderr are kept for the error message. `as_process` (startContainer only):
+    the plan's ops after this one that give the user process its filter and credentials, which the hook's child
+    runs too, with their arguments, right before its execve: the hook runs as the process will (order.py)."""
     stdin = _state_json({**state, "status": HOOK_STATUS[kind], "pid": _state_pid(ctx, kind)})
     environ = os.environ if env is None else dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
-    status, output = _run(path, args or [path], environ, stdin, timeout)
+    steps = _steps(ctx, as_process)
+    status, output = _run(path, args or [path], environ, stdin, timeout, lambda: _become_process(ctx, steps))
     if status is None:
         raise OSError(errno.ETIMEDOUT, f"{kind} hook {path} ran past specified timeout of {timeout:.1f}s")
     if status:
         text = output.decode(errors="replace").strip()[-300:]
         raise OSError(0, f"{kind} hook {path} exited with status {status}" + (f": {text}" if text else ""))
+
+
+def _steps(ctx: Context, as_process: list[str]) -> list[dict]:
+    """The ops `as_process` names: those after the running op, which the plan check has matched it against."""
+    if not as_process:
+        return []
+    after = [o for o in ctx.ops[ctx.at + 1:] if o["proc"] == "init" and o["op"] in as_process]
+    if process_steps_after(ctx.ops, ctx.at) != as_process:  # a plan that skipped the check (a caller's bug)
+        raise OSError(errno.EINVAL, f"as_process {as_process} are not the process steps after the hook")
+    return after
+
+
+def _become_process(ctx: Context, steps: list[dict]) -> None:
+    """In the hook's child: each step op, as init will run it. After a seccomp_load only the id and capability
+    calls follow, and execve: what init itself makes after its own load (compiler/seccomp_check.py checks those)."""
+    for o in steps:
+        try:
+            OPS[o["op"]].run(ctx, **o["args"])  # type: ignore[misc]
+        except OSError as e:
+            raise OSError(e.errno, f"{o['op']} before the hook's execve: {e.strerror}") from None
 
 
 def _state_pid(ctx: Context, kind: str) -> int:
@@ -54,8 +82,10 @@ def _state_json(state: dict) -> bytes:
     return value(state).encode()
 
 
-def _run(path: str, argv: list[str], environ: dict, stdin: bytes, timeout: int | None) -> tuple[int | None, bytes]:
-    """fork + execve (subprocess cannot be imported after pivot_root); exit status, or None on timeout."""
+def _run(path: str, argv: list[str], environ: dict, stdin: bytes, timeout: int | None,
+         become: "Callable[[], None]") -> tuple[int | None, bytes]:
+    """fork + execve (subprocess cannot be imported after pivot_root); exit status, or None on timeout. The child
+    calls `become` (hook's steps) last before execve: after a seccomp_load it may make no call but theirs."""
     in_r, in_w = os.pipe()
     out_r, out_w = os.pipe()
     pid = os.fork()
@@ -66,6 +96,7 @@ def _run(path: str, argv: list[str], environ: dict, stdin: bytes, timeout: int |
             os.dup2(out_w, 1)
             os.dup2(out_w, 2)
             restore_default_signals()
+            become()
             os.execve(path, argv, environ)
         except OSError as e:
             os.write(2, f"{path}: {e.strerror}\n".encode())

@@ -10,7 +10,7 @@ except ImportError:  # Python 3.12+
     from _sha2 import sha256 as _sha256
 
 from mrunc import __version__
-from mrunc.executor.argtypes import problem, type_of
+from mrunc.executor.argtypes import CHOICES, problem, type_of
 from mrunc.executor.host import fingerprint
 from mrunc.executor.jsontext import loads
 from mrunc.executor.optable import PROCESSES, find
@@ -22,6 +22,7 @@ FIELD_TYPES = {"mrunc_version": "str", "config_sha256": "str", "host": "object",
 OP_FIELDS = ("op", "proc", "args", "src")
 
 
+PROCESS_STEPS = CHOICES["process_step"]
 NO_PROCESS = "the config has no process, so there is nothing to start (config.md: process is REQUIRED for start)"
 NO_EXECVE = "/ops: no execve, so there is nothing to start (as compiled from a config without /process)"
 
@@ -80,6 +81,7 @@ def check_structure(plan: object) -> None:
             _check_op(i, o, f"/{key}")
             if o["proc"] != "runtime":
                 raise PlanError(f"/{key}/{i}/proc: only runtime runs these ops, not {o['proc']!r}")
+            _check_hook_steps(plan[key], i, f"/{key}")
 
 
 def _check_op(i: int, o: object, list_pointer: str = "/ops") -> None:
@@ -128,8 +130,31 @@ def _check_sequence(ops: list[dict]) -> None:
     if ops[-1]["op"] != "execve" or phase != "init":
         raise PlanError("/ops: a plan must fork, fork_init, and end with execve")
     names = [o["op"] for o in ops]
+    for i in range(len(ops)):
+        _check_hook_steps(ops, i)
     _check_join_alongside(ops, names)
     _check_self_join(names)
+
+
+def process_steps_after(ops: list[dict], i: int) -> list[str]:
+    """The ops giving init the user process's credentials and filter (PROCESS_STEPS) that come after op `i`, in plan
+    order: what a startContainer hook there runs before its execve (ops_hooks.hook; order.py says why)."""
+    return [o["op"] for o in ops[i + 1:] if o["proc"] == "init" and o["op"] in PROCESS_STEPS]
+
+
+def _check_hook_steps(ops: list[dict], i: int, list_pointer: str = "/ops") -> None:
+    """A startContainer hook's as_process names exactly the process steps after it, in order (the hook's child runs
+    those very ops); every other hook's is empty."""
+    o = ops[i]
+    if o["op"] != "hook":
+        return
+    start_container = o["args"]["kind"] == "startContainer" and o["proc"] == "init" and list_pointer == "/ops"
+    expected = process_steps_after(ops, i) if start_container else []
+    if o["args"]["as_process"] != expected:
+        whose = ("the user process's steps after it" if start_container else
+                 "none: only a startContainer hook runs as the process")
+        raise PlanError(f"{list_pointer}/{i}/args/as_process: {o['args']['as_process']}; expected {expected} "
+                        f"({whose})")
 
 
 def _check_join_alongside(ops: list[dict], names: list[str]) -> None:

@@ -216,7 +216,7 @@ def _start_container(plan: dict, ctx: Context, fork_index: int, trace: bool,
     if pid == 0:
         os.close(ours)
         sync = _Channel(theirs)
-        _container_side(ops, fork_index + 1, sync, trace, Context(sync=sync, exec_fifo=ctx.exec_fifo))
+        _container_side(ops, fork_index + 1, sync, trace, Context(sync=sync, exec_fifo=ctx.exec_fifo, ops=ops))
     os.close(theirs)
     if ctx.exec_fifo >= 0:
         os.close(ctx.exec_fifo)  # init's alone now: start finds no reader once init has gone
@@ -318,6 +318,7 @@ def _container_side(ops: list[dict], start: int, channel: _Channel, trace: bool,
                     for j in range(i + 1, len(ops)):
                         _trace(ops, j, " (traced before seccomp_load, which may deny the write)")
                     trace = False
+                ctx.at = i
                 _run_op(ops, i, ctx, trace)
                 i += 1
     except OpFailed as failure:
