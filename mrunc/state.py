@@ -147,7 +147,7 @@ class Container:
             raise DamagedState(f"container {self.id!r}: {self.path(name)}: {e}") from None
 
     def save(self, state: dict) -> None:
-        write_atomic(self.path("state.json"), jsontext.dumps(state, indent=1) + "\n")
+        write_atomic(self.path("state.json"), state_text(state))
 
     def status(self, state: dict) -> str:
         if state.get("status") == "creating":
@@ -208,12 +208,30 @@ class _Locked:
         os.close(self.fd)
 
 
+def state_text(state: dict) -> str:
+    """state.json's text."""
+    return jsontext.dumps(state, indent=1) + "\n"
+
+
 def write_atomic(path: str, text: str) -> None:
     """Write to a temp file beside `path`, then rename over it: readers see the old or the new file."""
+    os.rename(stage(path, text), path)
+
+
+def stage(path: str, text: str) -> str:
+    """The temp file beside `path` that holds `text`, to be renamed over it; a failed write (a full disk) leaves
+    no temp file behind and raises the OSError."""
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.rename(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return tmp
 
 
 def list_entries(root: str) -> list[str]:

@@ -4,12 +4,14 @@ a bad resources document changes nothing; a stopped container is refused as runc
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from mrunc.executor.host import cgroup_layout
-from tests.conftest import base_config, needs_binaries
+from tests.conftest import REPO, base_config, mrunc, needs_binaries
 from tests.engines import SANDBOX_TOOLS
 from tests.lifecycle_helpers import running
 from tests.test_podman import IMAGE, podman, podman_engine  # noqa: F401 (fixtures)
@@ -36,9 +38,12 @@ def limits_config() -> dict:
 
 
 def read(bundle, limit: str) -> str:
+    return cgroup_file(bundle, limit).read_text().strip()
+
+
+def cgroup_file(bundle, limit: str) -> Path:
     controller, v1, v2 = FILES[limit]
-    path = CGROUP / bundle.cgroup.lstrip("/") / v2 if V2 else CGROUP / controller / bundle.cgroup.lstrip("/") / v1
-    return path.read_text().strip()
+    return CGROUP / bundle.cgroup.lstrip("/") / v2 if V2 else CGROUP / controller / bundle.cgroup.lstrip("/") / v1
 
 
 def inside(lc, bundle, limit: str) -> str:
@@ -141,6 +146,50 @@ def test_bad_resources_file_is_a_clear_error_that_changes_nothing(bundle, tmp_pa
         assert _limits(bundle) == before
         assert json.loads((bundle.state_root / bundle.id / "state.json").read_text())["resources"] == \
             limits_config()["linux"]["resources"]
+
+
+@pytest.mark.parametrize("weight", ["5000", "5", "1001", "-1", "x"])
+def test_blkio_weight_out_of_runcs_range_is_refused_before_the_container_is_looked_at(tmp_path, weight):
+    """runc's --blkio-weight: "range is from 10 to 1000" (0: none set). Refused as the flags are read: the
+    container does not even exist here, and nothing is made under --root."""
+    result = mrunc("--root", str(tmp_path / "state"), "update", "--blkio-weight", weight, "nosuch",
+                   private_mounts=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"/blockIO/weight (--blkio-weight): got {weight!r}; allowed: a number from 10 to 1000, or 0 to leave " \
+           "the weight as it is" in result.stderr, result.stderr
+    assert not (tmp_path / "state").exists()
+
+
+def test_blkio_weight_0_sets_no_weight_as_runc(bundle, tmp_path):
+    with running(bundle, tmp_path, limits_config()) as lc:
+        result = lc("update", "--blkio-weight", "0", "--pids-limit", "21", "--plan", bundle.id)
+        assert result.returncode == 0, result.stderr
+        assert "pids.max value=21" in result.stdout and "blockIO" not in result.stdout, result.stdout
+
+
+def test_a_full_state_disk_refuses_the_update_before_any_cgroup_write_and_leaves_no_temp_file(bundle, tmp_path):
+    """--root on a tiny tmpfs, filled once the container runs: update says which file and why, and changes
+    nothing (the cgroup keeps its limit, no state.json.tmp* is left); with room again, the same update applies."""
+    state, root = tmp_path / "full", tmp_path / "full" / "root"
+    state.mkdir()
+    bundle.write(limits_config())
+    mrunc_cmd = f"{sys.executable} -m mrunc --root {root}"
+    pids = cgroup_file(bundle, "pids")
+    script = (f"mount -t tmpfs -o size=512k tmpfs {state} || exit 9; mkdir {root}; "
+              f"{mrunc_cmd} create --bundle {bundle.path} {bundle.id} </dev/null >/dev/null 2>{tmp_path}/create.err "
+              f"&& {mrunc_cmd} start {bundle.id} && (dd if=/dev/zero of={state}/fill bs=4k 2>/dev/null; true) && "
+              f"{mrunc_cmd} update --pids-limit 20 {bundle.id}; echo status=$?; cat {pids}; ls -A {root}/{bundle.id}; "
+              f"rm -f {state}/fill; {mrunc_cmd} update --pids-limit 20 {bundle.id}; echo status=$?; cat {pids}; "
+              f"{mrunc_cmd} delete --force {bundle.id}")
+    result = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script], capture_output=True,
+                            text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    first, second = result.stdout.split("status=")[1:]
+    assert first.split()[:2] == ["1", "100"], (result.stdout, result.stderr)
+    assert not [name for name in first.split()[2:] if ".tmp" in name], first
+    assert "Traceback" not in result.stderr and \
+        f"mrunc: cannot update container {bundle.id!r}: {root}/{bundle.id}/state.json: No space left on device; " \
+        "nothing was changed" in result.stderr, result.stderr
+    assert second.split() == ["0", "20"], (result.stdout, result.stderr)
 
 
 def _limits(bundle) -> tuple[str, ...]:

@@ -21,9 +21,14 @@ FLAGS = {
     "--cpu-share": ("cpu", "shares", "uint"), "--cpu-quota": ("cpu", "quota", "int"),
     "--cpu-period": ("cpu", "period", "uint"), "--cpu-rt-period": ("cpu", "realtimePeriod", "uint"),
     "--cpu-rt-runtime": ("cpu", "realtimeRuntime", "int"), "--cpuset-cpus": ("cpu", "cpus", "str"),
-    "--cpuset-mems": ("cpu", "mems", "str"), "--blkio-weight": ("blockIO", "weight", "uint"),
+    "--cpuset-mems": ("cpu", "mems", "str"), "--blkio-weight": ("blockIO", "weight", "weight"),
     "--pids-limit": ("pids", "limit", "int"),
 }
+ALLOWED = {"size": "a size in bytes (units k, m, g, t, p: powers of 1024) or -1", "uint": "a number, 0 or more",
+           "int": "a number (-1: no limit)",
+           # runc's update: "range is from 10 to 1000"; 0 leaves the weight as it is (runc sets none for 0)
+           "weight": "a number from 10 to 1000, or 0 to leave the weight as it is"}
+BLKIO_WEIGHTS = range(10, 1001)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -46,13 +51,16 @@ def main(options, args: list[str]) -> int:
     opts = parser().parse_args(args)
     if opts.l3_cache_schema or opts.mem_bw_schema:
         return fail("--l3-cache-schema, --mem-bw-schema: Intel RDT is not supported by mrunc (no resctrl)")
+    flagged = _flag_resources(opts)  # a bad value is refused here, before the container is looked at
+    if isinstance(flagged, str):
+        return fail(flagged)
     try:
         container = Container(options.root, opts.id)
         with container.locked() as state:
             status = container.status(state)
             if status not in ("running", "created", "paused"):
                 return fail(f"cannot update container {opts.id!r}: container not running (it is {status})")
-            plan = _compile(opts, state, container.plan())
+            plan = _compile(opts, flagged, state, container.plan())
             if isinstance(plan, str):
                 return fail(plan)
             if opts.plan:
@@ -63,20 +71,38 @@ def main(options, args: list[str]) -> int:
             return _apply(container, state, plan, opts.trace)
     except StateError as e:
         return fail(str(e))
+    except OSError as e:  # the state dir's lock or files: nothing was written (_apply says so past the first write)
+        return fail(f"cannot update container {opts.id!r}: {_os_error(e)}")
 
 
-def _compile(opts: argparse.Namespace, state: dict, container_plan: dict) -> dict | str:
+def _os_error(e: OSError) -> str:
+    return f"{e.filename}: {e.strerror}" if e.filename else (e.strerror or str(e))
+
+
+def _flag_resources(opts: argparse.Namespace) -> dict | str | None:
+    """The resources the flags give (None with --resources: runc ignores the flags then), or the error text."""
+    from mrunc.compiler.errors import ConfigError
+
+    if opts.resources:
+        return None
+    try:
+        return from_flags(opts)
+    except ConfigError as e:
+        return "update flags: invalid resources:\n  " + _flag_names(str(e), opts)
+
+
+def _compile(opts: argparse.Namespace, flagged: dict | None, state: dict, container_plan: dict) -> dict | str:
     from mrunc.compiler.compile_update import check_resources, compile_update
     from mrunc.compiler.errors import ConfigError, ConfigErrors
 
     source = "--resources " + opts.resources if opts.resources else "update flags"
     try:
-        resources = check_resources(_read(opts.resources) if opts.resources else from_flags(opts))
+        resources = check_resources(_read(opts.resources) if flagged is None else flagged)
         return compile_update(resources, state, container_plan)
     except (ConfigError, ConfigErrors) as e:
         return f"{source}: invalid resources:\n  " + _flag_names(str(e), opts).replace("\n", "\n  ")
-    except OSError as e:
-        return f"{opts.resources}: {e.strerror}"
+    except OSError as e:  # only reading the --resources file opens anything here
+        return f"--resources {opts.resources}: {e.strerror}"
 
 
 def _read(path: str) -> object:
@@ -99,9 +125,9 @@ def from_flags(opts: argparse.Namespace) -> dict:
             continue
         value = _parse(text, kind)
         if value is None:
-            allowed = {"size": "a size in bytes (units k, m, g, t, p: powers of 1024) or -1",
-                       "uint": "a number, 0 or more", "int": "a number (-1: no limit)"}[kind]
-            raise ConfigError(f"/{section}/{field}", f"got {text!r}; allowed: {allowed}")
+            raise ConfigError(f"/{section}/{field}", f"got {text!r}; allowed: {ALLOWED[kind]}")
+        if kind == "weight" and value == 0:
+            continue  # unset, as runc's --blkio-weight 0
         resources.setdefault(section, {})[field] = value
     return resources
 
@@ -121,6 +147,8 @@ def _parse(text: str, kind: str) -> int | str | None:
         value = int(text)
     except ValueError:
         return None
+    if kind == "weight":
+        return value if value == 0 or value in BLKIO_WEIGHTS else None
     return value if kind == "int" or value >= 0 else None
 
 
@@ -134,23 +162,50 @@ def _flag_names(message: str, opts: argparse.Namespace) -> str:
 
 
 def _apply(container, state: dict, plan: dict, trace: bool) -> int:
-    """Run the writes; then the state keeps what is in force, and in-force.json the container's plan with it."""
-    from mrunc.commands.common import fail
+    """Run the writes; then the state keeps what is in force, and in-force.json the container's plan with it.
+    Both files are written beside their place first: a full disk refuses the update before any cgroup write, and a
+    failed write removes them, so the state never says other than what the cgroups hold."""
+    import os
+
     from mrunc.executor.optable import Context
     from mrunc.executor.run import OpFailed, _run_op
-    from mrunc.state import write_atomic
+    from mrunc.state import stage, state_text
 
     in_force = _in_force(container, plan)  # first: a damaged in-force.json refuses the update before any write
+    files = {container.path("state.json"): state_text({**state, "resources": plan["resources"]}),
+             container.path("in-force.json"): in_force}
+    staged: dict[str, str] = {}
+    try:
+        for path, text in files.items():
+            staged[path] = stage(path, text)
+    except OSError as e:
+        _unstage(staged)
+        return fail(f"cannot update container {container.id!r}: {path}: {e.strerror}; nothing was changed")
     ctx = Context()
     for i in range(len(plan["ops"])):
         try:
             _run_op(plan["ops"], i, ctx, trace)
         except OpFailed as e:
+            _unstage(staged)
             return fail(f"update of container {container.id!r}: {e}")
-    state["resources"] = plan["resources"]
-    container.save(state)
-    write_atomic(container.path("in-force.json"), in_force)
+    for path, tmp in staged.items():
+        try:
+            os.rename(tmp, path)
+        except OSError as e:
+            _unstage(staged)
+            return fail(f"update of container {container.id!r}: the cgroups hold the update, but {path} could not "
+                        f"record it: {e.strerror}")
     return 0
+
+
+def _unstage(staged: dict[str, str]) -> None:
+    import os
+
+    for tmp in staged.values():
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:  # renamed already
+            pass
 
 
 def _in_force(container, update: dict) -> str:
