@@ -2,7 +2,6 @@
 
 import os
 
-from mrunc import __version__
 from mrunc.compiler import load
 from mrunc.executor import jsontext
 
@@ -44,7 +43,7 @@ def _lower(config: object, raw: bytes, bundle: str, container_id: str | None, ho
     """Check and lower a validated config; `notes` (the unknown properties) go first in the plan's notes."""
     from mrunc.compiler import checks, order
     from mrunc.executor.host import fingerprint
-    from mrunc.executor.plan import FORMAT, sha256_hex
+    from mrunc.executor.plan import sha256_hex
 
     checks.check(config)
     assert isinstance(config, dict)
@@ -57,16 +56,7 @@ def _lower(config: object, raw: bytes, bundle: str, container_id: str | None, ho
         from mrunc.compiler.seccomp_check import refuse_denied
 
         emit.notes += refuse_denied(emit.ops, host["arch"], seccomp, "/linux/seccomp")
-    return {
-        "format": FORMAT,
-        "mrunc_version": __version__,
-        "config_sha256": digest,
-        "bundle": bundle,
-        "host": host,
-        "notes": notes + emit.notes,
-        "ops": emit.ops,
-        **emit.later,
-    }
+    return emit.plan(raw, bundle, host, notes)
 
 
 OP_LISTS = ("ops", "poststart", "poststop")

@@ -8,14 +8,12 @@ command line's overrides. No jsonschema here: the process is checked by hand, so
 import copy
 import json
 
-from mrunc import __version__
 from mrunc.compiler import lower_procattrs, order
 from mrunc.compiler.checks import check_rlimit, check_user_ids
 from mrunc.compiler.errors import ConfigError, pointer
 from mrunc.executor.cgroup_control import container_cgroups
 from mrunc.executor.flags import CAPABILITIES, NAMESPACE_FLAGS, RLIMITS
 from mrunc.executor.host import fingerprint
-from mrunc.executor.plan import FORMAT, sha256_hex
 
 CAP_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 NAMESPACE_TYPES = {flag: kind for kind, flag in NAMESPACE_FLAGS.items()}
@@ -34,16 +32,8 @@ def compile_exec(process: dict, state: dict, container_plan: dict, console_socke
         from mrunc.compiler.seccomp_check import refuse_denied
 
         emit.notes += refuse_denied(emit.ops, host["arch"], None, "/container/seccomp")
-    raw = json.dumps(process, sort_keys=True).encode()
-    return {
-        "format": FORMAT,
-        "mrunc_version": __version__,
-        "config_sha256": sha256_hex(raw),
-        "bundle": state.get("bundle", ""),
-        "host": host,
-        "notes": [f"/container: exec in container {state['id']!r}, init pid {target['pid']}"] + emit.notes,
-        "ops": emit.ops,
-    }
+    note = f"/container: exec in container {state['id']!r}, init pid {target['pid']}"
+    return emit.plan(json.dumps(process, sort_keys=True).encode(), state.get("bundle", ""), host, [note])
 
 
 def exec_target(state: dict, plan: dict) -> dict:

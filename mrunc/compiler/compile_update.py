@@ -10,13 +10,11 @@ kernel would refuse half-way (v1: memory above memory+swap), so a bad update is 
 import copy
 import json
 
-from mrunc import __version__
 from mrunc.compiler import lower_cgroups, order
 from mrunc.compiler.emit import Emitter
 from mrunc.compiler.errors import ConfigError, ConfigErrors
 from mrunc.executor.cgroup_control import container_cgroups
 from mrunc.executor.host import fingerprint
-from mrunc.executor.plan import FORMAT, sha256_hex
 
 SRC = lower_cgroups.SRC  # /linux/resources: the update plan's ops point where create's do, so diff pairs them
 # What runc 1.1's update changes; the rest of a LinuxResources document is valid but left as it is (as runc does).
@@ -62,17 +60,9 @@ def compile_update(resources: dict, state: dict, container_plan: dict) -> dict:
     except ConfigError as e:
         raise _relative(e) from None
     lower_cgroups.emit_writes(emit, writes, host, _targets(container_plan))
-    raw = json.dumps(resources, sort_keys=True).encode()
-    return {
-        "format": FORMAT,
-        "mrunc_version": __version__,
-        "config_sha256": sha256_hex(raw),
-        "bundle": state.get("bundle", ""),
-        "host": fingerprint(),
-        "notes": [f"/container: update of container {state['id']!r}"] + emit.notes,
-        "ops": emit.ops,
-        "resources": merged,
-    }
+    note = f"/container: update of container {state['id']!r}"
+    plan = emit.plan(json.dumps(resources, sort_keys=True).encode(), state.get("bundle", ""), fingerprint(), [note])
+    return {**plan, "resources": merged}
 
 
 def merge(base: dict, update: dict) -> dict:
