@@ -8,6 +8,7 @@ import os
 
 from mrunc.compiler.emit import Emitter
 from mrunc.compiler.errors import ConfigError, pointer
+from mrunc.executor.ops_fs import clean_path
 
 TYPE_CHECKING = False  # collections.abc imports collections (~1 ms of every compile) for a name only checkers read
 if TYPE_CHECKING:
@@ -133,7 +134,7 @@ def lower_mounts(emit: Emitter, config: dict, rootfs: str, bundle: str, cgroup_d
         kind = m.get("type") or ("bind" if bind else "")
         if on_kernel_dir(m["destination"], kind):
             check_ordinary_dir(rootfs, m["destination"], kind, mounted, where)
-        mounted.append(_lexical(m["destination"]))
+        mounted.append(clean_path(m["destination"]))
         if kind == "bind" and not bind:
             bind = ["MS_BIND"]
         if kind in ("cgroup", "cgroup2"):
@@ -188,7 +189,7 @@ KERNEL_FILESYSTEMS = ("proc", "sysfs")
 
 
 def on_kernel_dir(destination: str, kind: str) -> bool:
-    path = _lexical(destination)
+    path = clean_path(destination)
     return kind in KERNEL_FILESYSTEMS or any(path == d or path.startswith(d + "/") for d in KERNEL_DIRS)
 
 
@@ -196,7 +197,7 @@ def check_ordinary_dir(rootfs: str, destination: str, kind: str, mounted: list[s
     """Refuse, before anything is made, a destination that goes through a symlink (or a file) in the rootfs, as
     runc refuses it ('must be mounted on ordinary directory'). What lies under an earlier mount is that filesystem's,
     not yet there: init checks it when it mounts (ops_fs, create=ordinary_dir), and checks the rest again."""
-    parts = [p for p in _lexical(destination).split("/") if p]
+    parts = [p for p in clean_path(destination).split("/") if p]
     for n in range(1, len(parts) + 1):
         prefix = "/" + "/".join(parts[:n])
         if any(prefix == d or prefix.startswith(d.rstrip("/") + "/") for d in mounted):
@@ -291,7 +292,7 @@ def lower_paths(emit: Emitter, linux: dict, rootfs: str) -> None:
         for i, path in enumerate(linux.get(key, [])):
             src = pointer("linux", key, i)
             named = resolve_in_rootfs(rootfs, path, src)
-            if named != path and named != _lexical(path):
+            if named != path and named != clean_path(path):
                 emit.note(src, f"{path} goes through a symlink in the rootfs: {op} of what it names, {named}")
                 path = named
             emit(op, "init", src, path=path)
@@ -328,16 +329,6 @@ def resolve_in_rootfs(rootfs: str, path: str, src: str) -> str:
             done = []
         todo = [p for p in target.split("/") if p] + todo
     return "/" + "/".join(done)
-
-
-def _lexical(path: str) -> str:
-    parts: list[str] = []
-    for part in path.split("/"):
-        if part == "..":
-            del parts[-1:]
-        elif part not in ("", "."):
-            parts.append(part)
-    return "/" + "/".join(parts)
 
 
 def lower_cwd(emit: Emitter, process: dict, rootfs: str) -> None:

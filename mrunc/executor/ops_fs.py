@@ -268,15 +268,17 @@ def _open_named(path: str) -> int | None:
         named = os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
         named = "?"
-    if named != _clean(path):
+    if named != clean_path(path):
         os.close(fd)
         raise OSError(errno.ESTALE, f"{path} names {named} now, not what the plan was compiled with; recompile",
                       path)
     return fd
 
 
-def _clean(path: str) -> str:
-    """`path` without empty, `.` and `..` parts (as the kernel names a file it opened)."""
+def clean_path(path: str) -> str:
+    """`path` without empty, `.` and `..` parts (as the kernel names a file it opened), resolved lexically: no
+    symlink is followed. The compiler uses it too (lower_rootfs), from here: the executor may not import the
+    compiler, and compile loads this module anyway."""
     parts: list[str] = []
     for part in path.split("/"):
         if part == "..":
