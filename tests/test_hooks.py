@@ -144,12 +144,10 @@ def _status(text: str) -> dict[str, str]:
             if key in STATUS_FIELDS}
 
 
-@pytest.mark.parametrize("no_new_privs", [False, True], ids=["no-nnp", "nnp"])
-def test_start_container_hook_runs_with_the_process_user_capabilities_and_seccomp_filter(bundle, tmp_path,
-                                                                                      no_new_privs):
-    """runc runs startContainer hooks after the credential change and under the filter: the hook binary is found in
-    the container's root (the image may control it), so it must not run as init (root, every capability, unfiltered).
-    Without no_new_privs the filter loads before the capability drop, and the hook's child does the same."""
+def hook_as_process_config(tmp_path: Path, no_new_privs: bool) -> tuple[dict, Path]:
+    """A container process and a startContainer hook that both record themselves (RECORD): uid and gid 1000, a
+    supplementary group, capabilities dropped to a bounding pair and one ambient one, a filter denying mkdir. The
+    hook writes to the file returned (a bind mount the user may write)."""
     logdir = tmp_path / "hooklog"
     logdir.mkdir()
     logdir.chmod(0o777)  # the hook writes here as uid 1000
@@ -168,18 +166,31 @@ def test_start_container_hook_runs_with_the_process_user_capabilities_and_seccom
     }
     record = "{ " + RECORD.format("hook") + "; } > /hooklog/record"
     config["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", record]}]}
-    result = run_config(bundle, config)
-    assert result.returncode == 0, result.stderr
-    seen_by_hook = (logdir / "record").read_text()
-    hook, container_process = _status(seen_by_hook), _status(result.stdout)
-    assert hook == container_process, (seen_by_hook, result.stdout)
+    return config, logdir / "record"
+
+
+def assert_hook_ran_as_the_process(seen_by_hook: str, seen_by_process: str, no_new_privs: bool) -> None:
+    hook, container_process = _status(seen_by_hook), _status(seen_by_process)
+    assert hook == container_process, (seen_by_hook, seen_by_process)
+    assert set(hook) == set(STATUS_FIELDS)
     assert hook["Uid"].split() == ["1000"] * 4 and hook["Gid"].split() == ["1000"] * 4
     assert hook["Groups"].split() == ["1001"]
-    assert set(hook) == set(STATUS_FIELDS)
     assert hook["CapEff"] == hook["CapAmb"] == f"{1 << 5:016x}"  # CAP_KILL, raised as ambient
     assert hook["CapBnd"] == f"{1 << 5 | 1 << 10:016x}"  # CAP_KILL, CAP_NET_BIND_SERVICE
     assert hook["NoNewPrivs"] == str(int(no_new_privs))
     assert hook["Seccomp"] == "2" and hook["Seccomp_filters"] == "1"
     denied = "mkdir: can't create directory '/tmp/{}': Invalid cross-device link"
     assert denied.format("hook") in seen_by_hook.splitlines()
-    assert denied.format("process") in result.stdout.splitlines()
+    assert denied.format("process") in seen_by_process.splitlines()
+
+
+@pytest.mark.parametrize("no_new_privs", [False, True], ids=["no-nnp", "nnp"])
+def test_start_container_hook_runs_with_the_process_user_capabilities_and_seccomp_filter(bundle, tmp_path,
+                                                                                      no_new_privs):
+    """runc runs startContainer hooks after the credential change and under the filter: the hook binary is found in
+    the container's root (the image may control it), so it must not run as init (root, every capability, unfiltered).
+    Without no_new_privs the filter loads before the capability drop, and the hook's child does the same."""
+    config, record = hook_as_process_config(tmp_path, no_new_privs)
+    result = run_config(bundle, config)
+    assert result.returncode == 0, result.stderr
+    assert_hook_ran_as_the_process(record.read_text(), result.stdout, no_new_privs)

@@ -14,6 +14,7 @@ from mrunc.compiler import render, render_sh
 from mrunc.compiler.compile import compile_bytes
 from mrunc.tools.regen_plans import GOLDENS, PLANS
 from tests.conftest import REPO, base_config, mrunc
+from tests.test_hooks import assert_hook_ran_as_the_process, hook_as_process_config
 
 
 def golden_plan(name: str) -> dict:
@@ -103,6 +104,14 @@ def test_py_rendering_runs_a_real_container_without_mrunc_importable(bundle):
     result = _run_isolated(str(script))
     assert result.stdout.split() == ["runc", "1", "NoNewPrivs:", "1"], result.stderr
     assert result.returncode == 3
+
+
+def test_py_rendering_runs_a_start_container_hook_as_the_container_process(bundle, tmp_path):
+    """The embedded executor gives the hook's child the filter and then the credentials (no no_new_privs)."""
+    config, record = hook_as_process_config(tmp_path, no_new_privs=False)
+    result = _run_isolated(str(_python_script(bundle, config)))
+    assert result.returncode == 0, result.stderr
+    assert_hook_ran_as_the_process(record.read_text(), result.stdout, no_new_privs=False)
 
 
 def test_py_rendering_refuses_a_bundle_whose_config_changed(bundle):
