@@ -370,11 +370,54 @@ def test_unified_resources_on_a_v1_host_are_refused():
     assert raised.value.pointer == "/linux/resources/unified"
 
 
-def test_a_controller_the_host_lacks_is_a_note_not_an_op():
-    plan = compile_fragment({"linux": {"resources": {"network": {"classID": 7}}}})
-    assert _writes(plan) == []
-    assert plan["notes"] == ["/linux/resources/network/classID: the net_cls controller is not mounted on this host; "
-                             "not applied"]
+HUGE_AND_NET = {"hugepageLimits": [{"pageSize": "2MB", "limit": 1 << 30}, {"pageSize": "1GB", "limit": 0}],
+                "network": {"classID": 7,
+                            "priorities": [{"name": "eth0", "priority": 5}, {"name": "lo", "priority": 1}]}}
+
+
+def test_limits_whose_controller_the_host_lacks_are_checked_first_and_never_written():
+    """HOST_V1 (this machine's kind) has no hugetlb, net_cls or net_prio hierarchy: one cgroup_require per controller,
+    at the first field needing it, before anything is made (exec fails there); none of their files is written."""
+    plan = compile_fragment({"linux": {"resources": HUGE_AND_NET}})
+    src = "/linux/resources"
+
+    def require(field: str, ctrl: str) -> tuple:
+        return ("cgroup_require", "runtime", f"{src}/{field}", {"controller": ctrl, "dir": f"/sys/fs/cgroup/{ctrl}"})
+
+    assert [(o["op"], o["proc"], o["src"], o["args"]) for o in plan["ops"][:4]] == [
+        require("hugepageLimits/0", "hugetlb"), require("network/classID", "net_cls"),
+        require("network/priorities/0", "net_prio"),
+        ("cgroup_mkdir", "runtime", "/linux/cgroupsPath", {"dir": f"/sys/fs/cgroup/blkio{CG}"})]
+    assert names(plan).count("cgroup_require") == 3
+    assert _writes(plan) == [] and plan["notes"] == []
+
+
+def test_hugetlb_and_network_limits_are_written_where_the_host_has_their_v1_controllers():
+    host = {**HOST_V1, "controllers": sorted(HOST_V1["controllers"] + ["hugetlb", "net_cls", "net_prio"])}
+    plan = compile_fragment({"linux": {"resources": HUGE_AND_NET}}, host=host)
+    d = {ctrl: f"/sys/fs/cgroup/{ctrl}{CG}" for ctrl in ("hugetlb", "net_cls", "net_prio")}
+    made = [o["args"]["dir"] for o in plan["ops"] if o["op"] == "cgroup_mkdir"]
+    assert set(d.values()) <= set(made) and "cgroup_require" not in names(plan)
+    src = "/linux/resources"
+    assert _writes(plan) == [
+        (d["hugetlb"], "hugetlb.2MB.limit_in_bytes", str(1 << 30), f"{src}/hugepageLimits/0"),
+        (d["hugetlb"], "hugetlb.1GB.limit_in_bytes", "0", f"{src}/hugepageLimits/1"),
+        (d["net_cls"], "net_cls.classid", "7", f"{src}/network/classID"),
+        (d["net_prio"], "net_prio.ifpriomap", "eth0 5", f"{src}/network/priorities/0"),
+        (d["net_prio"], "net_prio.ifpriomap", "lo 1", f"{src}/network/priorities/1"),
+    ]
+    assert plan["notes"] == []
+
+
+def test_a_v2_host_without_hugetlb_checks_its_root_lists_the_controller():
+    """cgroup v2 has no network files (a note, as runc leaves them), and hugetlb is one of the root's controllers."""
+    plan = compile_fragment({"linux": {"resources": HUGE_AND_NET}}, host=HOST_V2)
+    assert ops(plan, "/linux/resources") == [
+        ("cgroup_require", "runtime", "/linux/resources/hugepageLimits/0",
+         {"controller": "hugetlb", "dir": "/sys/fs/cgroup"})]
+    assert plan["ops"][0]["op"] == "cgroup_require"
+    assert plan["notes"] == [f"/linux/resources/network/{key}: cgroup v2 has no file for this; not applied"
+                             for key in ("classID", "priorities")]
 
 
 # --- process: rlimits, ids, capabilities, seccomp -------------------------------------------------------

@@ -14,6 +14,7 @@ from mrunc.compiler.lower_cgroups import WEIGHT_DEVICE_FILES, WEIGHT_FILES
 from mrunc.executor.host import cgroup_layout, fingerprint
 from tests.conftest import base_config, child_cgroup_offers, run_config, swap_accounting
 from tests.hardened import hardened_config
+from tests.lifecycle_helpers import Lifecycle
 
 CG = "/sys/fs/cgroup"
 V2 = cgroup_layout() == "v2"
@@ -199,3 +200,77 @@ def _root_disk() -> tuple[int, int]:
         disk = disk.parent
     major, minor = (disk / "dev").read_text().split(":")
     return int(major), int(minor)
+
+
+# Limits whose controller a host may lack (this one has none of them): case -> (controller, the field that needs it).
+ABSENT_CASES = {
+    "hugepageLimits": ("hugetlb", "/linux/resources/hugepageLimits/0"),
+    "network-classID": ("net_cls", "/linux/resources/network/classID"),
+    "network-priorities": ("net_prio", "/linux/resources/network/priorities/0"),
+}
+
+
+def _hugepage_size() -> str | None:
+    """One huge page size this kernel has, as OCI writes it ("2MB"); None without any."""
+    sizes = sorted(int(p.name.removeprefix("hugepages-").removesuffix("kB"))
+                   for p in Path("/sys/kernel/mm/hugepages").glob("hugepages-*kB"))
+    if not sizes:
+        return None
+    kb = sizes[0]
+    return f"{kb >> 20}GB" if kb >= 1 << 20 else f"{kb >> 10}MB" if kb >= 1 << 10 else f"{kb}KB"
+
+
+def _with_limit(config: dict, case: str) -> dict:
+    resources = config["linux"]["resources"]
+    if case == "hugepageLimits":
+        resources["hugepageLimits"] = [{"pageSize": _hugepage_size() or "2MB", "limit": 1 << 30}]
+    elif case == "network-classID":
+        resources["network"] = {"classID": 0x100001}
+    else:
+        resources["network"] = {"priorities": [{"name": "lo", "priority": 7}]}
+    return config
+
+
+@pytest.mark.parametrize("case", list(ABSENT_CASES))
+def test_a_limit_whose_controller_the_host_lacks_refuses_create_naming_the_field_and_leaves_nothing(
+        bundle, tmp_path, case):
+    """As runc ("cannot set hugetlb limit: container could not join or create cgroup") and as the spec's MUST: the
+    first op checks the controller, so no cgroup, mount, process or state dir exists yet (the autouse check)."""
+    controller, pointer = ABSENT_CASES[case]
+    if controller in CONTROLLERS:
+        pytest.skip(f"this host has the {controller} controller: the limit is applied (the test below)")
+    if V2 and case != "hugepageLimits":
+        pytest.skip("cgroup v2 has no network files: the plan notes them as not applied, as runc leaves them")
+    lc = Lifecycle(bundle, tmp_path)
+    try:
+        created = lc.create(_with_limit(base_config(["true"]), case))
+        listed = lc("list", "-q").stdout
+    finally:
+        lc.cleanup()
+    error = lc.output.read_text()
+    assert created.returncode == 1 and "Traceback" not in error, error
+    where = CG if V2 else f"{CG}/{controller}"
+    assert "op 0/" in error and f"[runtime] cgroup_require ({pointer}): controller={controller} dir={where}: ENOENT" \
+        in error, error
+    assert f"no {controller} controller at {where}" in error, error
+    assert f"allowed on this host: limits of {', '.join(CONTROLLERS)} (no {controller} limit)" in error, error
+    assert listed == "" and not (bundle.state_root / bundle.id).exists()
+
+
+@pytest.mark.parametrize("case", list(ABSENT_CASES))
+def test_a_limit_whose_controller_the_host_has_is_written(bundle, case):
+    controller, _ = ABSENT_CASES[case]
+    if controller not in CONTROLLERS:
+        pytest.skip(f"this host has no {controller} controller{'' if V2 else ' hierarchy'} (the test above)")
+    if V2 and case != "hugepageLimits":
+        pytest.skip("cgroup v2 has no network files")
+    size = _hugepage_size()
+    if case == "hugepageLimits" and size is None:
+        pytest.skip("this kernel has no huge page sizes (/sys/kernel/mm/hugepages is empty)")
+    file = {"hugepageLimits": f"hugetlb.{size}.{'max' if V2 else 'limit_in_bytes'}",
+            "network-classID": "net_cls.classid", "network-priorities": "net_prio.ifpriomap"}[case]
+    config = _with_limit(base_config(["cat", f"{CG}/{file}" if V2 else f"{CG}/{controller}/{file}"]), case)
+    result = run_config(bundle, config)
+    assert result.returncode == 0, result.stderr
+    expected = {"hugepageLimits": str(1 << 30), "network-classID": str(0x100001), "network-priorities": "lo 7"}[case]
+    assert expected in result.stdout.splitlines(), result.stdout

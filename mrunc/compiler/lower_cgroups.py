@@ -33,8 +33,32 @@ def dirs(host: dict, path: str) -> dict[str, str]:
     return {ctrl: f"{ROOT}/{ctrl}{path}" for ctrl in host["controllers"]}
 
 
-def lower(emit: Emitter, linux: dict, host: dict, path: str) -> list[str]:
-    """Create the cgroup and write its limits (runtime, before fork). Returns the dirs the child enters."""
+def resource_writes(emit: Emitter, linux: dict, host: dict) -> "list[Write]":
+    """The control file writes linux.resources asks for, as v1 or v2 files; a note for each field not applied."""
+    resources = linux.get("resources", {})
+    if host["cgroup"] == "v2":
+        writes = _v2_writes(resources, host, emit)
+        _v2_notes(emit, resources)
+        return writes
+    return _v1_writes(resources, emit)
+
+
+def lower_require(emit: Emitter, writes: "list[Write]", host: dict) -> None:
+    """One cgroup_require op per controller a limit needs and the host lacks (the one the plan is compiled for, which
+    exec checks is the one it runs on), at the first field that needs it: such a plan fails there, as runc refuses
+    the container. The executor says why, so `mrunc compile` gives a plan on any host."""
+    lacking: dict[str, str] = {}
+    for ctrl, _file, _value, src in writes:
+        if ctrl and ctrl not in host["controllers"]:
+            lacking.setdefault(ctrl, src)
+    for ctrl, src in lacking.items():
+        where = ROOT if host["cgroup"] == "v2" else f"{ROOT}/{ctrl}"  # the v2 root lists it, or its own v1 hierarchy
+        emit("cgroup_require", "runtime", src, controller=ctrl, dir=where)
+
+
+def lower(emit: Emitter, linux: dict, host: dict, path: str, writes: "list[Write]") -> list[str]:
+    """Create the cgroup and write its limits (`writes`, from resource_writes) (runtime, before fork). Returns the
+    dirs the child enters. A write for a controller the host lacks is left to lower_require's op, which fails first."""
     where = "/linux/cgroupsPath"
     targets = dirs(host, path)
     for ctrl, d in targets.items():
@@ -42,21 +66,16 @@ def lower(emit: Emitter, linux: dict, host: dict, path: str) -> list[str]:
         if ctrl == "cpuset":
             for file in ("cpuset.cpus", "cpuset.mems"):
                 emit("cgroup_copy_parent", "runtime", where, dir=d, file=file)
-    resources = linux.get("resources", {})
     if host["cgroup"] == "v2":
         _enable_controllers(emit, host, path)
-        _v2_devices(emit, targets[""], resources.get("devices", []))
-        writes = _v2_writes(resources, host, emit)
-        _v2_notes(emit, resources)
-    else:
-        writes = _v1_writes(resources, emit)
-    emit_writes(emit, writes, host, targets)
+        _v2_devices(emit, targets[""], linux.get("resources", {}).get("devices", []))
+    emit_writes(emit, [w for w in writes if not w[0] or w[0] in host["controllers"]], host, targets)
     return list(targets.values())
 
 
 def emit_writes(emit: Emitter, writes: "list[Write]", host: dict, targets: dict[str, str]) -> None:
     """One cgroup_write (or cgroup_write_first) op per write, into its controller's directory; a note for a
-    controller the host does not have. For create, and for `mrunc update` (compile_update.py)."""
+    controller the host does not have (`mrunc update`, compile_update.py: create fails at lower_require's op)."""
     for ctrl, file, value, src in writes:
         if ctrl and ctrl not in host["controllers"]:
             emit.note(src, f"the {ctrl} controller is not mounted on this host; not applied")

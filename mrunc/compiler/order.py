@@ -27,10 +27,15 @@ def lower(config: dict, rootfs: str, bundle: str, host: dict, cgroup_default: st
     # 0. linux.netDevices exist on the host (the spec's check), before anything is made: a missing one then leaves
     #    nothing to undo, and no device moved before it dies with the container's new network namespace.
     lower_network.lower_check(emit, linux, ns)
+    # 0b. Each cgroup controller a limit needs (hugepageLimits: hugetlb; network: net_cls, net_prio...) is on the host,
+    #     before anything is made, for the same reason: only a controller the host lacks gets a check, which fails
+    #     (the spec: a runtime that cannot create what the config asks MUST fail; runc refuses such a container).
+    cgroup_writes = lower_cgroups.resource_writes(emit, linux, host)
+    lower_cgroups.lower_require(emit, cgroup_writes, host)
 
     # 1. cgroup first: runtime makes and configures it before any process exists.
     cgroup_path = lower_cgroups.cgroup_path(linux, cgroup_default)
-    cgroup_dirs = lower_cgroups.lower(emit, linux, host, cgroup_path)
+    cgroup_dirs = lower_cgroups.lower(emit, linux, host, cgroup_path, cgroup_writes)
     # The exec fifo is made, and held open, before fork: init inherits the fd and reaches the fifo through
     # it once pivot_root has hidden the state dir (step 10 blocks on it).
     if exec_fifo:

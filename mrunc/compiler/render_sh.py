@@ -14,6 +14,7 @@ SH_EXPRESSED = {"cgroup_mkdir", "cgroup_copy_parent", "cgroup_write", "cgroup_en
                 "execve", "mkdir_in_root", "cgroup_write_first", "netdev_check", "netdev_move", "apparmor_profile",
                 "selinux_exec_label", "personality", "sched_setattr", "ioprio_set"}
 SH_EXPRESSED |= {"mount_parent_private"}  # findmnt, and mount --make-private if its parent is shared
+SH_EXPRESSED |= {"cgroup_require"}  # a test of the controller's hierarchy (v1) or cgroup.controllers (v2)
 MOUNT_WORDS = {"MS_RDONLY": "ro", "MS_NOSUID": "nosuid", "MS_NODEV": "nodev", "MS_NOEXEC": "noexec",
                "MS_SYNCHRONOUS": "sync", "MS_REMOUNT": "remount", "MS_MANDLOCK": "mand", "MS_DIRSYNC": "dirsync",
                "MS_NOSYMFOLLOW": "nosymfollow", "MS_NOATIME": "noatime", "MS_NODIRATIME": "nodiratime",
@@ -71,7 +72,8 @@ def _chrt(a: dict) -> list[str]:
 HOST_COMMANDS = {"unshare", "mount", "umount", "mkdir", "mknod", "chown", "ln", "pivot_root", "mktemp", "cp", "ldd",
                  "awk", "rmdir", "dirname", "rm", "cat", "sh"}
 EXTRA_COMMANDS = {"setns": ["nsenter"], "loopback_up": ["ip"], "netdev_check": ["ip"], "netdev_move": ["nsenter", "ip"],
-                  "mount_parent_private": ["findmnt", "grep"], "tmpfs_copyup": ["chmod", "touch"]}
+                  "mount_parent_private": ["findmnt", "grep"], "tmpfs_copyup": ["chmod", "touch"],
+                  "cgroup_require": ["grep"]}
 AFTER_PIVOT_COMMANDS = {"mount": "mount", "remount": "mount", "mask_path": "mount", "readonly_path": "mount",
                         "sethostname": "hostname", "setrlimit": "prlimit"}
 

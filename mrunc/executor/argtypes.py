@@ -11,8 +11,8 @@ mean the same thing in every op, except where BY_OP says otherwise.
 ARGS = {
     "additional_gids": "[uint]", "args": "[str]", "as_process": "[process_step]", "bpf": "str", "caps": "[cap]",
     "content": "str",
-    "cols": "uint", "cpus": "[uint]", "create": "create?", "data": "str?", "deadline": "uint", "device": "str",
-    "devices": "[str]", "dir": "str", "dirs": "[str]", "domain": "personality", "effective": "[cap]",
+    "cols": "uint", "controller": "str", "cpus": "[uint]", "create": "create?", "data": "str?", "deadline": "uint",
+    "device": "str", "devices": "[str]", "dir": "str", "dirs": "[str]", "domain": "personality", "effective": "[cap]",
     "env": "[str]?", "file": "str", "files": "[str]", "fstype": "str?", "gid": "uint", "hard": "uint",
     "inheritable": "[cap]", "io_class": "io_class", "keep": "[cap]", "key": "str", "kind": "hook_kind",
     "label": "str", "link": "str", "listing": "[str]", "major": "uint", "mask": "uint", "minor": "uint",

@@ -87,12 +87,14 @@ def protocol_op(name: str, procs: str, doc: str) -> None:
 
 
 # The modules that register ops. Every plan uses COMMON's ops; RARE's serve a few configs (engine pid files,
-# process attributes, hooks, terminals, network devices, tmpfs copy-up), cheapest first (but copy-up, which podman's
-# --read-only and --tmpfs ask for, right after pid files). The exec path imports a RARE module only for a plan that
-# names one of its ops (find), before anything runs: init cannot import after pivot_root, and each module is ~0.1 ms
-# of start-up. `mrunc.executor.ops` imports them all: the complete table (compiler, verify).
+# process attributes, hooks, terminals, network devices, tmpfs copy-up, a limit whose controller the host lacks),
+# cheapest first (but copy-up, which podman's --read-only and --tmpfs ask for, right after pid files). The exec path
+# imports a RARE module only for a plan that names one of its ops (find), before anything runs: init cannot import
+# after pivot_root, and each module is ~0.1 ms of start-up. `mrunc.executor.ops` imports them all: the complete
+# table (compiler, verify).
 COMMON_MODULES = ("ops_cgroup", "ops_fs", "ops_lifecycle", "ops_ns", "ops_process")
-RARE_MODULES = ("ops_runtime", "ops_copyup", "ops_procattrs", "ops_hooks", "ops_tty", "ops_net", "ops_sharedmnt")
+RARE_MODULES = ("ops_runtime", "ops_copyup", "ops_procattrs", "ops_hooks", "ops_tty", "ops_net", "ops_sharedmnt",
+                "ops_cgroup_require")
 
 
 def load(modules: tuple[str, ...]) -> None:

@@ -201,6 +201,8 @@ def _cgroups(m: Model) -> None:
     if dirs:
         m.add("cgroups", "path", m.cgroup_path, "/linux/cgroupsPath", [i for i, _ in dirs])
         m.add("cgroups", "controllers", [m.normal(d) for _, d in dirs], "/linux/cgroupsPath", [])
+    for i, o in m.indexed("cgroup_require"):  # a controller the host lacks: the container will be refused
+        m.add("cgroups", f"requires controller {o['args']['controller']}", m.normal(o["args"]["dir"]), o["src"], [i])
     for i, o in m.indexed("cgroup_write"):  # a resource keyed by its config field, so v1 and v2 files compare
         a = o["args"]
         if a["file"] in ("devices.allow", "devices.deny"):
