@@ -7,7 +7,7 @@ from pathlib import Path
 
 import measure
 
-from tests.engines import Sandbox, rootfs_tar
+from tests.engines import Sandbox, podman_env, rootfs_tar
 
 IMAGE = "localhost/mrunc-bench-busybox:latest"
 
@@ -18,28 +18,7 @@ class PodmanBench:
         work.mkdir(parents=True, exist_ok=True)
         self.sandbox = Sandbox(work)
         self.cgroup_parent = cgroup_parent
-        table = "\n".join(f'{name} = ["{path}"]' for name, path in runtimes.items())
-        (work / "containers.conf").write_text(f"""
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "{work}/events.log"
-runtime_supports_json = [{", ".join(f'"{name}"' for name in runtimes)}]
-tmp_dir = "{work}/libpod-tmp"
-static_dir = "{work}/storage/libpod"
-volume_path = "{work}/volumes"
-[engine.runtimes]
-{table}
-[network]
-network_config_dir = "{work}/networks"
-""")
-        (work / "storage.conf").write_text(f'[storage]\ndriver = "overlay"\ngraphroot = "{work}/storage"\n'
-                                           f'runroot = "{work}/runroot"\n')
-        self.env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                    "CONTAINERS_CONF": str(work / "containers.conf"),
-                    "CONTAINERS_STORAGE_CONF": str(work / "storage.conf")}
+        self.env = podman_env(work, runtimes)
         imported = self.sandbox.run("podman", "import", "-q", str(rootfs_tar(rootfs, work / "rootfs.tar")), IMAGE,
                                     env=self.env, timeout=120)
         if imported.returncode != 0:

@@ -7,7 +7,9 @@ temp dir; cgroups go under the test session's cgroup parent, passed to each engi
 sandbox kills, by pid, every process still in its mount namespace, then the holder.
 """
 
+import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -127,6 +129,42 @@ def _rmdir_tree(parent: str) -> list[str]:
             except OSError:
                 left.append(str(d))
     return left
+
+
+# podman's default ulimits (nofile 1048576, nproc 4194304) would raise the hard limits, which root cannot without
+# CAP_SYS_RESOURCE (this session lacks it): the containers get 20000 open files and 32768 processes, or this host's
+# hard limit where it is lower.
+PODMAN_ULIMITS = {name: min(wanted, resource.getrlimit(kind)[1] % (1 << 63))
+                  for name, kind, wanted in (("nofile", resource.RLIMIT_NOFILE, 20000),
+                                             ("nproc", resource.RLIMIT_NPROC, 32768))}
+
+
+def podman_env(work: Path, runtimes: dict[str, str], default: str | None = None) -> dict[str, str]:
+    """A podman of its own: containers.conf and storage.conf written in `work`, which also holds its storage, run
+    root, network config and events; `runtimes`: name -> path of each OCI runtime it may use (`default` the one
+    it uses without --runtime). Returns the environment that points podman at them."""
+    default_line = f'runtime = "{default}"\n' if default else ""
+    table = "\n".join(f'{name} = ["{path}"]' for name, path in runtimes.items())
+    (work / "containers.conf").write_text(f"""
+[containers]
+default_ulimits = {json.dumps([f"{name}={limit}:{limit}" for name, limit in PODMAN_ULIMITS.items()])}
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "{work}/events.log"
+{default_line}runtime_supports_json = {json.dumps(list(runtimes))}
+tmp_dir = "{work}/libpod-tmp"
+static_dir = "{work}/storage/libpod"
+volume_path = "{work}/volumes"
+[engine.runtimes]
+{table}
+[network]
+network_config_dir = "{work}/networks"
+""")
+    (work / "storage.conf").write_text(f'[storage]\ndriver = "overlay"\ngraphroot = "{work}/storage"\n'
+                                       f'runroot = "{work}/runroot"\n')
+    return {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "CONTAINERS_CONF": str(work / "containers.conf"), "CONTAINERS_STORAGE_CONF": str(work / "storage.conf")}
 
 
 def rootfs_tar(rootfs: Path, dest: Path) -> Path:

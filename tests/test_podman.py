@@ -2,24 +2,17 @@
 
 import hashlib
 import json
-import resource
 import uuid
 
 import pytest
 
 from mrunc import canonical
 from tests.conftest import needs_binaries
-from tests.engines import SANDBOX_TOOLS, Sandbox, cgroup_parent, remove_cgroups, rootfs_tar, wait_for
+from tests.engines import SANDBOX_TOOLS, Sandbox, cgroup_parent, podman_env, remove_cgroups, rootfs_tar, wait_for
 
 pytestmark = needs_binaries("podman", *SANDBOX_TOOLS)  # podman finds conmon itself, where its distribution put it
 
 IMAGE = "localhost/mrunc-busybox:test"
-# podman's default ulimits (nofile 1048576, nproc 4194304) would raise the hard limits, which root cannot without
-# CAP_SYS_RESOURCE (this session lacks it): the containers get 20000 open files and 32768 processes, or this host's
-# hard limit where it is lower.
-ULIMITS = {name: min(wanted, resource.getrlimit(kind)[1] % (1 << 63))
-           for name, kind, wanted in (("nofile", resource.RLIMIT_NOFILE, 20000),
-                                      ("nproc", resource.RLIMIT_NPROC, 32768))}
 
 
 class Podman:
@@ -27,28 +20,7 @@ class Podman:
 
     def __init__(self, sandbox: Sandbox, tmp) -> None:
         self.sandbox = sandbox
-        (tmp / "containers.conf").write_text(f"""
-[containers]
-default_ulimits = {json.dumps([f"{name}={limit}:{limit}" for name, limit in ULIMITS.items()])}
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "{tmp}/events.log"
-runtime = "mrunc"
-runtime_supports_json = ["mrunc"]
-tmp_dir = "{tmp}/libpod-tmp"
-static_dir = "{tmp}/storage/libpod"
-volume_path = "{tmp}/volumes"
-[engine.runtimes]
-mrunc = ["{sandbox.runtime}"]
-[network]
-network_config_dir = "{tmp}/networks"
-""")
-        (tmp / "storage.conf").write_text(f'[storage]\ndriver = "overlay"\ngraphroot = "{tmp}/storage"\n'
-                                          f'runroot = "{tmp}/runroot"\n')
-        self.env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                    "CONTAINERS_CONF": str(tmp / "containers.conf"),
-                    "CONTAINERS_STORAGE_CONF": str(tmp / "storage.conf")}
+        self.env = podman_env(tmp, {"mrunc": sandbox.runtime}, default="mrunc")
         self.cgroup_parent = ""
 
     def __call__(self, *args: str, timeout: float = 90):
