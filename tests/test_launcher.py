@@ -15,6 +15,7 @@ from mrunc.cli import COMMANDS
 from mrunc.executor import b64
 from mrunc.executor.optable import COMMON_MODULES, RARE_MODULES
 from tests.conftest import REPO, SECCOMP_CACHE, base_config
+from tests.test_real_cgroups import needs_controllers
 
 LAUNCHER = [sys.executable, "-I", "-S", str(REPO / "bin" / "mrunc")]
 # Never on the exec path: the compile-time packages, and the stdlib modules that exec has no use for.
@@ -145,6 +146,37 @@ def test_lifecycle_commands_import_only_the_lean_stdlib(bundle, tmp_path):
             if args[0] == "list" and len(args) > 1:
                 assert [c["id"] for c in json.loads(result.stdout)] == [bundle.id]
         assert lc("list", "-q").stdout == ""
+    finally:
+        lc.cleanup()
+
+
+# exec ID and update compile a plan of their own (so they may import the compiler), but read their options as the
+# lifecycle commands do: argparse would add itself, shutil and gettext to every call engines make (probes, updates).
+ARGPARSE = {"argparse", "shutil", "gettext"}
+
+
+@needs_controllers("pids")
+def test_exec_into_a_container_and_update_read_their_options_without_argparse(bundle, tmp_path):
+    from tests.lifecycle_helpers import Lifecycle
+
+    config = base_config(["sleep", "100"])
+    config["linux"]["resources"] = {"pids": {"limit": 100}}
+    lc = Lifecycle(bundle, tmp_path)
+    try:
+        assert lc.create(config).returncode == 0, lc.output.read_text()
+        assert lc("start", bundle.id).returncode == 0
+        steps = {"exec": ("exec", "--env", "A=1", "-e", "B=2", bundle.id, "--", "sh", "-c", "echo $A$B"),
+                 "update": ("update", "--pids-limit", "50", "--plan", bundle.id)}
+        for name, args in steps.items():
+            command = ["unshare", "-m", "--propagation", "private", sys.executable, "-X", "importtime",
+                       *LAUNCHER[1:], "--root", str(bundle.state_root), *args]
+            result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+            assert result.returncode == 0, (args, result.stderr)
+            modules = imported_modules(result.stderr)
+            assert f"mrunc.commands.{'exec_container' if name == 'exec' else name}" in modules  # the listing is real
+            assert not modules & ARGPARSE, (name, sorted(modules & ARGPARSE))
+            expected = "12\n" if name == "exec" else "pids.max value=50"
+            assert expected in result.stdout, result.stdout
     finally:
         lc.cleanup()
 

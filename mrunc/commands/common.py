@@ -1,12 +1,10 @@
 """What several commands share: error output, compiling with a readable error, running a plan."""
 
 
-def fd_count(text: str) -> int:
-    """argparse type of --preserve-fds N: fds 3 to 3+N-1 pass on, so N is 0 or more (-1 would close stderr)."""
-    import argparse
-
+def preserved_fds(text: str) -> int:
+    """--preserve-fds N (create, run, exec): fds 3 to 3+N-1 pass on, so N is 0 or more (-1 would close stderr)."""
     if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"{text}; allowed: 0 or more (fds 3 to 3+N-1 pass to the process)")
+        raise ValueError(f"{text}; allowed: 0 or more (fds 3 to 3+N-1 pass to the process)")
     return int(text)
 
 

@@ -3,17 +3,11 @@
 start."""
 
 from mrunc.commands.args import Options, parse_or_status
+from mrunc.commands.common import preserved_fds
 from mrunc.commands.lifecycle import create
 
 USAGE = ("usage: mrunc create [--bundle DIR] [--pid-file F] [--console-socket SOCK] [--preserve-fds N] [--no-pivot] "
          "[--no-new-keyring] [--trace] [--strict] ID")
-
-
-def preserved_fds(text: str) -> int:
-    """--preserve-fds N: fds 3 to 3+N-1 pass on, so N is 0 or more (-1 would close stderr)."""
-    if not text.isdigit():
-        raise ValueError(f"{text}; allowed: 0 or more (fds 3 to 3+N-1 pass to the process)")
-    return int(text)
 
 
 # The options create and run share (runc's names). --no-pivot: mrunc always uses pivot_root; --no-new-keyring:

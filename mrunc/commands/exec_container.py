@@ -1,37 +1,32 @@
 """`mrunc exec [--process FILE | -- ARGS...] [--detach] [--tty] [--pid-file F] [--console-socket S] [--cwd D]
 [--env K=V] [--user UID[:GID]] [--preserve-fds N] ID`: run a new process in a running container, compiled
 into a plan of its own (shown with --plan). Foreground: waits and returns its status; --detach: returns
-once it runs, after writing the pid file."""
+once it runs, after writing the pid file.
 
-import argparse
+Its options are read by mrunc/commands/args.py, not argparse (engines exec into containers often: health checks,
+probes). As runc's, they come before ID: what follows ID is the command, its options included."""
+
 import json
 import os
 
-from mrunc.commands.common import execute, fail, fd_count
+from mrunc.commands.args import Options, parse_or_status
+from mrunc.commands.common import execute, fail, preserved_fds
 
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mrunc exec")
-    p.add_argument("--process", "-p")
-    p.add_argument("--detach", "-d", action="store_true")
-    p.add_argument("--tty", "-t", action="store_true")
-    p.add_argument("--pid-file")
-    p.add_argument("--console-socket")
-    p.add_argument("--cwd")
-    p.add_argument("--env", "-e", action="append", default=[])
-    p.add_argument("--user", "-u")
-    p.add_argument("--preserve-fds", type=fd_count, default=0)
-    p.add_argument("--trace", action="store_true", help="print each op to stderr as it runs")
-    p.add_argument("--plan", action="store_true", help="print the exec plan as text instead of running it")
-    p.add_argument("id")
-    p.add_argument("args", nargs=argparse.REMAINDER)
-    return p
+USAGE = ("usage: mrunc exec [--process FILE] [--detach] [--tty] [--pid-file F] [--console-socket S] [--cwd D] "
+         "[--env K=V]... [--user UID[:GID]] [--preserve-fds N] [--trace] [--plan] ID [--] [ARGS...]")
+# --trace prints each op to stderr as it runs; --plan prints the exec plan as text instead of running it
+FLAGS = {"--detach": "detach", "-d": "detach", "--tty": "tty", "-t": "tty", "--trace": "trace", "--plan": "plan"}
+VALUED = {"--process": ("process", None), "-p": ("process", None), "--pid-file": ("pid_file", None),
+          "--console-socket": ("console_socket", None), "--cwd": ("cwd", None), "--env": ("env", None),
+          "-e": ("env", None), "--user": ("user", None), "-u": ("user", None),
+          "--preserve-fds": ("preserve_fds", preserved_fds)}
 
 
 def main(options, args: list[str]) -> int:
-    opts = parser().parse_args(args)
-    if opts.args[:1] == ["--"]:
-        opts.args = opts.args[1:]
+    opts = parse_or_status(USAGE, args, FLAGS, VALUED, ("id",), defaults={"preserve_fds": 0}, repeated=("env",),
+                           tail="args")
+    if isinstance(opts, int):
+        return opts
     if refusal := _bad_env(opts.env):  # before the container is looked at, as argument errors are
         return fail(refusal)
     plan = _compile(options.root, opts)
@@ -58,7 +53,7 @@ def _bad_env(env: list[str]) -> str | None:
     return None
 
 
-def _compile(root: str, opts: argparse.Namespace) -> dict | str:
+def _compile(root: str, opts: Options) -> dict | str:
     """The exec plan, or the error text."""
     from mrunc.compiler.compile_exec import check_process, compile_exec, exec_target, process_from_args
     from mrunc.compiler.errors import ConfigError

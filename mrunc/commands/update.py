@@ -4,12 +4,14 @@ resources, from the file (every flag ignored then, as runc) or the flags, are ch
 linux.resources section and compiled into a plan of cgroup writes (compiler/compile_update.py; --plan prints
 it); once it ran, state.json keeps the resources in force and ROOT/ID/in-force.json the container's plan with
 them, for `mrunc diff ROOT/ID/plan.json ROOT/ID/in-force.json` and `mrunc audit ROOT/ID/in-force.json`.
-A stopped container is refused ("container not running"), as runc refuses it; a paused one is updated, as runc's."""
+A stopped container is refused ("container not running"), as runc refuses it; a paused one is updated, as runc's.
 
-import argparse
+Its options are read by mrunc/commands/args.py, not argparse: engines call update on live containers."""
+
 import re
 import sys
 
+from mrunc.commands.args import Options, parse_or_status
 from mrunc.commands.common import fail
 
 # flag -> (section, field, parse); memory sizes take runc's units (100m, 1g: powers of 1024) or -1
@@ -31,24 +33,36 @@ ALLOWED = {"size": "a size in bytes (units k, m, g, t, p: powers of 1024) or -1"
 BLKIO_WEIGHTS = range(10, 1001)
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mrunc update", allow_abbrev=False)
-    p.add_argument("--resources", "-r", help="a LinuxResources JSON file, or - for standard input")
-    for flag in FLAGS:
-        aliases = ["--cpu-shares"] if flag == "--cpu-share" else []  # runc's name, and docker's
-        p.add_argument(flag, *aliases, dest=flag[2:].replace("-", "_"))
-    for flag in ("--l3-cache-schema", "--mem-bw-schema"):  # Intel RDT: no resctrl here
-        p.add_argument(flag)
-    p.add_argument("--plan", action="store_true", help="print the update plan as text instead of running it")
-    p.add_argument("--trace", action="store_true", help="print each op to stderr as it runs")
-    p.add_argument("id")
-    return p
+def _usage() -> str:
+    lines, line = [], "   "
+    for flag in [*FLAGS, "--cpu-shares"]:
+        if len(line) + len(flag) > 100:
+            lines.append(line)
+            line = "   "
+        line += " " + flag
+    return "\n".join([
+        "usage: mrunc update [-r|--resources FILE|-] [--plan] [--trace] [LIMIT VALUE]... ID",
+        "  -r, --resources FILE|-  a LinuxResources JSON document (-: standard input); the limit flags are ignored",
+        "  --plan                  print the update plan as text instead of running it",
+        "  --trace                 print each op to stderr as it runs",
+        "  limits (--cpu-shares is --cpu-share; sizes take k, m, g, t, p; --blkio-weight 10 to 1000, 0: unchanged):",
+        *lines, line,
+        "  --l3-cache-schema S, --mem-bw-schema S: Intel RDT, refused (no resctrl here)"])
+
+
+USAGE = _usage()
+VALUED = {"--resources": ("resources", None), "-r": ("resources", None),
+          "--cpu-shares": ("cpu_share", None),  # runc's --cpu-share, as docker spells it
+          "--l3-cache-schema": ("l3_cache_schema", None), "--mem-bw-schema": ("mem_bw_schema", None),  # Intel RDT
+          **{flag: (flag[2:].replace("-", "_"), None) for flag in FLAGS}}
 
 
 def main(options, args: list[str]) -> int:
     from mrunc.state import Container, StateError
 
-    opts = parser().parse_args(args)
+    opts = parse_or_status(USAGE, args, {"--plan": "plan", "--trace": "trace"}, VALUED, ("id",))
+    if isinstance(opts, int):
+        return opts
     if opts.l3_cache_schema or opts.mem_bw_schema:
         return fail("--l3-cache-schema, --mem-bw-schema: Intel RDT is not supported by mrunc (no resctrl)")
     flagged = _flag_resources(opts)  # a bad value is refused here, before the container is looked at
@@ -79,7 +93,7 @@ def _os_error(e: OSError) -> str:
     return f"{e.filename}: {e.strerror}" if e.filename else (e.strerror or str(e))
 
 
-def _flag_resources(opts: argparse.Namespace) -> dict | str | None:
+def _flag_resources(opts: Options) -> dict | str | None:
     """The resources the flags give (None with --resources: runc ignores the flags then), or the error text."""
     from mrunc.compiler.errors import ConfigError
 
@@ -91,7 +105,7 @@ def _flag_resources(opts: argparse.Namespace) -> dict | str | None:
         return "update flags: invalid resources:\n  " + _flag_names(str(e), opts)
 
 
-def _compile(opts: argparse.Namespace, flagged: dict | None, state: dict, container_plan: dict) -> dict | str:
+def _compile(opts: Options, flagged: dict | None, state: dict, container_plan: dict) -> dict | str:
     from mrunc.compiler.compile_update import check_resources, compile_update
     from mrunc.compiler.errors import ConfigError, ConfigErrors
 
@@ -114,7 +128,7 @@ def _read(path: str) -> object:
         return parse(f.read(), "a LinuxResources document")
 
 
-def from_flags(opts: argparse.Namespace) -> dict:
+def from_flags(opts: Options) -> dict:
     """The resources the flags give; a value that does not parse is a ConfigError naming the flag."""
     from mrunc.compiler.errors import ConfigError
 
@@ -152,7 +166,7 @@ def _parse(text: str, kind: str) -> int | str | None:
     return value if kind == "int" or value >= 0 else None
 
 
-def _flag_names(message: str, opts: argparse.Namespace) -> str:
+def _flag_names(message: str, opts: Options) -> str:
     """Errors about flag values name the flag beside the pointer."""
     if opts.resources:
         return message
