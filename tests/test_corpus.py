@@ -11,7 +11,7 @@ from pathlib import Path
 
 from mrunc import cli
 from tests.conftest import base_config, mrunc, run_config
-from tests.hardened import hardened_config
+from tests.hardened import hardened_config, needs_hardened
 
 CORPUS = Path(__file__).parent / "corpus" / "configs"
 WORKERS = 4
@@ -145,6 +145,7 @@ def _plan_cases(plan: dict) -> dict:
     }
 
 
+@needs_hardened
 def test_edited_plans_are_refused_or_fail_at_their_op_and_leave_nothing(userns_bundle):
     bundle = userns_bundle
     bundle.write(hardened_config(["sh", "-c", "echo RAN"]))

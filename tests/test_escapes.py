@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, base_config, mrunc, needs_binaries, needs_machine, run_config
-from tests.hardened import HOST_ID, hardened_config
+from tests.hardened import HOST_ID, hardened_config, skip_unless_hardened
 
 SECRET = "host-secret-7f3a"
 RACE_RUNS = int(os.environ.get("MRUNC_RACE_RUNS", "8"))
@@ -342,6 +342,8 @@ def test_a_proc_symlink_cannot_fake_procfs(bundle):
 @pytest.mark.parametrize("userns", [False, True], ids=["root", "userns"])
 @pytest.mark.parametrize("kind", ["symlink", "regular-file", "zero-device"])
 def test_masking_fails_closed_when_dev_null_is_not_the_null_device(request, kind, userns, tmp_path):
+    if userns:
+        skip_unless_hardened()
     bundle = request.getfixturevalue("userns_bundle" if userns else "bundle")
     dev = bundle.path / "rootfs" / "dev"
     null = dev / "null"

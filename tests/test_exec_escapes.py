@@ -19,7 +19,7 @@ import pytest
 from mrunc.compiler.compile_exec import compile_exec
 from mrunc.state import Container
 from tests.conftest import REPO, base_config
-from tests.hardened import hardened_config
+from tests.hardened import hardened_config, skip_unless_hardened
 from tests.lifecycle_helpers import Lifecycle, running, wait_for
 from tests.test_escapes import SECRET, _digests, _fields, _install, _interpreter_files, tools  # noqa: F401 (a fixture)
 
@@ -123,6 +123,8 @@ def test_a_created_containers_init_is_out_of_reach_of_an_exec(request, userns, t
     """Until start, init is the host's interpreter holding the state dir's lock and fifo; an exec'd process
     beside it must not open its /proc/1/exe, fds or environ. (In a user namespace the exec opens init's
     namespace files before joining any: from inside, /proc/PID/ns of a non-dumpable init is denied.)"""
+    if userns:
+        skip_unless_hardened()
     bundle = request.getfixturevalue("userns_bundle" if userns else "bundle")
     _install(tools, bundle, "exe_grab")
     lc = Lifecycle(bundle, tmp_path)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hardened import hardened_config
+from tests.hardened import hardened_config, skip_unless_hardened
 from tests.lifecycle_helpers import Lifecycle, running, wait_for
 
 LOOP = ["sh", "-c", "while true; do sleep 0.1; done"]
@@ -16,6 +16,7 @@ LOOP = ["sh", "-c", "while true; do sleep 0.1; done"]
 @pytest.fixture
 def box(userns_bundle, tmp_path):
     """A running hardened container (user namespace, cgroups, seccomp)."""
+    skip_unless_hardened()
     with running(userns_bundle, tmp_path, hardened_config(LOOP)) as lc:
         yield lc
 

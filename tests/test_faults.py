@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, base_config, mrunc, run_config
-from tests.hardened import hardened_config
+from tests.hardened import hardened_config, needs_hardened, skip_unless_hardened
 
 WORKERS = 2  # the host has two cores; each worker runs its own copy of the plan (own cgroup path)
 CHECK = "echo $(id -u) $(cat /proc/self/uid_map) $(grep Seccomp: /proc/self/status)"
@@ -65,6 +65,7 @@ def _fault_problems(plan_path: Path, plan: dict, i: int) -> list[str]:
     return [f"op {i} ({o['op']}): {p}" for p in problems]
 
 
+@needs_hardened
 def test_hardened_plan_runs_through_exec(userns_bundle):
     bundle = userns_bundle
     path, plan = _compile(bundle, hardened_config(["sh", "-c", CHECK]), bundle.cgroup, "compiled")
@@ -73,6 +74,7 @@ def test_hardened_plan_runs_through_exec(userns_bundle):
     assert result.stdout.split() == ["1000", "0", "100000", "65536", "Seccomp:", "2"]
 
 
+@needs_hardened
 def test_a_fault_at_any_op_fails_cleanly_and_leaves_nothing(userns_bundle):
     bundle = userns_bundle
     config = hardened_config(["sh", "-c", CHECK])
@@ -90,6 +92,7 @@ def test_a_fault_at_any_op_fails_cleanly_and_leaves_nothing(userns_bundle):
     assert not problems, "\n".join(problems)
 
 
+@needs_hardened
 def test_a_fault_in_each_process_under_run_removes_the_state_dir(userns_bundle):
     bundle = userns_bundle
     config = hardened_config(["true"])
@@ -112,6 +115,8 @@ def test_init_dying_unreported_before_execve_is_an_error_not_a_run(userns_bundle
     would: exec and run must still exit 1 naming the death, not report the status of a program that never
     ran. A program that does run and exits 137 at once keeps its own status. (A pid namespace's init ignores
     its own SIGKILL: the fault hook then exits 137.)"""
+    if pid_namespace:
+        skip_unless_hardened()
     bundle = userns_bundle
     config = hardened_config(["sh", "-c", "exit 137"])
     if not pid_namespace:  # nor a user namespace: its root may not mount a proc of the host's pid namespace

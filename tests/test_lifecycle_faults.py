@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, base_config, mrunc
-from tests.hardened import hardened_config
+from tests.hardened import hardened_config, needs_hardened
 
 KILL_EVERY_OP = os.environ.get("MRUNC_KILL_EVERY_OP") == "1"
 LOAD = int(os.environ.get("MRUNC_LOAD_CONTAINERS", "10"))
@@ -94,6 +94,7 @@ def _kill_points(ops: list[dict]) -> list[int]:
     return points
 
 
+@needs_hardened
 def test_create_killed_at_any_op_is_cleaned_by_delete_force(runtime):
     config = hardened_config(["sleep", "100"])
     assert runtime.create(config, "probe").returncode == 0
@@ -144,6 +145,7 @@ def test_a_full_disk_under_the_state_dir_fails_cleanly(bundle):
 
 
 @pytest.mark.slow
+@needs_hardened
 def test_many_containers_with_colliding_ids_under_load(runtime):
     """LOAD containers over LOAD // 2 ids, each created, started, exec'd into, killed and deleted, all at once.
     Each attempt has a hostname of its own, which its exec must see: it ran in that container, no other."""

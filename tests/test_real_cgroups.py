@@ -13,7 +13,7 @@ import pytest
 from mrunc.compiler.lower_cgroups import WEIGHT_DEVICE_FILES, WEIGHT_FILES
 from mrunc.executor.host import cgroup_layout, fingerprint
 from tests.conftest import base_config, child_cgroup_offers, run_config, swap_accounting
-from tests.hardened import hardened_config
+from tests.hardened import hardened_config, skip_unless_hardened
 from tests.lifecycle_helpers import Lifecycle
 
 CG = "/sys/fs/cgroup"
@@ -42,16 +42,33 @@ def test_cpu_values_are_written(bundle):
     assert result.stdout.split() == (["20", "20000", "50000"] if V2 else ["512", "50000", "20000"]), result.stderr
 
 
+def _last_memory_node() -> int | None:
+    """The last memory node this process may use (Mems_allowed_list): one in the cpuset the container's cgroup copies
+    from its parent; None if the kernel lists none."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("Mems_allowed_list:"):
+            ranges = [r.split("-") for r in line.split(":", 1)[1].strip().split(",") if r]
+            return max(int(r[-1]) for r in ranges) if ranges else None
+    return None
+
+
 @needs_controllers("cpuset")
 def test_cpuset_values_are_written_and_bind_the_cpus(bundle):
-    # v1: the last CPU we may use (1 on a 2-CPU machine: not the parent's 0-1); v2: 0 (the guest has one CPU)
-    cpus = "0" if V2 else str(max(os.sched_getaffinity(0)))
+    # The last CPU and memory node this test may use (CPU 1 on a 2-CPU machine: not the parent's 0-1), whatever
+    # the CPUs and nodes are numbered and whichever of them this process is allowed.
+    affinity = os.sched_getaffinity(0)
+    if not affinity:
+        pytest.skip("this process may run on no CPU (empty sched_getaffinity)")
+    cpus = str(max(affinity))
+    mems = _last_memory_node()
+    if mems is None:
+        pytest.skip("this kernel lists no memory node this process may use (no Mems_allowed_list)")
     files = ("cpuset.cpus", "cpuset.mems") if V2 else ("cpuset/cpuset.cpus", "cpuset/cpuset.mems")
     script = "cat " + " ".join(f"{CG}/{f}" for f in files) + "; grep Cpus_allowed_list /proc/self/status"
     config = base_config(["sh", "-c", script])
-    config["linux"]["resources"]["cpu"] = {"cpus": cpus, "mems": "0"}
+    config["linux"]["resources"]["cpu"] = {"cpus": cpus, "mems": str(mems)}
     result = run_config(bundle, config)
-    assert result.stdout.split() == [cpus, "0", "Cpus_allowed_list:", cpus], result.stderr
+    assert result.stdout.split() == [cpus, str(mems), "Cpus_allowed_list:", cpus], result.stderr
 
 
 @needs_controllers("memory", "pids")
@@ -79,6 +96,8 @@ def test_memory_pids_values_are_written_and_pids_enforced(bundle):
 def test_the_container_process_is_in_every_cgroup_of_its_config(request, userns):
     """v1: init moves itself in through the tasks files child opened on the host (cgroup_join_self), which works
     even when init is the root of a user namespace that an unprivileged host uid owns; v2: runtime writes its pid."""
+    if userns:
+        skip_unless_hardened()
     bundle = request.getfixturevalue("userns_bundle" if userns else "bundle")
     args = ["cat", "/proc/self/cgroup"]
     config = hardened_config(args, uid=0) if userns else base_config(args)
