@@ -33,22 +33,23 @@ def hardened_config(args: list[str], uid: int = 1000) -> dict:
     return config
 
 
-def hardened_lacks() -> list[str]:
-    """What a container of hardened_config needs that this host lacks (empty: nothing)."""
+def lacking(controllers: tuple[str, ...], userns: bool = True) -> list[str]:
+    """What a container with limits of these controllers, seccomp and (`userns`) a user namespace needs that this host
+    lacks (empty: nothing)."""
     missing = []
     max_userns = Path("/proc/sys/user/max_user_namespaces")
-    if not Path("/proc/self/ns/user").exists() or not max_userns.exists():
+    if userns and (not Path("/proc/self/ns/user").exists() or not max_userns.exists()):
         missing.append("user namespaces (a kernel without CONFIG_USER_NS)")
-    elif max_userns.read_text().strip() == "0":
+    elif userns and max_userns.read_text().strip() == "0":
         missing.append("user namespaces (user.max_user_namespaces = 0)")
-    controllers = fingerprint()["controllers"]
-    missing += [f"the {name} cgroup controller" for name in LIMITED if name not in controllers]
+    have = fingerprint()["controllers"]
+    missing += [f"the {name} cgroup controller" for name in controllers if name not in have]
     if "Seccomp:" not in Path("/proc/self/status").read_text():
         missing.append("seccomp filters (a kernel without CONFIG_SECCOMP)")
     return missing
 
 
-MISSING = hardened_lacks()
+MISSING = lacking(LIMITED)
 WHY = f"the hardened config needs {', '.join(MISSING)}, which this host lacks"
 needs_hardened = pytest.mark.skipif(bool(MISSING), reason=WHY)
 
