@@ -6,11 +6,14 @@ import json
 import struct
 
 import pytest
+from hypothesis import given
 
+from mrunc.compiler.compile import compile_bytes
 from mrunc.review.verify import verify
 from tests.conftest import mrunc
 from tests.review_cases import CONFIGS, subject
 from tests.test_lowering import compile_fragment
+from tests.test_properties import BUNDLE, HOSTS, quick, valid_configs
 
 
 @pytest.fixture
@@ -201,3 +204,15 @@ def test_verify_of_a_config_compiles_it_first_and_verifies_that_plan(bundle):
     bundle.config_path.write_text(json.dumps(config))
     refused = mrunc("verify", str(bundle.config_path))
     assert refused.returncode == 2 and "/process/rlimits/0/type" in refused.stderr, refused.stderr
+
+
+@quick
+@given(valid_configs(), HOSTS)
+def test_verify_is_clean_for_every_plan_compiled_from_a_valid_config(config, host):
+    """Issue 14: verify recompiles the approved config for the plan's host and finds every op as compiled, the
+    structure and order rules held, the filter's syscalls allowed, and nothing the config asks for skipped."""
+    raw = json.dumps(config).encode()
+    plan = compile_bytes(raw, BUNDLE, "prop", host)
+    result = verify(plan, raw)
+    assert result.problems == [], result.problems
+    assert any(note.endswith("same ops") for note in result.notes), result.notes
