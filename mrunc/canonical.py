@@ -11,7 +11,9 @@ never be approved for it. The canonical digest is the sha256 of the plan with
   keeps its place relative to every mount whose destination is, contains or lies under its own, to every mount
   whose destination goes through a symlink in the rootfs (a link could lead it under, or onto, another one:
   resolved as init resolves it, in the rootfs as it is when the policy judges the container, before anything is
-  made), and to every bind whose source lies in the rootfs (an earlier mount there would change what it binds).
+  made), to every bind whose source lies in the rootfs (an earlier mount there would change what it binds) or
+  holds it (a recursive bind takes along the rootfs's mounts made so far), sources resolved as the kernel resolves
+  them, and to every mount whose options name a path (overlay's lowerdir=...: the kernel looks it up there too).
   The others are placed in order of their ops' text (the smallest ready one first), so any two configs that list
   the same mounts, differing only in the order of those that commute, give one order, and one digest. Each moved
   op's `src` says `/mounts`: which entry of the list it came from is what changes between podman's starts.
@@ -82,11 +84,13 @@ def _mount_index(src: str) -> "int | None":
 
 
 def _ordered(run: list[list[dict]]) -> list[dict]:
-    """The groups of one run, each keeping its place relative to every group it may affect (`_interact`), the
+    """The groups of one run, each keeping its place relative to every group it may affect (`_pinned`, `_overlap`), the
     others in order of their text: the smallest ready group first (a topological order that depends only on which
     pairs interact, and in which order those came)."""
     keys = [jsontext.dumps([{k: v for k, v in o.items() if k != "src"} for o in group]) for group in run]
-    before: list[set[int]] = [{i for i in range(j) if _interact(run[i], run[j])} for j in range(len(run))]
+    pinned = [_pinned(group) for group in run]
+    before: list[set[int]] = [{i for i in range(j) if pinned[i] or pinned[j] or _overlap(run[i], run[j])}
+                              for j in range(len(run))]
     placed: list[int] = []
     while len(placed) < len(run):
         ready = [j for j in range(len(run)) if j not in placed and before[j] <= set(placed)]
@@ -94,9 +98,8 @@ def _ordered(run: list[list[dict]]) -> list[dict]:
     return [{**o, "src": "/mounts"} for j in placed for o in run[j]]
 
 
-def _interact(a: list[dict], b: list[dict]) -> bool:
-    if _pinned(a) or _pinned(b):
-        return True
+def _overlap(a: list[dict], b: list[dict]) -> bool:
+    """Whether a destination of one group is, contains or lies under one of the other's."""
     return any(_nested(x, y) for x in _targets(a) for y in _targets(b))
 
 
@@ -111,7 +114,8 @@ def _nested(x: str, y: str) -> bool:
 
 def _pinned(group: list[dict]) -> bool:
     """A group whose place is kept against every other: not a plain mount into the rootfs, a destination that is not
-    a clean absolute path or goes through a symlink there, or a bind from inside the rootfs."""
+    a clean absolute path or goes through a symlink there, a bind from inside the rootfs or of a directory holding it,
+    or options that name a path."""
     for o in group:
         args = o["args"]
         root, target = args.get("root"), args.get("target")
@@ -120,7 +124,10 @@ def _pinned(group: list[dict]) -> bool:
         if not target.startswith("/") or os.path.normpath(target) != target.rstrip("/") or target.startswith("//"):
             return True
         source = args.get("source")
-        if isinstance(source, str) and (source + "/").startswith(root.rstrip("/") + "/"):
+        if isinstance(source, str) and source.startswith("/") and _nested(os.path.realpath(source),
+                                                                          os.path.realpath(root)):
+            return True
+        if "/" in (args.get("data") or ""):
             return True
         if _through_symlink(root, target):
             return True

@@ -5,6 +5,7 @@ The podman runs are in tests/test_podman.py, real containers on bundles (symlink
 
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -54,3 +55,29 @@ def test_a_mount_moved_before_the_one_it_lies_under_is_another_canonical_digest(
     mounts = list(PODMAN["mounts"])
     mounts.insert(i, mounts.pop(j))  # /dev/shm before /dev, say
     assert digests(mounts)[1] != ORIGINAL[1]
+
+
+ROOT = PODMAN["root"]["path"]
+
+
+@pytest.mark.parametrize("mount", [
+    {"destination": "/host", "type": "bind", "source": "/", "options": ["rbind"]},
+    {"destination": "/merged", "type": "overlay", "source": "overlay", "options": [f"lowerdir={ROOT}/srv"]},
+], ids=["recursive-bind-of-a-directory-holding-the-rootfs", "overlay-lowerdir-in-the-rootfs"])
+def test_a_mount_that_sees_the_rootfs_mounts_keeps_its_place_in_the_canonical_digest(mount):
+    """The bind takes along (the overlay stacks) whatever the mounts before it put in the rootfs, so its order is
+    what the container gets, though its destination nests with none."""
+    assert digests(PODMAN["mounts"] + [mount])[1] != digests([mount] + PODMAN["mounts"])[1]
+
+
+def test_a_bind_whose_source_is_a_symlink_into_the_rootfs_keeps_its_place_in_the_canonical_digest(tmp_path):
+    (tmp_path / "rootfs" / "srv").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "rootfs" / "srv")
+    config = dict(PODMAN, root={"path": str(tmp_path / "rootfs")})
+    tmpfs = {"destination": "/srv", "type": "tmpfs", "source": "tmpfs", "options": []}
+    bind = {"destination": "/opt", "type": "bind", "source": str(tmp_path / "link"), "options": ["rbind"]}
+
+    def canonical_digest(mounts: list[dict]) -> str:
+        return canonical.digest(compile_bytes(json.dumps(dict(config, mounts=mounts)).encode(), "/b", "id", HOST_V1))
+
+    assert canonical_digest([tmpfs, bind]) != canonical_digest([bind, tmpfs])
