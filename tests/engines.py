@@ -134,9 +134,13 @@ def _rmdir_tree(parent: str) -> list[str]:
 # podman's default ulimits (nofile 1048576, nproc 4194304) would raise the hard limits, which root cannot without
 # CAP_SYS_RESOURCE (this session lacks it): the containers get 20000 open files and 32768 processes, or this host's
 # hard limit where it is lower.
-PODMAN_ULIMITS = {name: min(wanted, resource.getrlimit(kind)[1] % (1 << 63))
-                  for name, kind, wanted in (("nofile", resource.RLIMIT_NOFILE, 20000),
-                                             ("nproc", resource.RLIMIT_NPROC, 32768))}
+def _at_most_hard(kind: int, wanted: int) -> int:
+    hard = resource.getrlimit(kind)[1]
+    return wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+
+
+PODMAN_ULIMITS = {"nofile": _at_most_hard(resource.RLIMIT_NOFILE, 20000),
+                  "nproc": _at_most_hard(resource.RLIMIT_NPROC, 32768)}
 
 
 def podman_env(work: Path, runtimes: dict[str, str], default: str | None = None) -> dict[str, str]:

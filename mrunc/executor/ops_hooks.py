@@ -50,10 +50,9 @@ def _steps(ctx: Context, as_process: list[str]) -> list[dict]:
     """The ops `as_process` names: those after the running op, which the plan check has matched it against."""
     if not as_process:
         return []
-    after = [o for o in ctx.ops[ctx.at + 1:] if o["proc"] == "init" and o["op"] in as_process]
     if process_steps_after(ctx.ops, ctx.at) != as_process:  # a plan that skipped the check (a caller's bug)
         raise OSError(errno.EINVAL, f"as_process {as_process} are not the process steps after the hook")
-    return after
+    return [o for o in ctx.ops[ctx.at + 1:] if o["proc"] == "init" and o["op"] in as_process]
 
 
 def _become_process(ctx: Context, steps: list[dict]) -> None:
