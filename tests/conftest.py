@@ -144,6 +144,17 @@ def userns_bundle(busybox_rootfs) -> Bundle:
     shutil.rmtree(top)
 
 
+@pytest.fixture
+def lc(bundle, tmp_path):
+    """A Lifecycle (tests/lifecycle_helpers.py) of the bundle: create, start, state... one step at a time; whatever
+    the test left is deleted after it."""
+    from tests.lifecycle_helpers import Lifecycle  # it imports this module
+
+    lifecycle = Lifecycle(bundle, tmp_path)
+    yield lifecycle
+    lifecycle.cleanup()
+
+
 def run_config(bundle: Bundle, config: dict, *extra: str, **kwargs) -> subprocess.CompletedProcess:
     """Compile and run a config through `mrunc run`; returns the finished process."""
     bundle.write(config)

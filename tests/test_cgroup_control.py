@@ -8,8 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from mrunc.compiler.compile import compile_config
 from mrunc.executor import cgroup_control
 from mrunc.executor.host import cgroup_layout
@@ -57,13 +55,6 @@ def cgroup_dirs(bundle) -> list[str]:
     """The container's cgroup directories: one per v1 controller, or the one v2 directory."""
     root = Path("/sys/fs/cgroup")
     return [str(d) for d in (*root.glob(f"*{bundle.cgroup}"), *root.glob(bundle.cgroup.lstrip("/")))]
-
-
-@pytest.fixture
-def lc(bundle, tmp_path):
-    lifecycle = Lifecycle(bundle, tmp_path)
-    yield lifecycle
-    lifecycle.cleanup()
 
 
 def start_four_processes(lc: Lifecycle) -> list[str]:

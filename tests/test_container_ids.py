@@ -62,13 +62,6 @@ def test_mrunc_id_check_accepts_exactly_what_runc_accepts(container_id):
     assert valid_id(container_id) == runc_accepts(container_id)
 
 
-@pytest.fixture
-def lc(bundle, tmp_path):
-    lifecycle = Lifecycle(bundle, tmp_path)
-    yield lifecycle
-    lifecycle.cleanup()
-
-
 BAD_IDS = {"non-ascii": "ünï", "trailing newline": "c1\n", "dot-dot": "..", "dot": ".", "slash": "a/b",
            "escape": "../etc", "over-long": "a" * (NAME_MAX + 1), "space": "a b", "comma": "a,b"}
 COMMANDS = [["run", "--bundle", "{bundle}"], ["run", "--detach", "--bundle", "{bundle}"],

@@ -40,13 +40,6 @@ runpy.run_module("mrunc", run_name="__main__", alter_sys=True)
 """
 
 
-@pytest.fixture
-def lc(bundle, tmp_path):
-    lifecycle = Lifecycle(bundle, tmp_path)
-    yield lifecycle
-    lifecycle.cleanup()
-
-
 def create_replacing_config(lc: Lifecycle, replacement: bytes, opens) -> subprocess.CompletedProcess:
     """`mrunc create` for lc's bundle, whose config.json is replaced by `replacement` once create first opens it."""
     bundle = lc.bundle

@@ -9,16 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import base_config, run_config
-from tests.lifecycle_helpers import Lifecycle, wait_for
+from tests.lifecycle_helpers import wait_for
 
 KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
-
-
-@pytest.fixture
-def lc(bundle, tmp_path):
-    lifecycle = Lifecycle(bundle, tmp_path)
-    yield lifecycle
-    lifecycle.cleanup()
 
 
 def logging_hook(kind: str, log: str, **extra) -> dict:

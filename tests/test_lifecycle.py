@@ -15,14 +15,7 @@ import pytest
 
 from mrunc.executor.host import cgroup_layout
 from tests.conftest import REPO, base_config, mrunc
-from tests.lifecycle_helpers import Lifecycle, wait_for
-
-
-@pytest.fixture
-def lc(bundle, tmp_path):
-    lifecycle = Lifecycle(bundle, tmp_path)
-    yield lifecycle
-    lifecycle.cleanup()
+from tests.lifecycle_helpers import wait_for
 
 
 def writable(args: list[str]) -> dict:
