@@ -42,7 +42,15 @@ def canonical(plan: dict) -> dict:
     form = {"canonical": FORMAT}
     form.update((key, value) for key, value in plan.items() if key != "config_sha256")
     form["ops"] = _canonical_ops(plan["ops"])
+    if isinstance(plan.get("notes"), list):  # a note on a mount names its index, which moves with podman's order
+        form["notes"] = sorted(_without_mount_index(str(note)) for note in plan["notes"])
     return form
+
+
+def _without_mount_index(note: str) -> str:
+    """`/mounts/N` -> `/mounts` throughout, as the canonical ops' `src` say it (no `re` on create's path)."""
+    head, *rest = note.split("/mounts/")
+    return head + "".join("/mounts" + part.lstrip("0123456789") for part in rest)
 
 
 def _canonical_ops(ops: list[dict]) -> list[dict]:

@@ -81,3 +81,12 @@ def test_a_bind_whose_source_is_a_symlink_into_the_rootfs_keeps_its_place_in_the
         return canonical.digest(compile_bytes(json.dumps(dict(config, mounts=mounts)).encode(), "/b", "id", HOST_V1))
 
     assert canonical_digest([tmpfs, bind]) != canonical_digest([bind, tmpfs])
+
+
+def test_a_note_on_a_mount_does_not_tie_the_canonical_digest_to_the_mount_order():
+    """A note names its mount's index (`/mounts/N/options`), which podman's order moves: the canonical form says
+    `/mounts` there, as the moved ops' `src` do."""
+    noted = {"destination": "/opt/noted", "type": "bind", "source": "/srv", "options": ["rbind", "tmpcopyup"]}
+    first, last = [noted] + PODMAN["mounts"], PODMAN["mounts"] + [noted]
+    assert digests(first)[0] != digests(last)[0]
+    assert digests(first)[1] == digests(last)[1]

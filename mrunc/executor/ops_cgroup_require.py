@@ -34,7 +34,10 @@ def _present(controller: str, dir: str) -> bool:
 def _where_else(controller: str) -> str:
     """Why the controller is not there, from /proc/cgroups (the kernel's controllers, with the v1 hierarchy each is on,
     0 for none) and the cgroup2 mounts."""
-    state = _proc_cgroups().get(controller)
+    try:
+        state = _proc_cgroups().get(controller)
+    except OSError:  # no /proc/cgroups: the refusal stands, only the reason is unknown
+        return "the kernel lists no controllers (/proc/cgroups cannot be read)"
     if state is None:
         return f"this kernel has no {controller} controller"
     hierarchy, enabled = state
