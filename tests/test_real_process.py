@@ -18,13 +18,13 @@ def _bits(*numbers: int) -> int:
 
 
 def test_args_env_and_cwd(bundle):
-    (bundle.path / "rootfs" / "work" / "dir").mkdir(parents=True)
+    (bundle.path / "rootfs" / "srv" / "app").mkdir(parents=True)
     config = base_config(["sh", "-c", 'echo "$0|$1|$GREETING|$EMPTY|$(pwd)"; env | grep -c =', "first", "second"])
     config["process"]["env"] = ["PATH=/bin", "GREETING=hello world", "EMPTY="]
-    config["process"]["cwd"] = "/work/dir"
+    config["process"]["cwd"] = "/srv/app"
     result = run_config(bundle, config)
     # exactly the configured environment (plus PWD, SHLVL the shell sets): nothing leaks from mrunc's
-    assert result.stdout.splitlines() == ["first|second|hello world||/work/dir", "5"], result.stderr
+    assert result.stdout.splitlines() == ["first|second|hello world||/srv/app", "5"], result.stderr
 
 
 def test_user_uid_gid_groups_and_umask(bundle):
