@@ -5,6 +5,7 @@ The runc spec mounts the container's own cgroups at /sys/fs/cgroup, so the conta
 Memory and pids enforcement are also checked in test_run_real.py; more v2 files in test_cgroup_v2.py.
 """
 
+import errno
 import os
 from pathlib import Path
 
@@ -293,3 +294,18 @@ def test_a_limit_whose_controller_the_host_has_is_written(bundle, case):
     assert result.returncode == 0, result.stderr
     expected = {"hugepageLimits": str(1 << 30), "network-classID": str(0x100001), "network-priorities": "lo 7"}[case]
     assert expected in result.stdout.splitlines(), result.stdout
+
+
+def test_a_missing_controller_is_refused_even_when_the_kernel_lists_no_controllers(monkeypatch):
+    """Without a readable /proc/cgroups the reason is unknown, but the refusal stands (not a FileNotFoundError)."""
+    from mrunc.executor import ops_cgroup_require
+    from mrunc.executor.optable import Context
+
+    def unreadable() -> dict:
+        raise FileNotFoundError(2, "No such file or directory", "/proc/cgroups")
+
+    monkeypatch.setattr(ops_cgroup_require, "_proc_cgroups", unreadable)
+    with pytest.raises(OSError) as refused:
+        ops_cgroup_require.cgroup_require(Context(), "nosuchcontroller", "/sys/fs/cgroup/nosuchcontroller")
+    assert refused.value.errno == errno.ENOENT
+    assert "the kernel lists no controllers (/proc/cgroups cannot be read)" in refused.value.strerror

@@ -12,9 +12,9 @@ SH_EXPRESSED = {"cgroup_mkdir", "cgroup_copy_parent", "cgroup_write", "cgroup_en
                 "oom_score_adj", "chdir", "chdir_as_user", "check_program", "recheck_program", "umask", "drop_bounding",
                 "keep_caps", "set_ids", "capset", "ambient_raise", "no_new_privs", "close_fds", "close_caller_fds",
                 "execve", "mkdir_in_root", "cgroup_write_first", "netdev_check", "netdev_move", "apparmor_profile",
-                "selinux_exec_label", "personality", "sched_setattr", "ioprio_set"}
-SH_EXPRESSED |= {"mount_parent_private"}  # findmnt, and mount --make-private if its parent is shared
-SH_EXPRESSED |= {"cgroup_require"}  # a test of the controller's hierarchy (v1) or cgroup.controllers (v2)
+                "selinux_exec_label", "personality", "sched_setattr", "ioprio_set",
+                "mount_parent_private",  # findmnt, and mount --make-private if its parent is shared
+                "cgroup_require"}  # a test of the controller's hierarchy (v1) or cgroup.controllers (v2)
 MOUNT_WORDS = {"MS_RDONLY": "ro", "MS_NOSUID": "nosuid", "MS_NODEV": "nodev", "MS_NOEXEC": "noexec",
                "MS_SYNCHRONOUS": "sync", "MS_REMOUNT": "remount", "MS_MANDLOCK": "mand", "MS_DIRSYNC": "dirsync",
                "MS_NOSYMFOLLOW": "nosymfollow", "MS_NOATIME": "noatime", "MS_NODIRATIME": "nodiratime",

@@ -12,7 +12,7 @@ import time
 
 from mrunc.executor.ops_lifecycle import restore_default_signals
 from mrunc.executor.optable import OPS, Context, op
-from mrunc.executor.plan import process_steps_after
+from mrunc.executor.plan import process_step_ops
 
 TYPE_CHECKING = False  # no typing import at run time (optable.py)
 if TYPE_CHECKING:
@@ -50,9 +50,10 @@ def _steps(ctx: Context, as_process: list[str]) -> list[dict]:
     """The ops `as_process` names: those after the running op, which the plan check has matched it against."""
     if not as_process:
         return []
-    if process_steps_after(ctx.ops, ctx.at) != as_process:  # a plan that skipped the check (a caller's bug)
+    steps = process_step_ops(ctx.ops, ctx.at)
+    if [o["op"] for o in steps] != as_process:  # a plan that skipped the check (a caller's bug)
         raise OSError(errno.EINVAL, f"as_process {as_process} are not the process steps after the hook")
-    return [o for o in ctx.ops[ctx.at + 1:] if o["proc"] == "init" and o["op"] in as_process]
+    return steps
 
 
 def _become_process(ctx: Context, steps: list[dict]) -> None:

@@ -35,8 +35,10 @@ class Context:
     cwd_error: "Any" = None  # why chdir as root failed (OSError), for chdir_as_user (ops_process)
     ns_fds: "Any" = None  # child: namespace files opened before the joins, by path (ops_ns.open_ns_files)
     cgroup_tasks: "Any" = ()  # child, then init: v1 tasks files opened on the host (ops_cgroup.cgroup_open_tasks)
-    ops: "Any" = ()  # child and init: the plan's ops, and the index of the one running (ops_hooks: the steps
-    at: int = -1  # a startContainer hook's child takes from the ops after it)
+    # child and init: the plan's ops and the index of the one running (a startContainer hook's child takes the
+    # process steps after it, ops_hooks)
+    ops: "Any" = ()
+    at: int = -1
 
     def __init__(self, **fields: "Any") -> None:
         self.undo: list[tuple[str, Callable[[], None]]] = []

@@ -136,10 +136,15 @@ def _check_sequence(ops: list[dict]) -> None:
     _check_self_join(names)
 
 
-def process_steps_after(ops: list[dict], i: int) -> list[str]:
+def process_step_ops(ops: list[dict], i: int) -> list[dict]:
     """The ops giving init the user process's credentials and filter (PROCESS_STEPS) that come after op `i`, in plan
     order: what a startContainer hook there runs before its execve (ops_hooks.hook; order.py says why)."""
-    return [o["op"] for o in ops[i + 1:] if o["proc"] == "init" and o["op"] in PROCESS_STEPS]
+    return [o for o in ops[i + 1:] if o["proc"] == "init" and o["op"] in PROCESS_STEPS]
+
+
+def process_steps_after(ops: list[dict], i: int) -> list[str]:
+    """The names of process_step_ops: a startContainer hook's `as_process`."""
+    return [o["op"] for o in process_step_ops(ops, i)]
 
 
 def _check_hook_steps(ops: list[dict], i: int, list_pointer: str = "/ops") -> None:
